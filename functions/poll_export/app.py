@@ -1,0 +1,21 @@
+"""PollExport: report the export task's status; fail on FAILED/CANCELED."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from snaplake import aws
+from snaplake.rds_export import poll_export
+
+logger = Logger()
+RDS = aws.client("rds")
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    result = poll_export(RDS, event if isinstance(event, dict) else {})
+    if result["warnings"]:
+        logger.warning("export reported skipped tables or other warnings", extra={"warnings": result["warnings"]})
+    logger.info("export status", extra={"status": result["status"], "percent": result["percentProgress"]})
+    return result

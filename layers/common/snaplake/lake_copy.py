@@ -1,0 +1,368 @@
+"""Copy an RDS export into the lake: plan, copy in batches, finalize.
+
+Plan lists the export once, maps every data file to its lake key and writes
+the work as batch files next to the export (never into a state payload).
+Copy workers each take every Nth batch and return a cursor when their time
+budget runs low, so the state machine loops instead of timing out. Each batch
+has a progress marker: a batch marked done is skipped on a re-run, and a batch
+that was started but not finished is re-checked object by object. Finalize
+writes the `_SUCCESS` markers, last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from snaplake.config import LakeSettings
+from snaplake.errors import CopyIncomplete, InvalidEvent, KeyCollision
+from snaplake.lake_keys import SUCCESS_MARKER, SnapshotLayout, join_key, parse_export_key, parse_iso_utc
+
+log = logging.getLogger(__name__)
+
+MAX_SINGLE_COPY_BYTES = 5 * 1024**3  # CopyObject limit
+MAX_PARTS = 10_000
+MIN_PART_BYTES = 512 * 1024**2
+SOURCE_ETAG_METADATA = "snaplake-source-etag"
+CONTENT_TYPE = "application/octet-stream"
+
+_STARTED = "started"
+_DONE = "done"
+
+
+@dataclass(frozen=True)
+class CopyItem:
+    source: str
+    dest: str
+    size: int
+    etag: str
+
+    def as_json(self) -> list[Any]:
+        return [self.source, self.dest, self.size, self.etag]
+
+    @classmethod
+    def from_json(cls, raw: list[Any]) -> CopyItem:
+        source, dest, size, etag = raw
+        return cls(source, dest, int(size), etag)
+
+
+@dataclass(frozen=True)
+class PlanRef:
+    """Where a copy plan lives: a folder in the export bucket."""
+
+    bucket: str
+    prefix: str
+
+    def batch_key(self, index: int) -> str:
+        return f"{self.prefix}batches/{index:06d}.json"
+
+    def progress_key(self, index: int, state: str) -> str:
+        return f"{self.prefix}progress/{index:06d}.{state}"
+
+    @property
+    def markers_key(self) -> str:
+        return f"{self.prefix}markers.json"
+
+    @property
+    def landed_key(self) -> str:
+        return f"{self.prefix}landed.json"
+
+    def as_json(self) -> dict[str, str]:
+        return {"bucket": self.bucket, "prefix": self.prefix}
+
+    @classmethod
+    def from_json(cls, raw: Any) -> PlanRef:
+        if not isinstance(raw, dict) or not isinstance(raw.get("bucket"), str) or not isinstance(raw.get("prefix"), str):
+            raise InvalidEvent("'plan' must be an object with 'bucket' and 'prefix'")
+        if not raw["prefix"].endswith("/") or ".." in raw["prefix"].split("/"):
+            raise InvalidEvent(f"plan prefix {raw['prefix']!r} is not a plan folder")
+        return cls(raw["bucket"], raw["prefix"])
+
+
+class LakeWriter:
+    """S3 calls against the export (source) and lake (destination) buckets,
+    with the ownership, encryption and ACL settings on every call."""
+
+    def __init__(self, s3: Any, lake: LakeSettings, source_bucket: str):
+        self.s3 = s3
+        self.lake = lake
+        self.source_bucket = source_bucket
+
+    def _source_owner(self) -> dict[str, str]:
+        return {"ExpectedBucketOwner": self.lake.source_bucket_owner} if self.lake.source_bucket_owner else {}
+
+    def _dest_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"Bucket": self.lake.bucket}
+        if self.lake.bucket_owner:
+            args["ExpectedBucketOwner"] = self.lake.bucket_owner
+        if self.lake.kms_key_arn:
+            args.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.lake.kms_key_arn, BucketKeyEnabled=True)
+        if self.lake.object_acl:
+            args["ACL"] = self.lake.object_acl
+        return args
+
+    def _copy_args(self) -> dict[str, Any]:
+        args = self._dest_args()
+        if self.lake.source_bucket_owner:
+            args["ExpectedSourceBucketOwner"] = self.lake.source_bucket_owner
+        return args
+
+    def list_source(self, prefix: str) -> Iterator[dict[str, Any]]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.source_bucket, Prefix=prefix, **self._source_owner())
+        for page in pages:
+            yield from page.get("Contents", [])
+
+    def get_source_json(self, key: str) -> Any:
+        body = self.s3.get_object(Bucket=self.source_bucket, Key=key, **self._source_owner())["Body"].read()
+        return json.loads(body)
+
+    def put_source(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.source_bucket, Key=key, Body=body, **self._source_owner())
+
+    def batch_progress(self, plan: PlanRef, index: int) -> str | None:
+        """`done`, `started` or None, from one listing of the batch's progress markers."""
+        page = self.s3.list_objects_v2(Bucket=self.source_bucket, Prefix=plan.progress_key(index, ""), **self._source_owner())
+        states = {obj["Key"].rsplit(".", 1)[-1] for obj in page.get("Contents", [])}
+        return _DONE if _DONE in states else _STARTED if _STARTED in states else None
+
+    def already_copied(self, item: CopyItem) -> bool:
+        try:
+            head = self.s3.head_object(
+                Bucket=self.lake.bucket,
+                Key=item.dest,
+                **({"ExpectedBucketOwner": self.lake.bucket_owner} if self.lake.bucket_owner else {}),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return head.get("ContentLength") == item.size and head.get("Metadata", {}).get(SOURCE_ETAG_METADATA) == item.etag
+
+    def copy(self, item: CopyItem, multipart_threshold: int = MAX_SINGLE_COPY_BYTES) -> None:
+        source = {"Bucket": self.source_bucket, "Key": item.source}
+        metadata = {SOURCE_ETAG_METADATA: item.etag}
+        if item.size <= multipart_threshold:
+            self.s3.copy_object(
+                CopySource=source,
+                CopySourceIfMatch=item.etag,
+                Key=item.dest,
+                MetadataDirective="REPLACE",
+                Metadata=metadata,
+                ContentType=CONTENT_TYPE,
+                **self._copy_args(),
+            )
+            return
+        self._multipart_copy(item, source, metadata, multipart_threshold)
+
+    def _multipart_copy(self, item: CopyItem, source: dict[str, str], metadata: dict[str, str], threshold: int) -> None:
+        part_size = max(min(MIN_PART_BYTES, threshold), -(-item.size // MAX_PARTS))
+        upload = self.s3.create_multipart_upload(Key=item.dest, Metadata=metadata, ContentType=CONTENT_TYPE, **self._dest_args())
+        upload_id = upload["UploadId"]
+        owner = {"ExpectedBucketOwner": self.lake.bucket_owner} if self.lake.bucket_owner else {}
+        source_owner = {"ExpectedSourceBucketOwner": self.lake.source_bucket_owner} if self.lake.source_bucket_owner else {}
+
+        def copy_part(number: int) -> dict[str, Any]:
+            first = (number - 1) * part_size
+            last = min(first + part_size, item.size) - 1
+            result = self.s3.upload_part_copy(
+                Bucket=self.lake.bucket,
+                Key=item.dest,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource=source,
+                CopySourceIfMatch=item.etag,
+                CopySourceRange=f"bytes={first}-{last}",
+                **owner,
+                **source_owner,
+            )
+            return {"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]}
+
+        part_count = -(-item.size // part_size)
+        try:
+            with ThreadPoolExecutor(max_workers=min(8, part_count)) as pool:
+                parts = list(pool.map(copy_part, range(1, part_count + 1)))
+            self.s3.complete_multipart_upload(
+                Bucket=self.lake.bucket, Key=item.dest, UploadId=upload_id, MultipartUpload={"Parts": parts}, **owner
+            )
+        except BaseException:
+            self.s3.abort_multipart_upload(Bucket=self.lake.bucket, Key=item.dest, UploadId=upload_id, **owner)
+            raise
+
+    def put_marker(self, key: str) -> None:
+        self.s3.put_object(Key=key, Body=b"", **self._dest_args())
+
+
+def _layout(request: dict[str, Any]) -> SnapshotLayout:
+    try:
+        return SnapshotLayout(
+            engine=str(request.get("engine", "")),
+            source_id=str(request["sourceIdentifier"]),
+            export_id=str(request["exportTaskIdentifier"]),
+            snapshot_time=parse_iso_utc(str(request["snapshotTime"])),
+        )
+    except KeyError as missing:
+        raise InvalidEvent(f"plan copy needs {missing.args[0]!r} from the earlier steps") from None
+    except ValueError as error:
+        raise InvalidEvent(str(error)) from None
+
+
+def plan_copy(s3: Any, request: dict[str, Any], lake: LakeSettings, plan_root: str) -> dict[str, Any]:
+    """List the finished export and write the copy plan; returns a small summary."""
+    layout = _layout(request)
+    bucket, export_root = request.get("exportBucket"), request.get("exportRoot")
+    if not isinstance(bucket, str) or not isinstance(export_root, str) or not export_root.endswith("/"):
+        raise InvalidEvent("plan copy needs 'exportBucket' and 'exportRoot' from PollExport")
+    writer = LakeWriter(s3, lake, bucket)
+    items: list[CopyItem] = []
+    batch_markers: list[str] = []  # lake keys of the export's per-batch _SUCCESS markers
+    tables: dict[str, dict[str, Any]] = {}
+    ignored = 0
+    for obj in writer.list_source(export_root):
+        located = parse_export_key(obj["Key"][len(export_root) :])
+        if located is None:
+            ignored += 1
+            continue
+        values = layout.partition_values(located.database, located.table_folder)
+        partition = join_key(lake.prefix, lake.key_template.partition_prefix(values))
+        dest = join_key(partition, lake.key_template.object_path({**values, "batch": located.batch, "file": located.file}))
+        table = tables.setdefault(
+            partition,
+            {"database": values["database"], "table": values["table"], "sourceTable": located.table_folder, "partition": partition + "/", "objects": 0, "bytes": 0},
+        )
+        if located.is_marker:
+            batch_markers.append(dest)
+            continue
+        items.append(CopyItem(obj["Key"], dest, int(obj["Size"]), obj["ETag"]))
+        table["objects"] += 1
+        table["bytes"] += int(obj["Size"])
+    _check_collisions(items)
+    digest = hashlib.sha256(json.dumps([lake.batch_size, [i.as_json() for i in items]]).encode()).hexdigest()[:16]
+    plan = PlanRef(bucket, join_key(plan_root, layout.export_id, f"plan-{digest}") + "/")
+    batches = [items[i : i + lake.batch_size] for i in range(0, len(items), lake.batch_size)]
+    for index, batch in enumerate(batches):
+        writer.put_source(plan.batch_key(index), json.dumps([i.as_json() for i in batch]).encode())
+    writer.put_source(plan.markers_key, json.dumps({"batchMarkers": batch_markers, "tables": sorted(tables.values(), key=lambda t: t["partition"])}).encode())
+    workers = min(lake.workers, len(batches))
+    log.info("planned copy", extra={"objects": len(items), "batches": len(batches), "tables": len(tables), "ignored": ignored})
+    return {
+        "plan": plan.as_json(),
+        "objects": len(items),
+        "bytes": sum(i.size for i in items),
+        "tables": len(tables),
+        "ignored": ignored,
+        "batches": len(batches),
+        "workers": [{"worker": w, "workers": workers, "batches": len(batches)} for w in range(workers)],
+    }
+
+
+def _check_collisions(items: list[CopyItem]) -> None:
+    seen: dict[str, str] = {}
+    for item in items:
+        if item.dest in seen:
+            raise KeyCollision(f"{seen[item.dest]!r} and {item.source!r} both map to lake key {item.dest!r}; add {{batch}} to LAKE_KEY_TEMPLATE")
+        seen[item.dest] = item.source
+
+
+def copy_batches(
+    s3: Any,
+    request: dict[str, Any],
+    lake: LakeSettings,
+    remaining_ms: Callable[[], int],
+    reserve_ms: int = 90_000,
+    multipart_threshold: int = MAX_SINGLE_COPY_BYTES,
+) -> dict[str, Any]:
+    """Copy this worker's batches (worker, worker+workers, ...) until done or out of time."""
+    plan = PlanRef.from_json(request.get("plan"))
+    try:
+        worker, workers, batch_count = int(request["worker"]), int(request["workers"]), int(request["batches"])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidEvent("copy batch needs integer 'worker', 'workers' and 'batches'") from None
+    if not (0 <= worker < workers and batch_count >= 0):
+        raise InvalidEvent(f"worker {worker} of {workers} is out of range")
+    cursor = request.get("cursor") or {"batch": worker, "offset": 0}
+    batch, offset = int(cursor["batch"]), int(cursor["offset"])
+    writer = LakeWriter(s3, lake, plan.bucket)
+    copied = skipped = copied_bytes = 0
+    with ThreadPoolExecutor(max_workers=lake.threads) as pool:
+        while batch < batch_count:
+            progress = writer.batch_progress(plan, batch)
+            if progress == _DONE:
+                batch, offset = batch + workers, 0
+                continue
+            items = [CopyItem.from_json(raw) for raw in writer.get_source_json(plan.batch_key(batch))]
+            # A batch started by an earlier invocation that did not hand over a
+            # cursor (a crash or timeout) may be partly copied: check each object.
+            verify = progress == _STARTED and offset == 0
+            if progress is None:
+                writer.put_source(plan.progress_key(batch, _STARTED), b"")
+            while offset < len(items):
+                if remaining_ms() < reserve_ms:
+                    return _progress(request, batch, offset, copied, skipped, copied_bytes, done=False)
+                chunk = items[offset : offset + lake.threads * 4]
+
+                def copy_one(item: CopyItem, verify: bool = verify) -> bool:
+                    if verify and writer.already_copied(item):
+                        return False
+                    writer.copy(item, multipart_threshold)
+                    return True
+
+                for item, did_copy in zip(chunk, pool.map(copy_one, chunk), strict=True):
+                    if did_copy:
+                        copied += 1
+                        copied_bytes += item.size
+                    else:
+                        skipped += 1
+                offset += len(chunk)
+            writer.put_source(plan.progress_key(batch, _DONE), b"")
+            batch, offset = batch + workers, 0
+    return _progress(request, batch, 0, copied, skipped, copied_bytes, done=True)
+
+
+def _progress(request: dict[str, Any], batch: int, offset: int, copied: int, skipped: int, nbytes: int, done: bool) -> dict[str, Any]:
+    return {
+        "plan": request["plan"],
+        "worker": request["worker"],
+        "workers": request["workers"],
+        "batches": request["batches"],
+        "cursor": None if done else {"batch": batch, "offset": offset},
+        "done": done,
+        "copied": int(request.get("copied", 0)) + copied,
+        "skipped": int(request.get("skipped", 0)) + skipped,
+        "copiedBytes": int(request.get("copiedBytes", 0)) + nbytes,
+    }
+
+
+def finalize_copy(s3: Any, request: dict[str, Any], lake: LakeSettings) -> dict[str, Any]:
+    """Check every batch is done, then write the `_SUCCESS` markers: the
+    export's per-batch markers first, each table partition's own marker last."""
+    plan = PlanRef.from_json(request.get("plan"))
+    try:
+        batch_count = int(request["batches"])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidEvent("finalize needs the integer 'batches' from PlanCopy") from None
+    writer = LakeWriter(s3, lake, plan.bucket)
+    done = {obj["Key"] for obj in writer.list_source(f"{plan.prefix}progress/")}
+    missing = [i for i in range(batch_count) if plan.progress_key(i, _DONE) not in done]
+    if missing:
+        raise CopyIncomplete(f"{len(missing)} of {batch_count} copy batches are not done (first: {missing[0]}); re-run the copy")
+    manifest = writer.get_source_json(plan.markers_key)
+    tables = manifest["tables"]
+    with ThreadPoolExecutor(max_workers=lake.threads) as pool:
+        list(pool.map(writer.put_marker, manifest["batchMarkers"]))
+        list(pool.map(lambda table: writer.put_marker(table["partition"] + SUCCESS_MARKER), tables))
+    landed = {"lakeBucket": lake.bucket, "tables": tables}
+    writer.put_source(plan.landed_key, json.dumps(landed).encode())
+    return {
+        "lakeBucket": lake.bucket,
+        "tables": len(tables),
+        "objects": sum(t["objects"] for t in tables),
+        "bytes": sum(t["bytes"] for t in tables),
+        "landedManifest": {"bucket": plan.bucket, "key": plan.landed_key},
+    }

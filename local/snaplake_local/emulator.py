@@ -1,0 +1,446 @@
+"""Where the local runner and the tests emulate AWS behaviour that moto lacks.
+
+Everything that is *not* plain moto lives here, so it is easy to see what the
+local results rest on:
+
+- VirtualClock: Step Functions Wait states and Retry back-off advance a virtual
+  clock instead of sleeping (moto's executor really sleeps).
+- InProcessLambdas: Lambda tasks run the real handlers in this process (moto
+  would need Docker), each with its function's environment from template.yaml.
+- RdsExportEmulator: moto's export tasks complete instantly and write nothing.
+  Here a task goes STARTING -> IN_PROGRESS -> COMPLETE on the virtual clock
+  and, on completion, writes the export's files in AWS's documented layout
+  (`<prefix>/<id>/export_info_<id>.json`, `export_tables_info_...json`,
+  `<db>/<schema.table>/<batch>/part-...gz.parquet` and `_SUCCESS`). It can also
+  fail an export, report skipped tables, or occupy the account's 5 export slots.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import sys
+import threading
+import traceback
+import types
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ACCOUNT = "123456789012"
+
+
+class VirtualClock:
+    """Time that only moves when the state machine waits or backs off."""
+
+    def __init__(self, start: datetime | None = None):
+        self._now = start or datetime.now(UTC)
+        self._lock = threading.Lock()
+        self.waited_seconds = 0.0
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += timedelta(seconds=max(0.0, float(seconds)))
+            self.waited_seconds += max(0.0, float(seconds))
+
+
+@contextmanager
+def fast_forward_step_functions(clock: VirtualClock) -> Iterator[None]:
+    """Make moto's ASL executor advance `clock` instead of sleeping."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+    original_wait = wait_function.WaitFunction._wait_interval
+    original_time = retrier_decl.time
+
+    def virtual_wait(self: Any, env: Any, wait_seconds: int) -> None:
+        clock.advance(wait_seconds)
+
+    wait_function.WaitFunction._wait_interval = virtual_wait  # type: ignore[method-assign]
+    retrier_decl.time = types.SimpleNamespace(sleep=clock.advance, time=original_time.time)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        wait_function.WaitFunction._wait_interval = original_wait  # type: ignore[method-assign]
+        retrier_decl.time = original_time
+
+
+# --------------------------------------------------------------------------- Lambda
+
+
+@dataclass
+class LocalFunction:
+    """A template function, loaded from its code folder with its own environment."""
+
+    logical_id: str
+    name: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    timeout_seconds: int
+    memory_mb: int
+    region: str
+    account: str = DEFAULT_ACCOUNT
+    _entry: Callable[[Any, Any], Any] | None = field(default=None, repr=False)
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.name}"
+
+    def load(self) -> None:
+        """Import the handler module with the function's environment set, as Lambda would at cold start."""
+        module_file, _, attr = self.handler.rpartition(".")
+        path = self.code_dir / f"{module_file.replace('.', '/')}.py"
+        module_name = f"snaplake_function_{self.logical_id}"
+        with _environment(self.environment):
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise FileNotFoundError(path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        self._entry = getattr(module, attr)
+
+    def invoke(self, event: Any, remaining_ms: Callable[[], int] | None = None) -> tuple[Any, bool]:
+        """Run the handler; returns (payload, errored) the way Lambda reports them."""
+        if self._entry is None:
+            self.load()
+        assert self._entry is not None
+        context = _LambdaContext(self, remaining_ms)
+        try:
+            return self._entry(event, context), False
+        except Exception as error:  # Lambda's own behaviour: report the error type and message.
+            return {
+                "errorType": type(error).__name__,
+                "errorMessage": str(error),
+                "stackTrace": traceback.format_exception(error)[-6:],
+            }, True
+
+
+class _LambdaContext:
+    def __init__(self, function: LocalFunction, remaining_ms: Callable[[], int] | None):
+        import time
+
+        self.function_name = function.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function.arn
+        self.memory_limit_in_mb = function.memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.name}"
+        self.log_stream_name = "local"
+        deadline = time.monotonic() + function.timeout_seconds
+        self._remaining = remaining_ms or (lambda: int((deadline - time.monotonic()) * 1000))
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._remaining()
+
+
+_ENV_LOCK = threading.Lock()
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    with _ENV_LOCK:
+        saved = {k: os.environ.get(k) for k in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, old in saved.items():
+                if old is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = old
+
+
+class InProcessLambdas:
+    """Routes moto's Lambda invocations to LocalFunction handlers in this process."""
+
+    def __init__(self) -> None:
+        self.functions: dict[str, LocalFunction] = {}
+        self.invocations: list[tuple[str, bool]] = []
+        self.remaining_ms: dict[str, Callable[[], int]] = {}
+        # Tests set this to inject a fault before a handler runs: hook(function_name, event).
+        self.before_invoke: Callable[[str, Any], None] | None = None
+
+    def add(self, function: LocalFunction) -> None:
+        function.load()
+        self.functions[function.name] = function
+
+    def invoke(self, name: str, event: Any) -> tuple[Any, bool]:
+        function = self.functions[name]
+        if self.before_invoke is not None:
+            try:
+                self.before_invoke(name, event)
+            except Exception as error:
+                self.invocations.append((name, True))
+                return {"errorType": type(error).__name__, "errorMessage": str(error)}, True
+        payload, errored = function.invoke(event, self.remaining_ms.get(name))
+        self.invocations.append((name, errored))
+        return payload, errored
+
+    @contextmanager
+    def patched(self) -> Iterator[None]:
+        from moto.awslambda import models
+
+        original = models.LambdaFunction._invoke_lambda
+        lambdas = self
+
+        def invoke_in_process(fn: Any, event: Any = None) -> tuple[str, bool, str]:
+            if fn.function_name not in lambdas.functions:
+                return original(fn, event)
+            parsed = json.loads(event) if isinstance(event, str | bytes) else event
+            payload, errored = lambdas.invoke(fn.function_name, parsed)
+            return json.dumps(payload, default=str), errored, ""
+
+        models.LambdaFunction._invoke_lambda = invoke_in_process  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            models.LambdaFunction._invoke_lambda = original  # type: ignore[method-assign]
+
+
+# --------------------------------------------------------------------------- RDS exports
+
+
+class ExportSource:
+    """What an export of one snapshot contains: relative key -> bytes."""
+
+    def files(self, export_id: str, task: dict[str, Any]) -> dict[str, bytes]:
+        raise NotImplementedError
+
+
+@dataclass
+class TablesSource(ExportSource):
+    """Sample tables exported the way RDS lays them out.
+
+    `tables` maps the export's table folder (`schema.table` for PostgreSQL,
+    `database.table` for MySQL) to an Arrow table. `files_per_table` splits a
+    table into several part files; `batches` spreads them over batch folders;
+    `old_layout` drops the batch folder (exports from before the batch folders).
+    """
+
+    engine: str
+    database: str
+    tables: dict[str, Any]
+    files_per_table: int = 1
+    batches: int = 1
+    old_layout: bool = False
+
+    def files(self, export_id: str, task: dict[str, Any]) -> dict[str, bytes]:
+        import pyarrow.parquet as pq
+
+        out: dict[str, bytes] = {}
+        per_table = []
+        for folder, table in self.tables.items():
+            parts = max(1, self.files_per_table)
+            step = -(-table.num_rows // parts) if table.num_rows else 0
+            for index in range(parts):
+                batch = str(index % self.batches + 1)
+                chunk = table.slice(index * step, step) if step else table
+                buffer = io.BytesIO()
+                pq.write_table(chunk, buffer, compression="gzip")
+                name = f"part-{index:05d}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{export_id}/{folder}/{index}')}-c000.gz.parquet"
+                base = f"{self.database}/{folder}"
+                out[f"{base}/{name}" if self.old_layout else f"{base}/{batch}/{name}"] = buffer.getvalue()
+            for batch_index in range(1, (1 if self.old_layout else min(parts, self.batches)) + 1):
+                marker = f"{self.database}/{folder}/_SUCCESS" if self.old_layout else f"{self.database}/{folder}/{batch_index}/_SUCCESS"
+                out[marker] = b""
+            target = f"{self.database}.{folder}" if self.engine.startswith(("postgres", "aurora-postgresql")) else folder
+            per_table.append({"target": target, "status": "COMPLETE", "sizeGB": round(table.nbytes / 1024**3, 9)})
+        out.update(_export_metadata(export_id, task, per_table))
+        return out
+
+
+@dataclass
+class DirectorySource(ExportSource):
+    """An export tree downloaded from S3 (`aws s3 sync s3://bucket/prefix/<export-id>/ DIR`)."""
+
+    root: Path
+
+    def files(self, export_id: str, task: dict[str, Any]) -> dict[str, bytes]:
+        out = {}
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file():
+                out[path.relative_to(self.root).as_posix()] = path.read_bytes()
+        return out
+
+
+def _export_metadata(export_id: str, task: dict[str, Any], per_table: list[dict[str, Any]]) -> dict[str, bytes]:
+    info = {
+        "exportTaskIdentifier": export_id,
+        "sourceArn": task["source_arn"],
+        "exportOnly": task.get("export_only") or [],
+        "snapshotTime": task["snapshot_time"],
+        "taskStartTime": task["start"],
+        "taskEndTime": task["end"],
+        "s3Bucket": task["bucket"],
+        "s3Prefix": task["prefix"],
+        "exportedFilesPath": f"{task['prefix']}/{export_id}".lstrip("/"),
+        "iamRoleArn": task["role"],
+        "kmsKeyId": task["kms"],
+        "status": "COMPLETE",
+        "percentProgress": 100,
+        "totalExportedDataInGB": sum(t["sizeGB"] for t in per_table),
+    }
+    tables = {"perTableStatus": per_table}
+    return {
+        f"export_info_{export_id}.json": json.dumps(info).encode(),
+        f"export_tables_info_{export_id}_from_1_to_{max(1, len(per_table))}.json": json.dumps(tables).encode(),
+    }
+
+
+@dataclass
+class _Plan:
+    """How an emulated export task will behave."""
+
+    starting_seconds: int = 20 * 60
+    running_seconds: int = 40 * 60
+    failure_cause: str | None = None
+    warning: dict[str, Any] | None = None
+
+
+@dataclass
+class _Task:
+    identifier: str
+    source_arn: str
+    started: datetime
+    plan: _Plan
+    written: bool = False
+
+
+class RdsExportEmulator:
+    """Export tasks that progress on the virtual clock and write AWS's layout."""
+
+    def __init__(self, clock: VirtualClock, account: str = DEFAULT_ACCOUNT, region: str = "eu-west-1"):
+        self.clock = clock
+        self.account = account
+        self.region = region
+        self.sources: dict[str, ExportSource] = {}
+        self.plans: dict[str, _Plan] = {}
+        self.tasks: dict[str, _Task] = {}
+        self.started_exports: list[str] = []
+
+    # ---- what tests and the runner configure
+    def add_source(self, snapshot_arn: str, source: ExportSource) -> None:
+        self.sources[snapshot_arn] = source
+
+    def fail_export(self, snapshot_arn: str, cause: str) -> None:
+        self.plans.setdefault(snapshot_arn, _Plan()).failure_cause = cause
+
+    def warn_export(self, snapshot_arn: str, warning: dict[str, Any]) -> None:
+        self.plans.setdefault(snapshot_arn, _Plan()).warning = warning
+
+    def occupy_slots(self, count: int, for_seconds: int) -> None:
+        """Start `count` unrelated exports that hold the account's slots for a while."""
+        backend = self._backend()
+        from moto.rds.models import ExportTask
+
+        for index in range(count):
+            identifier = f"other-export-{len(self.tasks)}-{index}"
+            snapshot = next(iter(backend.database_snapshots.values()), None) or next(iter(backend.cluster_snapshots.values()))
+            task = ExportTask(backend, snapshot, {"export_task_identifier": identifier, "source_arn": "other", "s3_bucket_name": "other"})
+            backend.export_tasks[identifier] = task
+            self.tasks[identifier] = _Task(identifier, "other", self.clock.now(), _Plan(starting_seconds=for_seconds, running_seconds=0), written=True)
+            self._refresh(task)
+
+    def automated_snapshot(self, source_type: str, source_id: str, snapshot_id: str) -> str:
+        """Take a snapshot the way RDS's backup window does (`rds:` names, which the API refuses)."""
+        backend = self._backend()
+        if source_type == "cluster":
+            return str(backend.create_auto_cluster_snapshot(source_id, snapshot_id).db_cluster_snapshot_arn)
+        return str(backend.create_auto_snapshot(source_id, snapshot_id).db_snapshot_arn)
+
+    # ---- moto patching
+    def _backend(self) -> Any:
+        from moto.rds.models import rds_backends
+
+        return rds_backends[self.account][self.region]
+
+    @contextmanager
+    def patched(self) -> Iterator[None]:
+        from moto.rds import models
+
+        original_start = models.RDSBackend.start_export_task
+        original_describe = models.RDSBackend.describe_export_tasks
+        emulator = self
+
+        def start_export_task(backend: Any, kwargs: dict[str, Any]) -> Any:
+            task = original_start(backend, kwargs)
+            arn = kwargs["source_arn"]
+            emulator.tasks[task.export_task_identifier] = _Task(task.export_task_identifier, arn, emulator.clock.now(), emulator.plans.get(arn, _Plan()))
+            emulator.started_exports.append(task.export_task_identifier)
+            emulator._refresh(task)
+            return task
+
+        def describe_export_tasks(backend: Any, export_task_identifier: str) -> Any:
+            tasks = list(original_describe(backend, export_task_identifier))
+            for task in tasks:
+                emulator._refresh(task)
+            return tasks
+
+        models.RDSBackend.start_export_task = start_export_task  # type: ignore[method-assign]
+        models.RDSBackend.describe_export_tasks = describe_export_tasks  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            models.RDSBackend.start_export_task = original_start  # type: ignore[method-assign]
+            models.RDSBackend.describe_export_tasks = original_describe  # type: ignore[method-assign]
+
+    def _refresh(self, task: Any) -> None:
+        state = self.tasks.get(task.export_task_identifier)
+        if state is None:
+            return
+        elapsed = (self.clock.now() - state.started).total_seconds()
+        plan = state.plan
+        task.snapshot_time = task.snapshot.snapshot_create_time if hasattr(task.snapshot, "snapshot_create_time") else None
+        task.task_start_time = state.started
+        if elapsed < plan.starting_seconds:
+            task.status, task.percent_progress = "STARTING", 0
+            return
+        if elapsed < plan.starting_seconds + plan.running_seconds:
+            task.status = "IN_PROGRESS"
+            task.percent_progress = int(100 * (elapsed - plan.starting_seconds) / max(1, plan.running_seconds))
+            return
+        task.task_end_time = state.started + timedelta(seconds=plan.starting_seconds + plan.running_seconds)
+        if plan.failure_cause:
+            task.status, task.failure_cause = "FAILED", plan.failure_cause
+            return
+        if not state.written:
+            self._write_export(task, state)
+            state.written = True
+        task.status, task.percent_progress = "COMPLETE", 100
+        if plan.warning:
+            task.warning_message = json.dumps(plan.warning)
+
+    def _write_export(self, task: Any, state: _Task) -> None:
+        from moto.s3.models import s3_backends
+
+        source = self.sources.get(state.source_arn) or TablesSource(engine="", database="", tables={})
+        prefix = (task.s3_prefix or "").strip("/")
+        created = getattr(task.snapshot, "snapshot_create_time", None) or getattr(task.snapshot, "created", "")
+        details = {
+            "source_arn": state.source_arn,
+            "export_only": task.export_only,
+            "snapshot_time": str(created),
+            "start": state.started.isoformat(),
+            "end": self.clock.now().isoformat(),
+            "bucket": task.s3_bucket,
+            "prefix": prefix,
+            "role": task.iam_role_arn,
+            "kms": task.kms_key_id,
+        }
+        s3 = s3_backends[self.account]["aws"]
+        root = f"{prefix}/{task.export_task_identifier}" if prefix else task.export_task_identifier
+        for relative, body in source.files(task.export_task_identifier, details).items():
+            s3.put_object(task.s3_bucket, f"{root}/{relative}", body)

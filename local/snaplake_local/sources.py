@@ -1,0 +1,91 @@
+"""Source databases and snapshots on the emulator, shared by the demo and the tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from snaplake_local.emulator import ExportSource, TablesSource
+from snaplake_local.sample_data import shop_mysql_tables, world_postgres_tables
+from snaplake_local.stack import PROJECT_ROOT, LocalStack
+
+EVENTS_DIR = PROJECT_ROOT / "events"
+
+WORLD_CLUSTER = "world-aurora"
+SHOP_INSTANCE = "shop-mysql"
+
+
+def sample_event(name: str) -> Any:
+    return json.loads((EVENTS_DIR / name).read_text())
+
+
+def create_cluster(stack: LocalStack, cluster_id: str, engine: str = "aurora-postgresql", database: str = "world") -> None:
+    stack.client("rds").create_db_cluster(
+        DBClusterIdentifier=cluster_id, Engine=engine, MasterUsername="admin_user", MasterUserPassword="local-password-1", DatabaseName=database
+    )
+
+
+def create_instance(stack: LocalStack, instance_id: str, engine: str = "mysql", database: str = "shop") -> None:
+    stack.client("rds").create_db_instance(
+        DBInstanceIdentifier=instance_id,
+        Engine=engine,
+        DBInstanceClass="db.t4g.micro",
+        MasterUsername="admin_user",
+        MasterUserPassword="local-password-1",
+        DBName=database,
+        AllocatedStorage=20,
+    )
+
+
+def cluster_snapshot(stack: LocalStack, cluster_id: str, snapshot_id: str, source: ExportSource) -> str:
+    if snapshot_id.startswith("rds:"):
+        arn = stack.rds_exports.automated_snapshot("cluster", cluster_id, snapshot_id)
+    else:
+        response = stack.client("rds").create_db_cluster_snapshot(DBClusterIdentifier=cluster_id, DBClusterSnapshotIdentifier=snapshot_id)
+        arn = str(response["DBClusterSnapshot"]["DBClusterSnapshotArn"])
+    stack.rds_exports.add_source(arn, source)
+    return arn
+
+
+def instance_snapshot(stack: LocalStack, instance_id: str, snapshot_id: str, source: ExportSource) -> str:
+    if snapshot_id.startswith("rds:"):
+        arn = stack.rds_exports.automated_snapshot("instance", instance_id, snapshot_id)
+    else:
+        response = stack.client("rds").create_db_snapshot(DBInstanceIdentifier=instance_id, DBSnapshotIdentifier=snapshot_id)
+        arn = str(response["DBSnapshot"]["DBSnapshotArn"])
+    stack.rds_exports.add_source(arn, source)
+    return arn
+
+
+def world_source(**layout: Any) -> TablesSource:
+    return TablesSource(engine="aurora-postgresql", database="world", tables=world_postgres_tables(), **layout)
+
+
+def shop_source(**layout: Any) -> TablesSource:
+    return TablesSource(engine="mysql", database="shop", tables=shop_mysql_tables(), **layout)
+
+
+def seed_sample_sources(stack: LocalStack) -> dict[str, str]:
+    """The Aurora PostgreSQL cluster and MySQL instance that events/*.json refer to,
+    with the snapshots those events name. Returns snapshot identifier -> ARN."""
+    create_cluster(stack, WORLD_CLUSTER)
+    create_instance(stack, SHOP_INSTANCE)
+    snapshots = {}
+    for event_file in sorted(EVENTS_DIR.glob("rds_*snapshot.json")):
+        event = json.loads(event_file.read_text())
+        detail = event["detail"]
+        identifier = detail["SourceIdentifier"]
+        if detail["SourceType"] == "CLUSTER_SNAPSHOT":
+            snapshots[identifier] = cluster_snapshot(stack, WORLD_CLUSTER, identifier, world_source(files_per_table=2, batches=1))
+        else:
+            snapshots[identifier] = instance_snapshot(stack, SHOP_INSTANCE, identifier, shop_source())
+    return snapshots
+
+
+def default_parameters(**overrides: str) -> dict[str, str]:
+    return {"SourceIdentifiers": f"{WORLD_CLUSTER},shop-*", **overrides}
+
+
+def events_path(name: str) -> Path:
+    return EVENTS_DIR / name
