@@ -9,7 +9,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from snaplake import aws
 from snaplake.config import LakeSettings
 from snaplake.errors import InvalidEvent

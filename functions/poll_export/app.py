@@ -4,7 +4,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from snaplake import aws
 from snaplake.rds_export import poll_export
 

@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 import types
 import uuid
@@ -55,24 +56,30 @@ class VirtualClock:
 
 
 @contextmanager
+def patched_attribute(owner: Any, name: str, value: Any) -> Iterator[Any]:
+    """Replace `owner.name` for the duration; yields the original."""
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield original
+    finally:
+        setattr(owner, name, original)
+
+
+@contextmanager
 def fast_forward_step_functions(clock: VirtualClock) -> Iterator[None]:
     """Make moto's ASL executor advance `clock` instead of sleeping."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 
-    original_wait = wait_function.WaitFunction._wait_interval
-    original_time = retrier_decl.time
-
     def virtual_wait(self: Any, env: Any, wait_seconds: int) -> None:
         clock.advance(wait_seconds)
 
-    wait_function.WaitFunction._wait_interval = virtual_wait  # type: ignore[method-assign]
-    retrier_decl.time = types.SimpleNamespace(sleep=clock.advance, time=original_time.time)  # type: ignore[assignment]
-    try:
+    with (
+        patched_attribute(wait_function.WaitFunction, "_wait_interval", virtual_wait),
+        patched_attribute(retrier_decl, "time", types.SimpleNamespace(sleep=clock.advance, time=time.time)),
+    ):
         yield
-    finally:
-        wait_function.WaitFunction._wait_interval = original_wait  # type: ignore[method-assign]
-        retrier_decl.time = original_time
 
 
 # --------------------------------------------------------------------------- Lambda
@@ -129,8 +136,6 @@ class LocalFunction:
 
 class _LambdaContext:
     def __init__(self, function: LocalFunction, remaining_ms: Callable[[], int] | None):
-        import time
-
         self.function_name = function.name
         self.function_version = "$LATEST"
         self.invoked_function_arn = function.arn
@@ -203,11 +208,8 @@ class InProcessLambdas:
             payload, errored = lambdas.invoke(fn.function_name, parsed)
             return json.dumps(payload, default=str), errored, ""
 
-        models.LambdaFunction._invoke_lambda = invoke_in_process  # type: ignore[method-assign]
-        try:
+        with patched_attribute(models.LambdaFunction, "_invoke_lambda", invoke_in_process):
             yield
-        finally:
-            models.LambdaFunction._invoke_lambda = original  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------- RDS exports
@@ -351,7 +353,9 @@ class RdsExportEmulator:
             snapshot = next(iter(backend.database_snapshots.values()), None) or next(iter(backend.cluster_snapshots.values()))
             task = ExportTask(backend, snapshot, {"export_task_identifier": identifier, "source_arn": "other", "s3_bucket_name": "other"})
             backend.export_tasks[identifier] = task
-            self.tasks[identifier] = _Task(identifier, "other", self.clock.now(), _Plan(starting_seconds=for_seconds, running_seconds=0), written=True)
+            self.tasks[identifier] = _Task(
+                identifier, "other", self.clock.now(), _Plan(starting_seconds=for_seconds, running_seconds=0), written=True
+            )
             self._refresh(task)
 
     def automated_snapshot(self, source_type: str, source_id: str, snapshot_id: str) -> str:
@@ -377,9 +381,9 @@ class RdsExportEmulator:
 
         def start_export_task(backend: Any, kwargs: dict[str, Any]) -> Any:
             task = original_start(backend, kwargs)
-            arn = kwargs["source_arn"]
-            emulator.tasks[task.export_task_identifier] = _Task(task.export_task_identifier, arn, emulator.clock.now(), emulator.plans.get(arn, _Plan()))
-            emulator.started_exports.append(task.export_task_identifier)
+            arn, identifier = kwargs["source_arn"], str(task.export_task_identifier)
+            emulator.tasks[identifier] = _Task(identifier, arn, emulator.clock.now(), emulator.plans.get(arn, _Plan()))
+            emulator.started_exports.append(identifier)
             emulator._refresh(task)
             return task
 
@@ -389,13 +393,11 @@ class RdsExportEmulator:
                 emulator._refresh(task)
             return tasks
 
-        models.RDSBackend.start_export_task = start_export_task  # type: ignore[method-assign]
-        models.RDSBackend.describe_export_tasks = describe_export_tasks  # type: ignore[method-assign]
-        try:
+        with (
+            patched_attribute(models.RDSBackend, "start_export_task", start_export_task),
+            patched_attribute(models.RDSBackend, "describe_export_tasks", describe_export_tasks),
+        ):
             yield
-        finally:
-            models.RDSBackend.start_export_task = original_start  # type: ignore[method-assign]
-            models.RDSBackend.describe_export_tasks = original_describe  # type: ignore[method-assign]
 
     def _refresh(self, task: Any) -> None:
         state = self.tasks.get(task.export_task_identifier)

@@ -66,17 +66,34 @@ CITIES = [
 ]
 
 LANGUAGES = [
-    ("NLD", "Dutch", True, "95.6"), ("NLD", "Fries", False, "3.7"), ("NLD", "Turkish", False, "0.8"),
-    ("DEU", "German", True, "91.3"), ("DEU", "Turkish", False, "2.6"), ("DEU", "Italian", False, "0.7"),
-    ("FRA", "French", True, "93.6"), ("FRA", "Arabic", False, "2.5"), ("FRA", "Portuguese", False, "1.2"),
-    ("ESP", "Spanish", True, "74.4"), ("ESP", "Catalan", False, "16.9"), ("ESP", "Galecian", False, "6.4"),
-    ("ITA", "Italian", True, "94.1"), ("ITA", "Sardinian", False, "2.7"),
-    ("GBR", "English", True, "97.3"), ("GBR", "Gaeli", False, "0.1"), ("GBR", "Kymri", False, "0.9"),
-    ("JPN", "Japanese", True, "99.1"), ("JPN", "Korean", False, "0.5"),
-    ("BRA", "Portuguese", True, "97.5"), ("BRA", "German", False, "0.5"),
-    ("USA", "English", True, "86.2"), ("USA", "Spanish", False, "7.5"),
-    ("KEN", "Kikuyu", False, "20.9"), ("KEN", "Swahili", True, "0.0"), ("KEN", "Luhya", False, "13.8"),
-    ("AUS", "English", True, "81.2"), ("AUS", "Italian", False, "2.2"),
+    ("NLD", "Dutch", True, "95.6"),
+    ("NLD", "Fries", False, "3.7"),
+    ("NLD", "Turkish", False, "0.8"),
+    ("DEU", "German", True, "91.3"),
+    ("DEU", "Turkish", False, "2.6"),
+    ("DEU", "Italian", False, "0.7"),
+    ("FRA", "French", True, "93.6"),
+    ("FRA", "Arabic", False, "2.5"),
+    ("FRA", "Portuguese", False, "1.2"),
+    ("ESP", "Spanish", True, "74.4"),
+    ("ESP", "Catalan", False, "16.9"),
+    ("ESP", "Galecian", False, "6.4"),
+    ("ITA", "Italian", True, "94.1"),
+    ("ITA", "Sardinian", False, "2.7"),
+    ("GBR", "English", True, "97.3"),
+    ("GBR", "Gaeli", False, "0.1"),
+    ("GBR", "Kymri", False, "0.9"),
+    ("JPN", "Japanese", True, "99.1"),
+    ("JPN", "Korean", False, "0.5"),
+    ("BRA", "Portuguese", True, "97.5"),
+    ("BRA", "German", False, "0.5"),
+    ("USA", "English", True, "86.2"),
+    ("USA", "Spanish", False, "7.5"),
+    ("KEN", "Kikuyu", False, "20.9"),
+    ("KEN", "Swahili", True, "0.0"),
+    ("KEN", "Luhya", False, "13.8"),
+    ("AUS", "English", True, "81.2"),
+    ("AUS", "Italian", False, "2.2"),
 ]
 
 
@@ -146,7 +163,10 @@ def shop_mysql_tables() -> dict[str, Any]:
         {
             "id": pa.array(range(1, 11), pa.int64()),
             "customer_id": pa.array([1, 2, 1, 3, 4, 2, 2, 3, 1, 4], pa.int64()),
-            "total": pa.array([Decimal(x) for x in ("10.50", "99.99", "5.00", "1200.00", "42.42", "7.10", "15.00", "250.75", "3.33", "18.00")], pa.decimal128(10, 2)),
+            "total": pa.array(
+                [Decimal(x) for x in ("10.50", "99.99", "5.00", "1200.00", "42.42", "7.10", "15.00", "250.75", "3.33", "18.00")],
+                pa.decimal128(10, 2),
+            ),
             "ordered_at": pa.array([datetime(2024, 4, d, 12, 0) for d in range(1, 11)], pa.timestamp("us")),
         }
     )

@@ -22,7 +22,11 @@ def sample_event(name: str) -> Any:
 
 def create_cluster(stack: LocalStack, cluster_id: str, engine: str = "aurora-postgresql", database: str = "world") -> None:
     stack.client("rds").create_db_cluster(
-        DBClusterIdentifier=cluster_id, Engine=engine, MasterUsername="admin_user", MasterUserPassword="local-password-1", DatabaseName=database
+        DBClusterIdentifier=cluster_id,
+        Engine=engine,
+        MasterUsername="admin_user",
+        MasterUserPassword="local-password-1",
+        DatabaseName=database,
     )
 
 

@@ -23,7 +23,14 @@ from typing import Any
 
 import boto3
 
-from snaplake_local.emulator import DEFAULT_ACCOUNT, InProcessLambdas, LocalFunction, RdsExportEmulator, VirtualClock, fast_forward_step_functions
+from snaplake_local.emulator import (
+    DEFAULT_ACCOUNT,
+    InProcessLambdas,
+    LocalFunction,
+    RdsExportEmulator,
+    VirtualClock,
+    fast_forward_step_functions,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -49,6 +56,14 @@ def _plain(node: Any) -> Any:
     if isinstance(node, str):
         return str(node)
     return node
+
+
+def render_definition(definition: str, substitutions: dict[str, Any]) -> str:
+    """Fill an ASL file's ${Name} placeholders the way DefinitionSubstitutions does."""
+    missing = sorted(set(_SUB.findall(definition)) - set(substitutions))
+    if missing:
+        raise UnsupportedTemplate(f"DefinitionSubstitutions lacks {', '.join(missing)}")
+    return _SUB.sub(lambda m: str(substitutions[m.group(1)]), definition)
 
 
 @dataclass
@@ -135,7 +150,7 @@ class LocalStack:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, arg), = node.items()
+            ((key, arg),) = node.items()
             if key == "Ref":
                 return self._ref(arg)
             if key == "Fn::GetAtt":
@@ -230,11 +245,15 @@ class LocalStack:
         self.notifications_queue = sqs.create_queue(QueueName=f"{STACK}-notifications")["QueueUrl"]
         for logical_id, spec in resources.items():
             if spec["Type"] == "AWS::SNS::Topic":
-                queue_arn = sqs.get_queue_attributes(QueueUrl=self.notifications_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                queue_arn = sqs.get_queue_attributes(QueueUrl=self.notifications_queue, AttributeNames=["QueueArn"])["Attributes"][
+                    "QueueArn"
+                ]
                 sns.subscribe(TopicArn=self.physical[logical_id]["ref"], Protocol="sqs", Endpoint=queue_arn)
         role = iam.create_role(
             RoleName=f"{STACK}-functions",
-            AssumeRolePolicyDocument=json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+            AssumeRolePolicyDocument=json.dumps(
+                {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+            ),
         )["Role"]["Arn"]
         lambda_client = self.client("lambda")
         globals_ = self.template.get("Globals", {}).get("Function", {})
@@ -247,7 +266,7 @@ class LocalStack:
                 props = spec["Properties"]
                 definition = (PROJECT_ROOT / props["DefinitionUri"]).read_text()
                 substitutions = self._evaluate(props.get("DefinitionSubstitutions", {}))
-                definition = _SUB.sub(lambda m: str(substitutions[m.group(1)]), definition)
+                definition = render_definition(definition, substitutions)
                 created = sfn.create_state_machine(
                     name=self.physical[logical_id]["Name"], definition=definition, roleArn=role, type=props.get("Type", "STANDARD")
                 )
@@ -259,7 +278,10 @@ class LocalStack:
         props = self._evaluate(spec.get("Properties", {}))
         if "BucketEncryption" in props:
             rules = [
-                {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"], "BucketKeyEnabled": rule.get("BucketKeyEnabled", False)}
+                {
+                    "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                    "BucketKeyEnabled": rule.get("BucketKeyEnabled", False),
+                }
                 for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
             ]
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
@@ -287,7 +309,9 @@ class LocalStack:
             Environment={"Variables": environment},
         )
         self.lambdas.add(
-            LocalFunction(logical_id, name, PROJECT_ROOT / props["CodeUri"], props["Handler"], environment, timeout, memory, self.region, self.account)
+            LocalFunction(
+                logical_id, name, PROJECT_ROOT / props["CodeUri"], props["Handler"], environment, timeout, memory, self.region, self.account
+            )
         )
 
     # ------------------------------------------------------------------ using it
@@ -300,7 +324,9 @@ class LocalStack:
     def start(self, state_machine: str, event: Any, name: str | None = None) -> str:
         sfn = self.client("stepfunctions")
         kwargs = {"name": name} if name else {}
-        return str(sfn.start_execution(stateMachineArn=self.state_machines[state_machine], input=json.dumps(event), **kwargs)["executionArn"])
+        return str(
+            sfn.start_execution(stateMachineArn=self.state_machines[state_machine], input=json.dumps(event), **kwargs)["executionArn"]
+        )
 
     def wait(self, execution_arn: str, timeout_seconds: float = 300) -> Execution:
         sfn = self.client("stepfunctions")
@@ -336,7 +362,7 @@ class LocalStack:
     def notifications(self) -> list[dict[str, Any]]:
         """Failure notifications published to the template's SNS topics so far (drains them)."""
         sqs = self.client("sqs")
-        found = []
+        found: list[dict[str, Any]] = []
         while True:
             messages = sqs.receive_message(QueueUrl=self.notifications_queue, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:

@@ -234,7 +234,14 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: LakeSettings, plan_root: s
         dest = join_key(partition, lake.key_template.object_path({**values, "batch": located.batch, "file": located.file}))
         table = tables.setdefault(
             partition,
-            {"database": values["database"], "table": values["table"], "sourceTable": located.table_folder, "partition": partition + "/", "objects": 0, "bytes": 0},
+            {
+                "database": values["database"],
+                "table": values["table"],
+                "sourceTable": located.table_folder,
+                "partition": partition + "/",
+                "objects": 0,
+                "bytes": 0,
+            },
         )
         if located.is_marker:
             batch_markers.append(dest)
@@ -248,7 +255,10 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: LakeSettings, plan_root: s
     batches = [items[i : i + lake.batch_size] for i in range(0, len(items), lake.batch_size)]
     for index, batch in enumerate(batches):
         writer.put_source(plan.batch_key(index), json.dumps([i.as_json() for i in batch]).encode())
-    writer.put_source(plan.markers_key, json.dumps({"batchMarkers": batch_markers, "tables": sorted(tables.values(), key=lambda t: t["partition"])}).encode())
+    writer.put_source(
+        plan.markers_key,
+        json.dumps({"batchMarkers": batch_markers, "tables": sorted(tables.values(), key=lambda t: t["partition"])}).encode(),
+    )
     workers = min(lake.workers, len(batches))
     log.info("planned copy", extra={"objects": len(items), "batches": len(batches), "tables": len(tables), "ignored": ignored})
     return {
@@ -266,7 +276,9 @@ def _check_collisions(items: list[CopyItem]) -> None:
     seen: dict[str, str] = {}
     for item in items:
         if item.dest in seen:
-            raise KeyCollision(f"{seen[item.dest]!r} and {item.source!r} both map to lake key {item.dest!r}; add {{batch}} to LAKE_KEY_TEMPLATE")
+            raise KeyCollision(
+                f"{seen[item.dest]!r} and {item.source!r} both map to lake key {item.dest!r}; add {{batch}} to LAKE_KEY_TEMPLATE"
+            )
         seen[item.dest] = item.source
 
 

@@ -179,7 +179,8 @@ class KeyTemplate:
             raise InvalidKeyTemplate(f"key template {text!r} must name {{table}} before {{batch}}/{{file}}")
         if not ({"snapshot_time", "snapshot_date", "export_id"} & partition_names):
             raise InvalidKeyTemplate(
-                f"key template {text!r} must name {{snapshot_time}}, {{snapshot_date}} or {{export_id}} so snapshots do not overwrite each other"
+                f"key template {text!r} must name {{snapshot_time}}, {{snapshot_date}} or {{export_id}} "
+                "so snapshots do not overwrite each other"
             )
         for names in names_per_segment[split:]:
             if names - _PER_OBJECT:

@@ -109,7 +109,9 @@ def start_export(rds: Any, request: dict[str, Any], settings: ExportSettings) ->
     reused = existing is not None
     if existing is None:
         if active_export_count(rds) >= MAX_CONCURRENT_EXPORTS:
-            raise ExportSlotsBusy(f"{MAX_CONCURRENT_EXPORTS} snapshot exports already running in this account; {identifier} will be retried")
+            raise ExportSlotsBusy(
+                f"{MAX_CONCURRENT_EXPORTS} snapshot exports already running in this account; {identifier} will be retried"
+            )
         params: dict[str, Any] = {
             "ExportTaskIdentifier": identifier,
             "SourceArn": snapshot_arn,

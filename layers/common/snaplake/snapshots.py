@@ -95,9 +95,7 @@ def parse_request(event: Any) -> SnapshotRef | LatestOf | Ignored:
         if not isinstance(source_id, str) or not _SOURCE_ID.match(source_id):
             raise InvalidEvent(f"latestSnapshotOf must be a DB cluster or instance identifier, got {str(source_id)[:100]!r}")
         return LatestOf(source_id)
-    raise InvalidEvent(
-        "unsupported event: expected an EventBridge RDS snapshot event, {\"snapshotArn\": ...} or {\"latestSnapshotOf\": ...}"
-    )
+    raise InvalidEvent('unsupported event: expected an EventBridge RDS snapshot event, {"snapshotArn": ...} or {"latestSnapshotOf": ...}')
 
 
 def export_attempt(event: Any) -> int:

@@ -1,0 +1,51 @@
+# Everything runs from a project-local virtual environment that these targets create.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= eu-west-1
+
+.PHONY: demo test lint typecheck unit validate build bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.local-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[local]"
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@ $(VENV)/.local-installed
+
+## demo: run the RDS pipeline end to end on the embedded AWS emulator and show the lake
+demo: $(VENV)/.local-installed
+	$(BIN)/snaplake local demo
+
+## test: lint, type-check, template checks and the whole test suite
+test: $(VENV)/.dev-installed lint typecheck
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy layers/common/snaplake local/snaplake_local tests benchmarks
+	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
+
+## validate: SAM template lint (offline)
+validate: $(VENV)/.dev-installed
+	$(BIN)/sam validate --lint
+
+## build: sam build (needs python3.13 on PATH, e.g. PYENV_VERSION=3.13.0)
+build: $(VENV)/.dev-installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build
+
+## bench: print the RDS copy pipeline's figures
+bench: $(VENV)/.local-installed
+	$(BIN)/python benchmarks/rds_copy.py
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
