@@ -177,6 +177,8 @@ class InProcessLambdas:
         self.remaining_ms: dict[str, Callable[[], int]] = {}
         # Tests set this to inject a fault before a handler runs: hook(function_name, event).
         self.before_invoke: Callable[[str, Any], None] | None = None
+        # The demo uses this to print progress: hook(function_name, event, payload, errored).
+        self.after_invoke: Callable[[str, Any, Any, bool], None] | None = None
 
     def add(self, function: LocalFunction) -> None:
         function.load()
@@ -192,6 +194,8 @@ class InProcessLambdas:
                 return {"errorType": type(error).__name__, "errorMessage": str(error)}, True
         payload, errored = function.invoke(event, self.remaining_ms.get(name))
         self.invocations.append((name, errored))
+        if self.after_invoke is not None:
+            self.after_invoke(name, event, payload, errored)
         return payload, errored
 
     @contextmanager
@@ -329,6 +333,7 @@ class RdsExportEmulator:
         self.account = account
         self.region = region
         self.sources: dict[str, ExportSource] = {}
+        self.databases: dict[str, ExportSource] = {}
         self.plans: dict[str, _Plan] = {}
         self.tasks: dict[str, _Task] = {}
         self.started_exports: list[str] = []
@@ -336,6 +341,10 @@ class RdsExportEmulator:
     # ---- what tests and the runner configure
     def add_source(self, snapshot_arn: str, source: ExportSource) -> None:
         self.sources[snapshot_arn] = source
+
+    def add_database(self, source_id: str, source: ExportSource) -> None:
+        """What any snapshot of this cluster/instance exports, unless add_source says otherwise."""
+        self.databases[source_id] = source
 
     def fail_export(self, snapshot_arn: str, cause: str) -> None:
         self.plans.setdefault(snapshot_arn, _Plan()).failure_cause = cause
@@ -364,6 +373,17 @@ class RdsExportEmulator:
         if source_type == "cluster":
             return str(backend.create_auto_cluster_snapshot(source_id, snapshot_id).db_cluster_snapshot_arn)
         return str(backend.create_auto_snapshot(source_id, snapshot_id).db_snapshot_arn)
+
+    def backdate_snapshot(self, snapshot_arn: str, created: datetime) -> None:
+        """Give a snapshot the creation time its event or name says (moto stamps 'now')."""
+        backend = self._backend()
+        kind, identifier = snapshot_arn.split(":", 6)[5:]
+        if kind == "cluster-snapshot":
+            backend.cluster_snapshots[identifier].created = created
+        else:
+            snapshot = backend.database_snapshots[identifier]
+            snapshot.created = created
+            snapshot.original_snapshot_create_time = created
 
     # ---- moto patching
     def _backend(self) -> Any:
@@ -428,7 +448,9 @@ class RdsExportEmulator:
     def _write_export(self, task: Any, state: _Task) -> None:
         from moto.s3.models import s3_backends
 
-        source = self.sources.get(state.source_arn) or TablesSource(engine="", database="", tables={})
+        snapshot = task.snapshot
+        source_id = snapshot.cluster.db_cluster_identifier if hasattr(snapshot, "cluster") else snapshot.database.db_instance_identifier
+        source = self.sources.get(state.source_arn) or self.databases.get(source_id) or TablesSource(engine="", database="", tables={})
         prefix = (task.s3_prefix or "").strip("/")
         created = getattr(task.snapshot, "snapshot_create_time", None) or getattr(task.snapshot, "created", "")
         details = {

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from snaplake.lake_keys import parse_iso_utc
 from snaplake_local.emulator import ExportSource, TablesSource
 from snaplake_local.sample_data import shop_mysql_tables, world_postgres_tables
 from snaplake_local.stack import PROJECT_ROOT, LocalStack
@@ -42,23 +44,27 @@ def create_instance(stack: LocalStack, instance_id: str, engine: str = "mysql", 
     )
 
 
-def cluster_snapshot(stack: LocalStack, cluster_id: str, snapshot_id: str, source: ExportSource) -> str:
+def cluster_snapshot(stack: LocalStack, cluster_id: str, snapshot_id: str, source: ExportSource, created: datetime | None = None) -> str:
     if snapshot_id.startswith("rds:"):
         arn = stack.rds_exports.automated_snapshot("cluster", cluster_id, snapshot_id)
     else:
         response = stack.client("rds").create_db_cluster_snapshot(DBClusterIdentifier=cluster_id, DBClusterSnapshotIdentifier=snapshot_id)
         arn = str(response["DBClusterSnapshot"]["DBClusterSnapshotArn"])
     stack.rds_exports.add_source(arn, source)
+    if created is not None:
+        stack.rds_exports.backdate_snapshot(arn, created)
     return arn
 
 
-def instance_snapshot(stack: LocalStack, instance_id: str, snapshot_id: str, source: ExportSource) -> str:
+def instance_snapshot(stack: LocalStack, instance_id: str, snapshot_id: str, source: ExportSource, created: datetime | None = None) -> str:
     if snapshot_id.startswith("rds:"):
         arn = stack.rds_exports.automated_snapshot("instance", instance_id, snapshot_id)
     else:
         response = stack.client("rds").create_db_snapshot(DBInstanceIdentifier=instance_id, DBSnapshotIdentifier=snapshot_id)
         arn = str(response["DBSnapshot"]["DBSnapshotArn"])
     stack.rds_exports.add_source(arn, source)
+    if created is not None:
+        stack.rds_exports.backdate_snapshot(arn, created)
     return arn
 
 
@@ -75,15 +81,18 @@ def seed_sample_sources(stack: LocalStack) -> dict[str, str]:
     with the snapshots those events name. Returns snapshot identifier -> ARN."""
     create_cluster(stack, WORLD_CLUSTER)
     create_instance(stack, SHOP_INSTANCE)
+    stack.rds_exports.add_database(WORLD_CLUSTER, world_source(files_per_table=2))
+    stack.rds_exports.add_database(SHOP_INSTANCE, shop_source())
     snapshots = {}
     for event_file in sorted(EVENTS_DIR.glob("rds_*snapshot.json")):
         event = json.loads(event_file.read_text())
         detail = event["detail"]
         identifier = detail["SourceIdentifier"]
+        created = parse_iso_utc(detail["Date"]).replace(microsecond=0)
         if detail["SourceType"] == "CLUSTER_SNAPSHOT":
-            snapshots[identifier] = cluster_snapshot(stack, WORLD_CLUSTER, identifier, world_source(files_per_table=2, batches=1))
+            snapshots[identifier] = cluster_snapshot(stack, WORLD_CLUSTER, identifier, world_source(files_per_table=2), created)
         else:
-            snapshots[identifier] = instance_snapshot(stack, SHOP_INSTANCE, identifier, shop_source())
+            snapshots[identifier] = instance_snapshot(stack, SHOP_INSTANCE, identifier, shop_source(), created)
     return snapshots
 
 

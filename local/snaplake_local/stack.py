@@ -14,6 +14,7 @@ import json
 import os
 import re
 import time
+import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -87,6 +88,8 @@ class LocalStack:
     template_path: Path = PROJECT_ROOT / "template.yaml"
     region: str = REGION
     account: str = DEFAULT_ACCOUNT
+    # Overrides POWERTOOLS_LOG_LEVEL of every function (the demo keeps handlers quiet).
+    function_log_level: str | None = None
 
     def __post_init__(self) -> None:
         self.template = load_template(self.template_path)
@@ -173,6 +176,10 @@ class LocalStack:
                 return any(self._evaluate(x) for x in arg)
             if key == "Condition":
                 return self._condition(arg)
+            if key == "Fn::Join":
+                separator, items = arg
+                items = self._evaluate(items)
+                return separator.join(str(i) for i in (items if isinstance(items, list) else [items]))
             if key.startswith("Fn::"):
                 raise UnsupportedTemplate(f"the local runner does not resolve {key}")
         return {k: v for k, v in ((k, self._evaluate(v)) for k, v in node.items()) if v is not _NO_VALUE}
@@ -194,6 +201,8 @@ class LocalStack:
         if name in pseudo:
             return pseudo[name]
         if name in self.params:
+            if self.template["Parameters"][name]["Type"] == "CommaDelimitedList":
+                return [item.strip() for item in self.params[name].split(",") if item.strip()]
             return self.params[name]
         return self.physical[name]["ref"]
 
@@ -292,6 +301,8 @@ class LocalStack:
             **self._evaluate(props.get("Environment", {}).get("Variables", {})),
         }
         environment = {k: str(v) for k, v in environment.items()}
+        if self.function_log_level:
+            environment["POWERTOOLS_LOG_LEVEL"] = self.function_log_level
         name = self.physical[logical_id]["ref"]
         timeout = int(props.get("Timeout", globals_.get("Timeout", 3)))
         memory = int(props.get("MemorySize", globals_.get("MemorySize", 128)))
@@ -323,10 +334,10 @@ class LocalStack:
 
     def start(self, state_machine: str, event: Any, name: str | None = None) -> str:
         sfn = self.client("stepfunctions")
-        kwargs = {"name": name} if name else {}
-        return str(
-            sfn.start_execution(stateMachineArn=self.state_machines[state_machine], input=json.dumps(event), **kwargs)["executionArn"]
+        started = sfn.start_execution(
+            stateMachineArn=self.state_machines[state_machine], input=json.dumps(event), name=name or str(uuid.uuid4())
         )
+        return str(started["executionArn"])
 
     def wait(self, execution_arn: str, timeout_seconds: float = 300) -> Execution:
         sfn = self.client("stepfunctions")

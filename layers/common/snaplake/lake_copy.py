@@ -268,7 +268,10 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: LakeSettings, plan_root: s
         "tables": len(tables),
         "ignored": ignored,
         "batches": len(batches),
-        "workers": [{"worker": w, "workers": workers, "batches": len(batches)} for w in range(workers)],
+        "workers": [
+            {"worker": w, "workers": workers, "batches": len(batches), "batchSize": lake.batch_size, "objects": len(items)}
+            for w in range(workers)
+        ],
     }
 
 
@@ -292,11 +295,14 @@ def copy_batches(
 ) -> dict[str, Any]:
     """Copy this worker's batches (worker, worker+workers, ...) until done or out of time."""
     plan = PlanRef.from_json(request.get("plan"))
+    share = request.get("share")
     try:
-        worker, workers, batch_count = int(request["worker"]), int(request["workers"]), int(request["batches"])
-    except (KeyError, TypeError, ValueError):
-        raise InvalidEvent("copy batch needs integer 'worker', 'workers' and 'batches'") from None
-    if not (0 <= worker < workers and batch_count >= 0):
+        assert isinstance(share, dict)
+        worker, workers, batch_count = int(share["worker"]), int(share["workers"]), int(share["batches"])
+        batch_size, object_count = int(share["batchSize"]), int(share["objects"])
+    except (AssertionError, KeyError, TypeError, ValueError):
+        raise InvalidEvent("copy batch needs 'share' with integer 'worker', 'workers', 'batches', 'batchSize' and 'objects'") from None
+    if not (0 <= worker < workers and 0 <= batch_count and 0 < batch_size):
         raise InvalidEvent(f"worker {worker} of {workers} is out of range")
     cursor = request.get("cursor") or {"batch": worker, "offset": 0}
     batch, offset = int(cursor["batch"]), int(cursor["offset"])
@@ -306,6 +312,7 @@ def copy_batches(
         while batch < batch_count:
             progress = writer.batch_progress(plan, batch)
             if progress == _DONE:
+                skipped += min(batch_size, object_count - batch * batch_size)
                 batch, offset = batch + workers, 0
                 continue
             items = [CopyItem.from_json(raw) for raw in writer.get_source_json(plan.batch_key(batch))]
@@ -340,9 +347,7 @@ def copy_batches(
 def _progress(request: dict[str, Any], batch: int, offset: int, copied: int, skipped: int, nbytes: int, done: bool) -> dict[str, Any]:
     return {
         "plan": request["plan"],
-        "worker": request["worker"],
-        "workers": request["workers"],
-        "batches": request["batches"],
+        "share": request["share"],
         "cursor": None if done else {"batch": batch, "offset": offset},
         "done": done,
         "copied": int(request.get("copied", 0)) + copied,

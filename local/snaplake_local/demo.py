@@ -1,0 +1,229 @@
+"""`snaplake local demo` and `snaplake local rds`: the pipelines on the embedded emulator."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from snaplake.lake_keys import iso_utc, parse_iso_utc
+from snaplake.snapshots import SnapshotRef, parse_request
+from snaplake_local.emulator import DirectorySource, TablesSource
+from snaplake_local.report import format_table, lake_partitions, sample_rows
+from snaplake_local.sources import (
+    SHOP_INSTANCE,
+    WORLD_CLUSTER,
+    cluster_snapshot,
+    create_cluster,
+    create_instance,
+    default_parameters,
+    instance_snapshot,
+    sample_event,
+    seed_sample_sources,
+)
+from snaplake_local.stack import Execution, LocalStack
+
+RDS_STATE_MACHINE = "RdsExportStateMachine"
+Printer = Callable[[str], None]
+
+
+class StepPrinter:
+    """Prints one line per pipeline step as the in-process handlers return."""
+
+    def __init__(self, stack: LocalStack, echo: Printer):
+        self.echo = echo
+        self.names = {stack.physical[logical]["ref"]: logical for logical in stack.physical}
+        self.last_status: str | None = None
+
+    def __call__(self, function: str, event: Any, payload: Any, errored: bool) -> None:
+        step = self.names.get(function, function).removesuffix("Function")
+        if errored:
+            self.echo(f"    {step:<15} ERROR {payload.get('errorType')}: {payload.get('errorMessage')}")
+            return
+        line = self._describe(step, payload)
+        if line:
+            self.echo(f"    {step:<15} {line}")
+
+    def _describe(self, step: str, p: dict[str, Any]) -> str | None:
+        if step == "SnapshotFilter":
+            self.last_status = None
+            if not p["export"]:
+                return f"skip: {p['reason']}"
+            return f"export {p['sourceType']} {p['sourceIdentifier']} ({p['engine']}) snapshot {p['snapshotIdentifier']} taken {p['snapshotTime']}"
+        if step == "StartExport":
+            return f"export task {p['exportTaskIdentifier']} {'(already started: reused)' if p['reused'] else 'started'}"
+        if step == "PollExport":
+            if p["status"] == self.last_status:
+                return None
+            self.last_status = p["status"]
+            return f"{p['status']} {p['percentProgress']}% (poll {p['polls']})"
+        if step == "PlanCopy":
+            return f"{p['objects']} data files, {p['bytes']:,} bytes, {p['tables']} tables -> {p['batches']} batches for {len(p['workers'])} workers"
+        if step == "CopyBatch":
+            return f"worker {p['share']['worker']}: copied {p['copied']}, already there {p['skipped']}" + (
+                "" if p["done"] else " (continues)"
+            )
+        if step == "FinalizeCopy":
+            return f"{p['tables']} table partitions complete, _SUCCESS written"
+        return None
+
+
+def _run(stack: LocalStack, label: str, event: Any, echo: Printer) -> Execution:
+    echo(f"\n> {label}")
+    started = time.perf_counter()
+    before = stack.clock.waited_seconds
+    execution = stack.run(RDS_STATE_MACHINE, event)
+    virtual = stack.clock.waited_seconds - before
+    echo(
+        f"    {execution.status} in {time.perf_counter() - started:.1f}s "
+        f"({virtual / 60:.0f} min of export time fast-forwarded, {execution.state_transitions} state transitions)"
+    )
+    if execution.status != "SUCCEEDED":
+        echo(f"    error: {execution.error}: {execution.cause}")
+    return execution
+
+
+def _show_lake(stack: LocalStack, echo: Printer, sample_table: str | None = None) -> None:
+    s3 = stack.client("s3")
+    partitions = lake_partitions(s3, stack.lake_bucket)
+    echo(f"\nWhat landed in s3://{stack.lake_bucket}/ :")
+    echo(format_table(partitions))
+    echo(f"{len(partitions)} table partitions, {sum(p.files for p in partitions)} Parquet files, {sum(p.rows for p in partitions)} rows")
+    chosen = next((p for p in partitions if sample_table and f"/{sample_table}/" in p.prefix), partitions[0] if partitions else None)
+    if chosen:
+        echo(f"\nSample rows from {chosen.prefix}:")
+        for row in sample_rows(s3, stack.lake_bucket, chosen):
+            echo("  " + json.dumps(row, default=str, ensure_ascii=False))
+
+
+def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
+    """Deploy the template on the emulator, fire the sample events, show the lake."""
+    wall = time.perf_counter()
+    echo("snaplake local demo: the RDS snapshot pipeline on the embedded AWS emulator (moto)")
+    with LocalStack(default_parameters(), function_log_level=log_level) as stack:
+        stack.lambdas.after_invoke = StepPrinter(stack, echo)
+        functions = sum(1 for spec in stack.template["Resources"].values() if spec["Type"] == "AWS::Serverless::Function")
+        echo(f"deployed template.yaml: {functions} functions, state machine {RDS_STATE_MACHINE}, lake bucket {stack.lake_bucket}")
+        snapshots = seed_sample_sources(stack)
+        echo(
+            f"sources: Aurora PostgreSQL cluster {WORLD_CLUSTER} (database world) and MySQL instance {SHOP_INSTANCE} (database shop), "
+            f"{len(snapshots)} snapshots; SourceIdentifiers={stack.params['SourceIdentifiers']}"
+        )
+        ok = True
+        for name in (
+            "rds_automated_cluster_snapshot.json",
+            "rds_manual_instance_snapshot.json",
+            "rds_snapshot_deleted.json",
+        ):
+            ok &= _run(stack, f"event {name}", sample_event(name), echo).status == "SUCCEEDED"
+        ok &= (
+            _run(stack, "the same cluster event delivered again", sample_event("rds_automated_cluster_snapshot.json"), echo).status
+            == "SUCCEEDED"
+        )
+        ok &= (
+            _run(
+                stack, "scheduled request events/rds_latest_snapshot_request.json", sample_event("rds_latest_snapshot_request.json"), echo
+            ).status
+            == "SUCCEEDED"
+        )
+        create_cluster(stack, "scratch-aurora")
+        other = cluster_snapshot(stack, "scratch-aurora", "scratch-aurora-manual", TablesSource("aurora-postgresql", "scratch", {}))
+        ok &= _run(stack, "a snapshot of a source not in SourceIdentifiers", {"snapshotArn": other}, echo).status == "SUCCEEDED"
+        _show_lake(stack, echo, sample_table="city")
+        notifications = stack.notifications()
+        echo(f"\nfailure notifications: {len(notifications)}")
+    echo(f"\ndemo finished in {time.perf_counter() - wall:.1f}s: {'all executions succeeded' if ok else 'SOME EXECUTIONS FAILED'}")
+    echo("emulated locally: RDS export output and timing, Lambda (in-process), Wait/Retry time. See README 'What is emulated'.")
+    return ok
+
+
+def _export_root(directory: Path) -> Path:
+    """The folder holding export_info_*.json (the export itself, or its single child)."""
+    if list(directory.glob("export_info_*.json")) or list(directory.glob("export_tables_info_*.json")):
+        return directory
+    children = [c for c in directory.iterdir() if c.is_dir() and list(c.glob("export_*info_*.json"))]
+    if len(children) == 1:
+        return children[0]
+    if any(directory.rglob("*.parquet")):
+        return directory
+    raise SystemExit(f"{directory} holds no RDS export (no export_info_*.json and no Parquet files)")
+
+
+def _detect_engine(root: Path) -> str:
+    for info in sorted(root.glob("export_tables_info_*.json")):
+        try:
+            targets = [t.get("target", "") for t in json.loads(info.read_text()).get("perTableStatus", [])]
+        except (ValueError, AttributeError):
+            continue
+        if any(target.count(".") >= 2 for target in targets):
+            return "aurora-postgresql"
+        if targets:
+            return "aurora-mysql"
+    folders = [p.name for db in root.iterdir() if db.is_dir() for p in db.iterdir() if p.is_dir()]
+    if any(f.startswith("public.") for f in folders):
+        return "aurora-postgresql"
+    return "aurora-mysql"
+
+
+def _snapshot_time(root: Path, given: str | None) -> datetime:
+    if given:
+        return parse_iso_utc(given)
+    for info in root.glob("export_info_*.json"):
+        try:
+            return parse_iso_utc(str(json.loads(info.read_text())["snapshotTime"]))
+        except (ValueError, KeyError, TypeError):
+            pass
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def replay_rds_export(
+    export_dir: Path,
+    out: Path,
+    snapshot_time: str | None = None,
+    event_file: Path | None = None,
+    echo: Printer = print,
+    log_level: str | None = "WARNING",
+) -> bool:
+    """Run a downloaded export tree through the real state machine; write the lake under `out`."""
+    root = _export_root(export_dir)
+    engine = _detect_engine(root)
+    when = _snapshot_time(root, snapshot_time)
+    echo(f"replaying the RDS export in {root} ({engine}, snapshot time {iso_utc(when)})")
+    with LocalStack({"SourceIdentifiers": "*"}, function_log_level=log_level) as stack:
+        stack.lambdas.after_invoke = StepPrinter(stack, echo)
+        event: Any
+        if event_file is not None:
+            event = json.loads(event_file.read_text())
+            ref = parse_request(event)
+            if not isinstance(ref, SnapshotRef):
+                raise SystemExit(f"{event_file} is not a snapshot-created event or a snapshotArn request")
+            source_id = "replayed-source"
+            if ref.source_type == "cluster":
+                create_cluster(stack, source_id, engine=engine, database="replay")
+                cluster_snapshot(stack, source_id, ref.identifier, DirectorySource(root), when)
+            else:
+                create_instance(stack, source_id, engine=engine.removeprefix("aurora-"), database="replay")
+                instance_snapshot(stack, source_id, ref.identifier, DirectorySource(root), when)
+        else:
+            source_id = "replayed-source"
+            create_cluster(stack, source_id, engine=engine, database="replay")
+            name = re.sub(r"[^a-z0-9-]+", "-", root.name.lower()).strip("-")[:50] or "export"
+            arn = cluster_snapshot(stack, source_id, f"replay-{name}", DirectorySource(root), when)
+            event = {"snapshotArn": arn}
+        execution = _run(stack, "replay", event, echo)
+        s3 = stack.client("s3")
+        out.mkdir(parents=True, exist_ok=True)
+        count = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.lake_bucket):
+            for obj in page.get("Contents", []):
+                target = out / obj["Key"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(s3.get_object(Bucket=stack.lake_bucket, Key=obj["Key"])["Body"].read())
+                count += 1
+        _show_lake(stack, echo)
+        echo(f"\nwrote {count} lake objects under {out}")
+    return execution.status == "SUCCEEDED"
