@@ -12,6 +12,7 @@ from typing import Any
 
 from snaplake.lake_keys import iso_utc, parse_iso_utc
 from snaplake.snapshots import SnapshotRef, parse_request
+
 from snaplake_local.emulator import DirectorySource, TablesSource
 from snaplake_local.report import format_table, lake_partitions, sample_rows
 from snaplake_local.sources import (
@@ -53,7 +54,8 @@ class StepPrinter:
             self.last_status = None
             if not p["export"]:
                 return f"skip: {p['reason']}"
-            return f"export {p['sourceType']} {p['sourceIdentifier']} ({p['engine']}) snapshot {p['snapshotIdentifier']} taken {p['snapshotTime']}"
+            source = f"{p['sourceType']} {p['sourceIdentifier']} ({p['engine']})"
+            return f"export {source} snapshot {p['snapshotIdentifier']} taken {p['snapshotTime']}"
         if step == "StartExport":
             return f"export task {p['exportTaskIdentifier']} {'(already started: reused)' if p['reused'] else 'started'}"
         if step == "PollExport":
@@ -62,7 +64,8 @@ class StepPrinter:
             self.last_status = p["status"]
             return f"{p['status']} {p['percentProgress']}% (poll {p['polls']})"
         if step == "PlanCopy":
-            return f"{p['objects']} data files, {p['bytes']:,} bytes, {p['tables']} tables -> {p['batches']} batches for {len(p['workers'])} workers"
+            work = f"{p['batches']} batches for {len(p['workers'])} workers"
+            return f"{p['objects']} data files, {p['bytes']:,} bytes, {p['tables']} tables -> {work}"
         if step == "CopyBatch":
             return f"worker {p['share']['worker']}: copied {p['copied']}, already there {p['skipped']}" + (
                 "" if p["done"] else " (continues)"

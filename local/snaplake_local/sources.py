@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from snaplake.lake_keys import parse_iso_utc
+
 from snaplake_local.emulator import ExportSource, TablesSource
 from snaplake_local.sample_data import shop_mysql_tables, world_postgres_tables
 from snaplake_local.stack import PROJECT_ROOT, LocalStack

@@ -302,7 +302,7 @@ def copy_batches(
         batch_size, object_count = int(share["batchSize"]), int(share["objects"])
     except (AssertionError, KeyError, TypeError, ValueError):
         raise InvalidEvent("copy batch needs 'share' with integer 'worker', 'workers', 'batches', 'batchSize' and 'objects'") from None
-    if not (0 <= worker < workers and 0 <= batch_count and 0 < batch_size):
+    if not (0 <= worker < workers and batch_count >= 0 and batch_size > 0):
         raise InvalidEvent(f"worker {worker} of {workers} is out of range")
     cursor = request.get("cursor") or {"batch": worker, "offset": 0}
     batch, offset = int(cursor["batch"]), int(cursor["offset"])
