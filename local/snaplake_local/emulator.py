@@ -7,6 +7,7 @@ local results rest on:
   clock instead of sleeping (moto's executor really sleeps).
 - InProcessLambdas: Lambda tasks run the real handlers in this process (moto
   would need Docker), each with its function's environment from template.yaml.
+- enforce_expected_bucket_owner: S3's ExpectedBucketOwner check (moto ignores it).
 - RdsExportEmulator: moto's export tasks complete instantly and write nothing.
   Here a task goes STARTING -> IN_PROGRESS -> COMPLETE on the virtual clock
   and, on completion, writes the export's files in AWS's documented layout
@@ -78,6 +79,31 @@ def fast_forward_step_functions(clock: VirtualClock) -> Iterator[None]:
     with (
         patched_attribute(wait_function.WaitFunction, "_wait_interval", virtual_wait),
         patched_attribute(retrier_decl, "time", types.SimpleNamespace(sleep=clock.advance, time=time.time)),
+    ):
+        yield
+
+
+@contextmanager
+def enforce_expected_bucket_owner() -> Iterator[None]:
+    """S3 refuses a request whose ExpectedBucketOwner (or ExpectedSourceBucketOwner)
+    is not the bucket's account with 403 AccessDenied; moto ignores both headers.
+    Every emulated bucket belongs to the emulator's one account."""
+    from moto.s3 import responses
+    from moto.s3.exceptions import S3AccessDeniedError
+
+    def checked(original: Callable[..., Any]) -> Callable[..., Any]:
+        def check_owner(self: Any, request: Any, full_url: str) -> Any:
+            for header in ("x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"):
+                expected = request.headers.get(header)
+                if expected and expected != self.current_account:
+                    raise S3AccessDeniedError()
+            return original(self, request, full_url)
+
+        return check_owner
+
+    with (
+        patched_attribute(responses.S3Response, "_bucket_response", checked(responses.S3Response._bucket_response)),
+        patched_attribute(responses.S3Response, "_key_response", checked(responses.S3Response._key_response)),
     ):
         yield
 
@@ -264,6 +290,31 @@ class TablesSource(ExportSource):
                 out[marker] = b""
             target = f"{self.database}.{folder}" if self.engine.startswith(("postgres", "aurora-postgresql")) else folder
             per_table.append({"target": target, "status": "COMPLETE", "sizeGB": round(table.nbytes / 1024**3, 9)})
+        out.update(_export_metadata(export_id, task, per_table))
+        return out
+
+
+@dataclass
+class ManyFilesSource(ExportSource):
+    """A large export for scale tests and benchmarks: `file_count` small objects spread
+    over `tables` tables and `batches` batch folders (the bytes are not real Parquet)."""
+
+    database: str
+    tables: int
+    file_count: int
+    batches: int = 1
+    file_bytes: int = 64
+
+    def keys(self) -> Iterator[str]:
+        for index in range(self.file_count):
+            table = index % self.tables
+            batch = index // self.tables % self.batches + 1
+            yield f"{self.database}/public.table_{table:04d}/{batch}/part-{index:05d}-{uuid.UUID(int=index)}-c000.gz.parquet"
+
+    def files(self, export_id: str, task: dict[str, Any]) -> dict[str, bytes]:
+        body = b"P" * self.file_bytes
+        out = dict.fromkeys(self.keys(), body)
+        per_table = [{"target": f"{self.database}.public.table_{t:04d}", "status": "COMPLETE", "sizeGB": 0.0} for t in range(self.tables)]
         out.update(_export_metadata(export_id, task, per_table))
         return out
 

@@ -30,6 +30,7 @@ from snaplake_local.emulator import (
     LocalFunction,
     RdsExportEmulator,
     VirtualClock,
+    enforce_expected_bucket_owner,
     fast_forward_step_functions,
 )
 
@@ -118,6 +119,7 @@ class LocalStack:
 
         self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         self._exit.enter_context(fast_forward_step_functions(self.clock))
+        self._exit.enter_context(enforce_expected_bucket_owner())
         self._exit.enter_context(self.lambdas.patched())
         self._exit.enter_context(self.rds_exports.patched())
         self._deploy()

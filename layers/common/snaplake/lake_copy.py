@@ -296,16 +296,19 @@ def copy_batches(
     """Copy this worker's batches (worker, worker+workers, ...) until done or out of time."""
     plan = PlanRef.from_json(request.get("plan"))
     share = request.get("share")
+    cursor = request.get("cursor") or {}
     try:
-        assert isinstance(share, dict)
+        if not isinstance(share, dict) or not isinstance(cursor, dict):
+            raise TypeError
         worker, workers, batch_count = int(share["worker"]), int(share["workers"]), int(share["batches"])
         batch_size, object_count = int(share["batchSize"]), int(share["objects"])
-    except (AssertionError, KeyError, TypeError, ValueError):
-        raise InvalidEvent("copy batch needs 'share' with integer 'worker', 'workers', 'batches', 'batchSize' and 'objects'") from None
-    if not (0 <= worker < workers and batch_count >= 0 and batch_size > 0):
-        raise InvalidEvent(f"worker {worker} of {workers} is out of range")
-    cursor = request.get("cursor") or {"batch": worker, "offset": 0}
-    batch, offset = int(cursor["batch"]), int(cursor["offset"])
+        batch, offset = int(cursor.get("batch", worker)), int(cursor.get("offset", 0))
+    except (KeyError, TypeError, ValueError):
+        raise InvalidEvent(
+            "copy batch needs 'share' with integer 'worker', 'workers', 'batches', 'batchSize', 'objects' (and an optional 'cursor')"
+        ) from None
+    if not (0 <= worker < workers and batch_count >= 0 and batch_size > 0 and batch % workers == worker and offset >= 0):
+        raise InvalidEvent(f"worker {worker} of {workers} (cursor batch {batch}, offset {offset}) is out of range")
     writer = LakeWriter(s3, lake, plan.bucket)
     copied = skipped = copied_bytes = 0
     with ThreadPoolExecutor(max_workers=lake.threads) as pool:

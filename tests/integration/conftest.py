@@ -1,0 +1,30 @@
+"""Integration fixtures: template.yaml deployed on the embedded emulator, real ASL, handlers in-process."""
+
+from collections.abc import Iterator
+
+import pytest
+from snaplake_local.sources import default_parameters, seed_sample_sources
+from snaplake_local.stack import LocalStack
+
+
+@pytest.fixture
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(default_parameters(), function_log_level="WARNING") as deployed:
+        seed_sample_sources(deployed)
+        yield deployed
+
+
+@pytest.fixture
+def stack_factory() -> Iterator[object]:
+    """For tests that need other template parameters: stack_factory(LakeKeyTemplate=...)."""
+    opened: list[LocalStack] = []
+
+    def make(**parameters: str) -> LocalStack:
+        deployed = LocalStack(default_parameters(**parameters), function_log_level="WARNING").__enter__()
+        opened.append(deployed)
+        seed_sample_sources(deployed)
+        return deployed
+
+    yield make
+    for deployed in reversed(opened):
+        deployed.__exit__(None, None, None)

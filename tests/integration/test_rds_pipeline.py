@@ -1,0 +1,331 @@
+"""The RDS export state machine (statemachine/rds_export.asl.json) executed on moto's
+Step Functions executor, with the real handlers in-process and the emulated export."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+
+import pyarrow.parquet as pq
+import pytest
+from botocore.exceptions import ClientError
+from snaplake import lake_copy
+from snaplake_local.emulator import ManyFilesSource
+from snaplake_local.sample_data import shop_mysql_tables, world_postgres_tables
+from snaplake_local.sources import (
+    SHOP_INSTANCE,
+    WORLD_CLUSTER,
+    cluster_snapshot,
+    create_cluster,
+    sample_event,
+    world_source,
+)
+from snaplake_local.stack import Execution, LocalStack
+
+RDS = "RdsExportStateMachine"
+CLUSTER_EVENT = "rds_automated_cluster_snapshot.json"
+INSTANCE_EVENT = "rds_manual_instance_snapshot.json"
+WORLD_PARTITION = "snapshot_time=20240502T024019Z"
+SHOP_PARTITION = "snapshot_time=20240502T100007Z"
+
+
+def data_keys(stack: LocalStack) -> list[str]:
+    return sorted(key for key in stack.lake_objects() if key.endswith(".parquet"))
+
+
+def rows_by_table(stack: LocalStack) -> dict[str, int]:
+    s3 = stack.client("s3")
+    rows: dict[str, int] = {}
+    for key in data_keys(stack):
+        table = "/".join(key.split("/")[:3])
+        body = s3.get_object(Bucket=stack.lake_bucket, Key=key)["Body"].read()
+        rows[table] = rows.get(table, 0) + pq.ParquetFile(io.BytesIO(body)).metadata.num_rows
+    return rows
+
+
+def failed_attempts(execution: Execution, error: str) -> int:
+    return sum(
+        1
+        for event in execution.history
+        if event["type"] == "LambdaFunctionFailed" and event.get("lambdaFunctionFailedEventDetails", {}).get("error") == error
+    )
+
+
+def test_automated_cluster_snapshot_lands_every_postgres_table_with_success_markers(stack: LocalStack) -> None:
+    execution = stack.run(RDS, sample_event(CLUSTER_EVENT))
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    objects = stack.lake_objects()
+    tables = {name.split(".")[-1].lower().replace("invoice_lines", "sales_invoice_lines") for name in world_postgres_tables()}
+    assert tables == {"city", "country", "countrylanguage", "sales_invoice_lines"}
+    for table in tables:
+        partition = f"rds/world/{table}/{WORLD_PARTITION}/"
+        assert objects[partition + "_SUCCESS"] == 0
+        assert objects[partition + "1/_SUCCESS"] == 0
+        assert len([k for k in objects if k.startswith(partition + "1/part-")]) == 2
+    assert all(key.startswith("rds/world/") and ":" not in key for key in objects)
+    expected_rows = {f"rds/world/{folder.split('.')[-1].lower()}": t.num_rows for folder, t in world_postgres_tables().items()}
+    expected_rows["rds/world/sales_invoice_lines"] = expected_rows.pop("rds/world/invoice_lines")
+    assert rows_by_table(stack) == expected_rows
+    assert execution.output["landed"]["tables"] == 4
+
+
+def test_manual_instance_snapshot_lands_mysql_tables_without_database_prefix(stack: LocalStack) -> None:
+    execution = stack.run(RDS, sample_event(INSTANCE_EVENT))
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    expected = {f"rds/shop/{folder.split('.')[1]}": table.num_rows for folder, table in shop_mysql_tables().items()}
+    assert rows_by_table(stack) == expected
+    assert f"rds/shop/customers/{SHOP_PARTITION}/_SUCCESS" in stack.lake_objects()
+
+
+@pytest.mark.parametrize(
+    "event_file",
+    [
+        "rds_automated_cluster_snapshot.json",
+        "rds_manual_cluster_snapshot.json",
+        "rds_automated_instance_snapshot.json",
+        "rds_manual_instance_snapshot.json",
+        "rds_export_request.json",
+        "rds_latest_snapshot_request.json",
+    ],
+)
+def test_every_sample_trigger_event_exports_its_snapshot(stack: LocalStack, event_file: str) -> None:
+    execution = stack.run(RDS, sample_event(event_file))
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.output["snapshot"]["export"] is True
+    assert execution.output["snapshot"]["sourceIdentifier"] in (WORLD_CLUSTER, SHOP_INSTANCE)
+    assert execution.output["landed"]["objects"] == len(data_keys(stack)) > 0
+
+
+def test_snapshot_deleted_event_is_skipped_without_an_export(stack: LocalStack) -> None:
+    execution = stack.run(RDS, sample_event("rds_snapshot_deleted.json"))
+
+    assert execution.status == "SUCCEEDED"
+    assert execution.output["snapshot"] == {"export": False, "reason": "event 'RDS-EVENT-0041' is not a snapshot-created event"}
+    assert stack.rds_exports.started_exports == []
+    assert stack.lake_objects() == {}
+
+
+def test_snapshot_of_a_source_outside_the_allow_list_is_skipped(stack: LocalStack) -> None:
+    create_cluster(stack, "scratch-aurora")
+    arn = cluster_snapshot(stack, "scratch-aurora", "scratch-1", world_source())
+
+    execution = stack.run(RDS, {"snapshotArn": arn})
+
+    assert execution.status == "SUCCEEDED"
+    assert execution.output["snapshot"]["export"] is False
+    assert "scratch-aurora" in execution.output["snapshot"]["reason"]
+    assert stack.rds_exports.started_exports == []
+    assert stack.lake_objects() == {}
+
+
+def test_redelivered_event_starts_one_export_and_duplicates_nothing(stack: LocalStack) -> None:
+    first = stack.run(RDS, sample_event(CLUSTER_EVENT))
+    after_first = stack.lake_objects()
+
+    second = stack.run(RDS, sample_event(CLUSTER_EVENT))
+
+    assert first.status == second.status == "SUCCEEDED"
+    assert len(stack.rds_exports.started_exports) == 1
+    assert second.output["export"]["reused"] is True
+    assert stack.lake_objects() == after_first
+    assert sum(r["copied"] for r in second.output["copyResults"]) == 0
+    assert sum(r["skipped"] for r in second.output["copyResults"]) == first.output["copy"]["objects"]
+
+
+def test_same_event_delivered_three_times_concurrently_lands_once(stack: LocalStack) -> None:
+    arns = [stack.start(RDS, sample_event(CLUSTER_EVENT)) for _ in range(3)]
+    executions = [stack.wait(arn) for arn in arns]
+
+    assert [e.status for e in executions] == ["SUCCEEDED"] * 3
+    assert len(stack.rds_exports.started_exports) == 1
+    assert len(data_keys(stack)) == 8
+    assert rows_by_table(stack)["rds/world/city"] == world_postgres_tables()["public.city"].num_rows
+
+
+def test_failed_export_fails_the_execution_with_its_cause_and_notifies(stack: LocalStack) -> None:
+    snapshot_arn = stack.client("rds").describe_db_cluster_snapshots(DBClusterSnapshotIdentifier="world-aurora-manual-1")[
+        "DBClusterSnapshots"
+    ][0]["DBClusterSnapshotArn"]
+    stack.rds_exports.fail_export(snapshot_arn, "The S3 bucket snaplake-local-exportbucket isn't located in the current AWS Region.")
+
+    execution = stack.run(RDS, sample_event("rds_manual_cluster_snapshot.json"))
+
+    assert execution.status == "FAILED"
+    assert execution.error == "ExportFailed"
+    assert "isn't located in the current AWS Region" in (execution.cause or "")
+    [notification] = stack.notifications()
+    assert notification["subject"] == "snaplake: RDS snapshot export failed"
+    message = notification["message"]
+    assert message["step"] == "PollExport"
+    assert message["error"] == "ExportFailed"
+    assert "isn't located in the current AWS Region" in message["cause"]
+    assert message["execution"] == execution.arn
+    assert stack.lake_objects() == {}
+
+
+def test_busy_export_slots_are_waited_for_then_the_export_runs(stack: LocalStack) -> None:
+    stack.rds_exports.occupy_slots(5, for_seconds=2 * 3600)
+
+    execution = stack.run(RDS, sample_event(CLUSTER_EVENT))
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert failed_attempts(execution, "ExportSlotsBusy") >= 1
+    assert stack.clock.waited_seconds >= 2 * 3600
+    assert len(stack.rds_exports.started_exports) == 1
+    assert len(data_keys(stack)) == 8
+
+
+def test_skipped_tables_warning_is_surfaced_in_the_output(stack: LocalStack) -> None:
+    snapshot_arn = stack.client("rds").describe_db_snapshots(DBSnapshotIdentifier="shop-mysql-before-migration")["DBSnapshots"][0][
+        "DBSnapshotArn"
+    ]
+    warning = {
+        "skippedTables": [{"target": "shop.audit_log", "reason": "column name contains a space"}],
+        "skippedObjectives": [],
+        "general": [],
+    }
+    stack.rds_exports.warn_export(snapshot_arn, warning)
+
+    execution = stack.run(RDS, sample_event(INSTANCE_EVENT))
+
+    assert execution.status == "SUCCEEDED"
+    assert execution.output["export"]["warnings"] == warning
+
+
+def _crash_copies_after(count: int, times: int) -> Callable[[], None]:
+    """After `count` successful copies, make the next `times` CopyObject calls fail."""
+    state = {"copied": 0, "crashes": 0}
+    original = lake_copy.LakeWriter.copy
+
+    def flaky(self: lake_copy.LakeWriter, item: lake_copy.CopyItem, multipart_threshold: int = lake_copy.MAX_SINGLE_COPY_BYTES) -> None:
+        if state["copied"] >= count and state["crashes"] < times:
+            state["crashes"] += 1
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "injected crash mid-batch"}}, "CopyObject")
+        original(self, item, multipart_threshold)
+        state["copied"] += 1
+
+    lake_copy.LakeWriter.copy = flaky  # type: ignore[method-assign]
+    return lambda: setattr(lake_copy.LakeWriter, "copy", original)
+
+
+def test_copy_crash_mid_batch_is_retried_and_completes_without_duplicates(stack: LocalStack) -> None:
+    restore = _crash_copies_after(3, times=1)
+    try:
+        execution = stack.run(RDS, sample_event(CLUSTER_EVENT))
+    finally:
+        restore()
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert failed_attempts(execution, "ClientError") == 1
+    assert len(data_keys(stack)) == 8
+    results = execution.output["copyResults"][0]
+    assert results["copied"] + results["skipped"] >= 8
+
+
+def test_failed_copy_rerun_completes_and_skips_what_was_copied(stack: LocalStack) -> None:
+    restore = _crash_copies_after(3, times=100)
+    try:
+        failed = stack.run(RDS, sample_event(CLUSTER_EVENT))
+    finally:
+        restore()
+    assert failed.status == "FAILED"
+    assert [n["message"]["step"] for n in stack.notifications()] == ["CopyToLake"]
+    partial = data_keys(stack)
+    assert 0 < len(partial) < 8
+    assert not any(key.endswith("/_SUCCESS") for key in stack.lake_objects())
+
+    rerun = stack.run(RDS, sample_event(CLUSTER_EVENT))
+
+    assert rerun.status == "SUCCEEDED", rerun.cause
+    assert len(data_keys(stack)) == 8
+    assert rerun.output["copyResults"][0]["skipped"] == len(partial)
+    assert rows_by_table(stack)["rds/world/country"] == world_postgres_tables()["public.country"].num_rows
+
+
+def test_copy_worker_out_of_time_hands_over_a_cursor_and_the_loop_finishes(stack_factory: Callable[..., LocalStack]) -> None:
+    stack = stack_factory(SourceIdentifiers="*")
+    create_cluster(stack, "mid-aurora")
+    arn = cluster_snapshot(stack, "mid-aurora", "mid-aurora-manual", ManyFilesSource(database="mid", tables=3, file_count=300))
+    checks = {"n": 0}
+
+    def remaining_ms() -> int:
+        checks["n"] += 1
+        return 10_000 if checks["n"] % 3 == 0 else 900_000  # every third check: almost out of time
+
+    stack.lambdas.remaining_ms[stack.function("CopyBatchFunction").name] = remaining_ms
+    execution = stack.run(RDS, {"snapshotArn": arn})
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    copy_invocations = [name for name, _ in stack.lambdas.invocations if name.endswith("CopyBatchFunction")]
+    assert len(copy_invocations) >= 3
+    assert len(data_keys(stack)) == 300
+    assert execution.output["copyResults"][0]["copied"] == 300
+
+
+def test_large_export_paginates_and_fans_out_in_small_payloads(stack_factory: Callable[..., LocalStack]) -> None:
+    stack = stack_factory(SourceIdentifiers="*")
+    create_cluster(stack, "big-aurora")
+    source = ManyFilesSource(database="big", tables=7, file_count=2345, batches=2)
+    arn = cluster_snapshot(stack, "big-aurora", "big-aurora-manual", source)
+
+    execution = stack.run(RDS, {"snapshotArn": arn}, timeout_seconds=600)
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.output["copy"]["objects"] == 2345
+    assert execution.output["copy"]["batches"] == 3
+    keys = data_keys(stack)
+    assert len(keys) == 2345
+    assert len(set(keys)) == 2345
+    assert {k.split("/")[2] for k in keys} == {f"table_{t:04d}" for t in range(7)}
+    largest_payload = max(len(json.dumps(e, default=str).encode()) for e in execution.history)
+    assert largest_payload < 16 * 1024
+
+
+def test_old_export_layout_without_batch_folders_lands_as_batch_one(stack_factory: Callable[..., LocalStack]) -> None:
+    stack = stack_factory()
+    arn = cluster_snapshot(stack, WORLD_CLUSTER, "world-old-layout", world_source(old_layout=True))
+
+    execution = stack.run(RDS, {"snapshotArn": arn})
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    keys = data_keys(stack)
+    assert len(keys) == 4
+    assert all(key.split("/")[4] == "1" and key.split("/")[5].startswith("part-") for key in keys)
+    assert all(f"{k.rsplit('/', 2)[0]}/_SUCCESS" in stack.lake_objects() for k in keys)
+
+
+def test_seed_layout_is_reproduced_through_the_key_template(stack_factory: Callable[..., LocalStack]) -> None:
+    stack = stack_factory(LakeKeyTemplate="{database}/{table}/partition_datetime={snapshot_time}/{batch}/{file}", LakePrefix="seed")
+
+    execution = stack.run(RDS, sample_event(INSTANCE_EVENT))
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    keys = data_keys(stack)
+    assert keys and all(k.startswith(f"seed/shop/{k.split('/')[2]}/partition_datetime=20240502T100007Z/1/part-") for k in keys)
+    assert f"seed/shop/orders/partition_datetime={SHOP_PARTITION.split('=')[1]}/_SUCCESS" in stack.lake_objects()
+
+
+def test_lake_objects_are_encrypted_with_the_lake_key_and_record_their_source(stack: LocalStack) -> None:
+    stack.run(RDS, sample_event(INSTANCE_EVENT))
+    key_arn = stack.environment("CopyBatchFunction")["LAKE_KMS_KEY_ARN"]
+    s3 = stack.client("s3")
+
+    for key in data_keys(stack):
+        head = s3.head_object(Bucket=stack.lake_bucket, Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms"
+        assert head["SSEKMSKeyId"] == key_arn
+        assert head["Metadata"][lake_copy.SOURCE_ETAG_METADATA]
+
+
+def test_lake_bucket_owned_by_another_account_is_refused(stack_factory: Callable[..., LocalStack]) -> None:
+    stack = stack_factory(LakeBucketOwner="999988887777")
+
+    execution = stack.run(RDS, sample_event(INSTANCE_EVENT))
+
+    assert execution.status == "FAILED"
+    assert data_keys(stack) == []
+    assert stack.notifications()[0]["message"]["step"] in ("PlanCopy", "CopyToLake")
