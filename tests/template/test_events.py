@@ -1,4 +1,4 @@
-"""events/: sample events for `sam local invoke` / the local runner are JSON objects named rds_*.json."""
+"""events/: a sample event for every trigger (rds_*.json) and every function (named after its step)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ import pytest
 from ._support import EVENTS_DIR
 
 EVENT_FILES = sorted(path for path in EVENTS_DIR.iterdir() if path.is_file()) if EVENTS_DIR.is_dir() else []
+FUNCTION_EVENTS = {"start_export.json", "poll_export.json", "plan_copy.json", "copy_batch.json", "finalize_copy.json"}
 
 
-def test_there_are_sample_events() -> None:
-    assert EVENT_FILES, "events/ is empty or missing"
+def test_there_are_sample_events_for_every_step() -> None:
+    names = {path.name for path in EVENT_FILES}
+    assert FUNCTION_EVENTS <= names
+    assert {"rds_automated_cluster_snapshot.json", "rds_manual_cluster_snapshot.json"} <= names
+    assert {"rds_automated_instance_snapshot.json", "rds_manual_instance_snapshot.json"} <= names
+    assert {"rds_export_request.json", "rds_latest_snapshot_request.json"} <= names
 
 
 @pytest.mark.parametrize("path", EVENT_FILES, ids=lambda path: path.name)
-def test_event_is_a_json_object_named_rds_something(path: Path) -> None:
-    assert re.fullmatch(r"rds_[a-z0-9_]+\.json", path.name), f"{path.name}: sample events are named rds_<what>.json"
+def test_event_is_a_json_object_with_a_known_kind_of_name(path: Path) -> None:
+    assert re.fullmatch(r"rds_[a-z0-9_]+\.json", path.name) or path.name in FUNCTION_EVENTS, f"{path.name}: unexpected sample event"
     assert isinstance(json.loads(path.read_text()), dict), f"{path.name}: not a JSON object"
