@@ -45,10 +45,11 @@ HANDLER_ENV = {
 def count_s3_calls() -> Iterator[Counter[str]]:
     """Count every S3 API call made through botocore in this process."""
     from botocore.client import BaseClient
+    from snaplake_local.emulator import patched_attribute
 
     counts: Counter[str] = Counter()
     lock = threading.Lock()
-    original = BaseClient._make_api_call
+    original = getattr(BaseClient, "_make_api_call")  # noqa: B009 - private botocore method
 
     def counting(self: Any, operation_name: str, api_params: Any) -> Any:
         if self.meta.service_model.service_name == "s3":
@@ -56,11 +57,8 @@ def count_s3_calls() -> Iterator[Counter[str]]:
                 counts[operation_name] += 1
         return original(self, operation_name, api_params)
 
-    BaseClient._make_api_call = counting  # type: ignore[method-assign]
-    try:
+    with patched_attribute(BaseClient, "_make_api_call", counting):
         yield counts
-    finally:
-        BaseClient._make_api_call = original  # type: ignore[method-assign]
 
 
 def pipeline_figures(objects: int) -> dict[str, Any]:
@@ -121,7 +119,9 @@ def handler_import_ms(repeats: int) -> dict[str, float]:
     for name, path in HANDLERS.items():
         samples = []
         for _ in range(repeats):
-            out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, str(ROOT / path)], env=env, check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, "-c", _IMPORT_PROBE, str(ROOT / path)], env=env, check=True, capture_output=True, text=True
+            )
             samples.append(json.loads(out.stdout.strip().splitlines()[-1])["ms"])
         figures[name] = round(statistics.median(samples), 1)
     return figures

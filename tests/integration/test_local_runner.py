@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from snaplake_local.cli import main
 from snaplake_local.emulator import TablesSource
 from snaplake_local.sample_data import shop_mysql_tables, world_postgres_tables

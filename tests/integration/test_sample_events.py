@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from snaplake_local.sources import EVENTS_DIR, sample_event
 from snaplake_local.stack import LocalStack
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from snaplake.errors import ConfigError
+from snaplake.errors import ConfigError, InvalidKeyTemplate
 from snaplake.lake_keys import DEFAULT_KEY_TEMPLATE, KeyTemplate
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -65,6 +65,13 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def _key_template(env: Mapping[str, str]) -> KeyTemplate:
+    try:
+        return KeyTemplate.parse(env.get("LAKE_KEY_TEMPLATE", "").strip() or DEFAULT_KEY_TEMPLATE)
+    except InvalidKeyTemplate as error:
+        raise ConfigError(f"environment variable LAKE_KEY_TEMPLATE: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,7 @@ class LakeSettings:
         return cls(
             bucket=_bucket(env, "LAKE_BUCKET"),
             prefix=_prefix(env, "LAKE_PREFIX"),
-            key_template=KeyTemplate.parse(env.get("LAKE_KEY_TEMPLATE", "").strip() or DEFAULT_KEY_TEMPLATE),
+            key_template=_key_template(env),
             kms_key_arn=env.get("LAKE_KMS_KEY_ARN", "").strip() or None,
             bucket_owner=_optional_account(env, "LAKE_BUCKET_OWNER"),
             source_bucket_owner=_optional_account(env, "EXPORT_BUCKET_OWNER"),

@@ -232,6 +232,11 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: LakeSettings, plan_root: s
         values = layout.partition_values(located.database, located.table_folder)
         partition = join_key(lake.prefix, lake.key_template.partition_prefix(values))
         dest = join_key(partition, lake.key_template.object_path({**values, "batch": located.batch, "file": located.file}))
+        if partition in tables and tables[partition]["sourceTable"] != located.table_folder:
+            raise KeyCollision(
+                f"export tables {tables[partition]['sourceTable']!r} and {located.table_folder!r} both map to lake partition "
+                f"{partition!r}; put {{source_table}} in LAKE_KEY_TEMPLATE or export them separately"
+            )
         table = tables.setdefault(
             partition,
             {
@@ -250,7 +255,10 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: LakeSettings, plan_root: s
         table["objects"] += 1
         table["bytes"] += int(obj["Size"])
     _check_collisions(items)
-    digest = hashlib.sha256(json.dumps([lake.batch_size, [i.as_json() for i in items]]).encode()).hexdigest()[:16]
+    # Everything that decides what a copy writes is in the plan's name, so progress
+    # markers of a plan for another lake bucket, key or ACL are never reused.
+    destination = [lake.bucket, lake.bucket_owner, lake.kms_key_arn, lake.object_acl, lake.batch_size]
+    digest = hashlib.sha256(json.dumps([destination, [i.as_json() for i in items]]).encode()).hexdigest()[:16]
     plan = PlanRef(bucket, join_key(plan_root, layout.export_id, f"plan-{digest}") + "/")
     batches = [items[i : i + lake.batch_size] for i in range(0, len(items), lake.batch_size)]
     for index, batch in enumerate(batches):

@@ -168,8 +168,8 @@ class KeyTemplate:
                         f"key template {text!r}: unknown placeholder {{{name}}}; known: {', '.join(sorted(PLACEHOLDERS))}"
                     )
                 names.add(name)
-            if not segment:
-                raise InvalidKeyTemplate(f"key template {text!r} has an empty path segment")
+            if not segment or segment in (".", ".."):
+                raise InvalidKeyTemplate(f"key template {text!r} has an empty or relative path segment")
             names_per_segment.append(names)
         if segments[-1] != "{file}":
             raise InvalidKeyTemplate(f"key template {text!r} must end with '/{{file}}'")

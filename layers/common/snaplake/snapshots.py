@@ -76,7 +76,7 @@ class Snapshot:
 def parse_snapshot_arn(arn: Any) -> SnapshotRef:
     if not isinstance(arn, str):
         raise InvalidEvent(f"snapshot ARN must be a string, got {type(arn).__name__}")
-    match = _SNAPSHOT_ARN.match(arn)
+    match = _SNAPSHOT_ARN.fullmatch(arn)
     if not match:
         raise InvalidEvent(f"{arn[:300]!r} is not an RDS DB snapshot or DB cluster snapshot ARN")
     kind, identifier = match.groups()
@@ -92,7 +92,7 @@ def parse_request(event: Any) -> SnapshotRef | LatestOf | Ignored:
         return parse_snapshot_arn(event["snapshotArn"])
     if "latestSnapshotOf" in event:
         source_id = event["latestSnapshotOf"]
-        if not isinstance(source_id, str) or not _SOURCE_ID.match(source_id):
+        if not isinstance(source_id, str) or not _SOURCE_ID.fullmatch(source_id):
             raise InvalidEvent(f"latestSnapshotOf must be a DB cluster or instance identifier, got {str(source_id)[:100]!r}")
         return LatestOf(source_id)
     raise InvalidEvent('unsupported event: expected an EventBridge RDS snapshot event, {"snapshotArn": ...} or {"latestSnapshotOf": ...}')
@@ -111,11 +111,15 @@ def _parse_eventbridge(event: dict[str, Any]) -> SnapshotRef | Ignored:
     detail = event.get("detail")
     if event.get("source") != "aws.rds":
         raise InvalidEvent(f"event source must be 'aws.rds', got {str(event.get('source'))[:100]!r}")
+    if detail_type is not None and not isinstance(detail_type, str):
+        raise InvalidEvent(f"detail-type must be a string, got {type(detail_type).__name__}")
     if detail_type not in _DETAIL_TYPES:
         return Ignored(f"detail-type {str(detail_type)[:100]!r} is not a snapshot event")
     if not isinstance(detail, dict):
         raise InvalidEvent("RDS snapshot event has no 'detail' object")
     event_id = detail.get("EventID")
+    if event_id is not None and not isinstance(event_id, str):
+        raise InvalidEvent(f"detail.EventID must be a string, got {type(event_id).__name__}")
     if event_id not in SNAPSHOT_CREATED_EVENT_IDS:
         return Ignored(f"event {str(event_id)[:40]!r} is not a snapshot-created event")
     ref = parse_snapshot_arn(detail.get("SourceArn"))

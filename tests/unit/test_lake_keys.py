@@ -1,0 +1,378 @@
+"""Lake key layout: Athena names, export key parsing and the key template."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from snaplake.errors import InvalidKeyTemplate, UnexpectedExportLayout
+from snaplake.lake_keys import (
+    DEFAULT_KEY_TEMPLATE,
+    OLD_LAYOUT_BATCH,
+    SEED_KEY_TEMPLATE,
+    ExportObject,
+    KeyTemplate,
+    SnapshotLayout,
+    athena_name,
+    iso_utc,
+    join_key,
+    lake_table_name,
+    parse_export_key,
+    parse_iso_utc,
+    snapshot_time_value,
+)
+
+SNAPSHOT_TIME = datetime(2024, 5, 2, 12, 5, 55, tzinfo=UTC)
+LAYOUT = SnapshotLayout(
+    engine="aurora-postgresql",
+    source_id="world-aurora",
+    export_id="sl-world-aurora-manual-1-0123456789",
+    snapshot_time=SNAPSHOT_TIME,
+)
+
+# ---------------------------------------------------------------- athena_name
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("users", "users"),
+        ("Invoice_Lines", "invoice_lines"),
+        ("Order Items (2024)", "order_items_2024"),
+        ("order--items..v2", "order_items_v2"),
+        ("__leading_and_trailing__", "leading_and_trailing"),
+        ("$weird$", "weird"),
+        ("", "_"),
+        ("!!!", "_"),
+    ],
+)
+def test_athena_name_is_lower_case_with_single_underscores(raw: str, expected: str) -> None:
+    assert athena_name(raw) == expected
+
+
+# ---------------------------------------------------------------- lake_table_name
+
+
+@pytest.mark.parametrize(
+    ("engine", "database", "folder", "expected"),
+    [
+        ("aurora-postgresql", "world", "public.users", "users"),
+        ("postgres", "world", "public.users", "users"),
+        ("aurora-postgresql", "world", "sales.Invoice_Lines", "sales_invoice_lines"),
+        ("postgres", "world", "world.users", "world_users"),
+        ("mysql", "shop", "shop.customers", "customers"),
+        ("aurora-mysql", "shop", "shop.Order-Items", "order_items"),
+        ("mariadb", "shop", "shop.customers", "customers"),
+        ("aurora", "shop", "shop.customers", "customers"),
+        ("mysql", "shop", "public.users", "public_users"),
+        ("MySQL", "shop", "shop.customers", "customers"),
+    ],
+)
+def test_lake_table_name_drops_the_engines_default_qualifier(engine: str, database: str, folder: str, expected: str) -> None:
+    assert lake_table_name(engine, database, folder) == expected
+
+
+@pytest.mark.parametrize(
+    ("engine", "database", "folder", "expected"),
+    [
+        ("", "shop", "shop.customers", "customers"),
+        ("", "world", "public.users", "users"),
+        ("sqlserver-se", "world", "dbo.Users", "dbo_users"),
+        ("oracle-ee", "world", "sales.Invoice_Lines", "sales_invoice_lines"),
+    ],
+)
+def test_lake_table_name_for_unknown_engine_drops_public_and_the_database(engine: str, database: str, folder: str, expected: str) -> None:
+    assert lake_table_name(engine, database, folder) == expected
+
+
+def test_lake_table_name_of_folder_without_qualifier_is_the_athena_name() -> None:
+    assert lake_table_name("postgres", "world", "Users") == "users"
+
+
+# ---------------------------------------------------------------- parse_export_key
+
+
+def test_current_layout_data_file_is_located_with_its_batch() -> None:
+    found = parse_export_key("world/public.users/1/part-00000-a1b2c3-c000.gz.parquet")
+
+    assert found == ExportObject("world", "public.users", "1", "part-00000-a1b2c3-c000.gz.parquet")
+    assert found.is_data and not found.is_marker
+
+
+def test_alphanumeric_batch_folder_is_kept() -> None:
+    found = parse_export_key("world/public.users/a/part-00003-x.gz.parquet")
+
+    assert found is not None
+    assert found.batch == "a"
+
+
+def test_old_layout_data_file_becomes_batch_one() -> None:
+    found = parse_export_key("world/public.users/part-00000-a1b2c3.parquet")
+
+    assert found == ExportObject("world", "public.users", OLD_LAYOUT_BATCH, "part-00000-a1b2c3.parquet")
+    assert OLD_LAYOUT_BATCH == "1"
+
+
+@pytest.mark.parametrize(
+    ("key", "batch"),
+    [("world/public.users/1/_SUCCESS", "1"), ("world/public.users/_SUCCESS", "1"), ("shop/shop.customers/7/_SUCCESS", "7")],
+)
+def test_success_marker_is_located_as_a_marker(key: str, batch: str) -> None:
+    found = parse_export_key(key)
+
+    assert found is not None
+    assert found.is_marker and not found.is_data
+    assert found.batch == batch
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "export_info_sl-world-aurora-manual-1-0123456789.json",
+        "export_tables_info_sl-world-aurora-manual-1-0123456789_from_1_to_96.json",
+        "world/public.users/1/notes.json",
+        "world/public.users/readme.txt",
+        "world/public.users/1/",
+        "world/public.users/1/nested/_SUCCESS",
+        "",
+    ],
+)
+def test_metadata_and_other_non_table_objects_are_not_located(key: str) -> None:
+    assert parse_export_key(key) is None
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "part-00000-a.gz.parquet",
+        "world/part-00000-a.gz.parquet",
+        "world/public.users/1/extra/part-00000-a.gz.parquet",
+        "a/b/c/d/e/f.parquet",
+    ],
+)
+def test_parquet_file_at_unexpected_depth_is_an_unexpected_layout(key: str) -> None:
+    with pytest.raises(UnexpectedExportLayout):
+        parse_export_key(key)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "world/../1/part-00000-a.gz.parquet",
+        "../public.users/1/part-00000-a.gz.parquet",
+        "world/public.users/../part-00000-a.gz.parquet",
+        "world//1/part-00000-a.gz.parquet",
+        "/public.users/1/part-00000-a.gz.parquet",
+        "world/public.users//part-00000-a.gz.parquet",
+        "world/./1/part-00000-a.gz.parquet",
+        "world/public.users/1/part 00000.gz.parquet",
+        "world/public.users/../_SUCCESS",
+        "world/../_SUCCESS",
+    ],
+)
+def test_unsafe_path_segment_is_an_unexpected_layout(key: str) -> None:
+    with pytest.raises(UnexpectedExportLayout):
+        parse_export_key(key)
+
+
+# ---------------------------------------------------------------- time values
+
+
+def test_snapshot_time_value_is_compact_utc_without_colons() -> None:
+    assert snapshot_time_value(SNAPSHOT_TIME) == "20240502T120555Z"
+
+
+def test_snapshot_time_value_converts_other_time_zones_to_utc() -> None:
+    cest = timezone(timedelta(hours=2))
+
+    value = snapshot_time_value(datetime(2024, 5, 2, 5, 21, 44, tzinfo=cest))
+
+    assert value == "20240502T032144Z"
+    assert ":" not in value
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-05-02T03:21:44Z", "2024-05-02T03:21:44.000Z", "2024-05-02T05:21:44+02:00", "2024-05-01T22:21:44-05:00"],
+)
+def test_parse_iso_utc_returns_an_aware_utc_datetime(text: str) -> None:
+    parsed = parse_iso_utc(text)
+
+    assert parsed == datetime(2024, 5, 2, 3, 21, 44, tzinfo=UTC)
+    assert parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("text", ["2024-05-02T03:21:44", "yesterday", "", "2024-13-02T03:21:44Z"])
+def test_parse_iso_utc_rejects_naive_or_malformed_timestamps(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_iso_utc(text)
+
+
+def test_iso_utc_round_trips_through_parse_iso_utc() -> None:
+    text = iso_utc(datetime(2024, 5, 2, 5, 21, 44, tzinfo=timezone(timedelta(hours=2))))
+
+    assert text == "2024-05-02T03:21:44Z"
+    assert parse_iso_utc(text) == datetime(2024, 5, 2, 3, 21, 44, tzinfo=UTC)
+
+
+def test_join_key_drops_empty_parts_and_duplicate_slashes() -> None:
+    assert join_key("", "/lake/", "rds/world/", "1/part.parquet") == "lake/rds/world/1/part.parquet"
+
+
+# ---------------------------------------------------------------- KeyTemplate
+
+
+def test_default_template_renders_partition_prefix_and_object_path() -> None:
+    template = KeyTemplate.parse(DEFAULT_KEY_TEMPLATE)
+    values = LAYOUT.partition_values("world", "public.users")
+
+    assert template.partition_prefix(values) == "rds/world/users/snapshot_time=20240502T120555Z"
+    assert template.object_path({**values, "batch": "1", "file": "part-00000-a.gz.parquet"}) == "1/part-00000-a.gz.parquet"
+
+
+def test_seed_template_renders_partition_prefix_and_object_path() -> None:
+    template = KeyTemplate.parse(SEED_KEY_TEMPLATE)
+    values = LAYOUT.partition_values("world", "sales.Invoice_Lines")
+
+    assert template.partition_prefix(values) == "world/sales_invoice_lines/partition_datetime=20240502T120555Z"
+    assert template.object_path({**values, "batch": "2", "file": "part-00001-b.gz.parquet"}) == "2/part-00001-b.gz.parquet"
+
+
+def test_mysql_layout_renders_table_without_the_database_qualifier() -> None:
+    layout = SnapshotLayout("mysql", "shop-mysql", "sl-shop-0123456789", datetime(2024, 5, 2, 3, 15, tzinfo=UTC))
+    template = KeyTemplate.parse(DEFAULT_KEY_TEMPLATE)
+
+    assert (
+        template.partition_prefix(layout.partition_values("shop", "shop.customers")) == "rds/shop/customers/snapshot_time=20240502T031500Z"
+    )
+
+
+def test_template_may_use_every_partition_placeholder() -> None:
+    template = KeyTemplate.parse("{source_id}/{database}/{source_table}/{snapshot_date}/{export_id}/{table}/{batch}/{file}")
+    values = LAYOUT.partition_values("World-DB", "public.users")
+
+    assert template.partition_prefix(values) == ("world-aurora/world_db/public.users/2024-05-02/sl-world-aurora-manual-1-0123456789/users")
+    assert template.object_path({**values, "batch": "1", "file": "f.parquet"}) == "1/f.parquet"
+
+
+def test_template_without_batch_puts_files_straight_under_the_partition() -> None:
+    template = KeyTemplate.parse("lake/{table}/dt={snapshot_date}/{file}")
+    values = LAYOUT.partition_values("world", "public.users")
+
+    assert template.partition_prefix(values) == "lake/users/dt=2024-05-02"
+    assert template.object_path({**values, "batch": "1", "file": "f.parquet"}) == "f.parquet"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rds/{table}/time={snapshot_time}:x/{batch}/{file}",
+        "s3://bucket/{table}/{snapshot_time}/{batch}/{file}",
+        "rds/{table}/{snapshot_time:%Y}/{batch}/{file}",
+    ],
+)
+def test_template_with_colon_is_rejected(text: str) -> None:
+    with pytest.raises(InvalidKeyTemplate):
+        KeyTemplate.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rds/{schema}/{table}/{snapshot_time}/{batch}/{file}",
+        "rds/{}/{table}/{snapshot_time}/{batch}/{file}",
+        "rds/{0}/{table}/{snapshot_time}/{batch}/{file}",
+        "rds/{table!r}/{snapshot_time}/{batch}/{file}",
+        "rds/{table.upper}/{snapshot_time}/{batch}/{file}",
+    ],
+)
+def test_template_with_unknown_placeholder_is_rejected(text: str) -> None:
+    with pytest.raises(InvalidKeyTemplate):
+        KeyTemplate.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rds/{table}/{snapshot_time}/{batch}",
+        "rds/{table}/{snapshot_time}/{file}.parquet",
+        "rds/{table}/{snapshot_time}/{file}/{batch}",
+        "rds/{table}/{snapshot_time}/{batch}-{file}",
+        "rds/{table}/{snapshot_time}/{batch}/{file}/",
+    ],
+)
+def test_template_not_ending_with_file_segment_is_rejected(text: str) -> None:
+    with pytest.raises(InvalidKeyTemplate):
+        KeyTemplate.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["rds/{database}/snapshot_time={snapshot_time}/{batch}/{file}", "{file}", "{batch}/{table}/{snapshot_time}/{file}"],
+)
+def test_template_without_table_before_the_objects_is_rejected(text: str) -> None:
+    with pytest.raises(InvalidKeyTemplate):
+        KeyTemplate.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["rds/{database}/{table}/{batch}/{file}", "rds/{source_id}/{table}/{file}", "rds/{table}/{batch}/{snapshot_time}/{file}"]
+)
+def test_template_without_snapshot_placeholder_in_the_partition_is_rejected(text: str) -> None:
+    with pytest.raises(InvalidKeyTemplate):
+        KeyTemplate.parse(text)
+
+
+def test_template_accepts_each_snapshot_placeholder() -> None:
+    for placeholder in ("snapshot_time", "snapshot_date", "export_id"):
+        template = KeyTemplate.parse(f"rds/{{table}}/{{{placeholder}}}/{{batch}}/{{file}}")
+        assert template.object_segments == ("{batch}", "{file}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rds/../{table}/{snapshot_time}/{batch}/{file}",
+        "rds/{table}/..{snapshot_time}/{batch}/{file}",
+        "rds/{table}/{snapshot_time}/../{file}",
+    ],
+)
+def test_template_with_dot_dot_is_rejected(text: str) -> None:
+    with pytest.raises(InvalidKeyTemplate):
+        KeyTemplate.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rds/{table}/{snapshot_time}/{batch}/{database}/{file}",
+        "rds/{table}/{snapshot_time}/{batch}-{table}/{file}",
+        "rds/{table}/{snapshot_time}/{batch}/{snapshot_date}/{file}",
+    ],
+)
+def test_template_with_partition_placeholder_after_batch_is_rejected(text: str) -> None:
+    with pytest.raises(InvalidKeyTemplate):
+        KeyTemplate.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/rds/{table}/{snapshot_time}/{batch}/{file}",
+        "rds//{table}/{snapshot_time}/{batch}/{file}",
+        "rds\\{table}/{snapshot_time}/{batch}/{file}",
+        "rds/{table/{snapshot_time}/{batch}/{file}",
+        "",
+    ],
+)
+def test_template_that_is_not_a_clean_relative_path_is_rejected(text: str) -> None:
+    with pytest.raises(InvalidKeyTemplate):
+        KeyTemplate.parse(text)
+
+
+def test_parsed_template_splits_partition_and_object_segments() -> None:
+    template = KeyTemplate.parse(DEFAULT_KEY_TEMPLATE)
+
+    assert template.text == DEFAULT_KEY_TEMPLATE
+    assert template.partition_segments == ("rds", "{database}", "{table}", "snapshot_time={snapshot_time}")
+    assert template.object_segments == ("{batch}", "{file}")
