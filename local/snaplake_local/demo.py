@@ -172,15 +172,20 @@ def _detect_engine(root: Path) -> str:
     return "aurora-mysql"
 
 
-def _snapshot_time(root: Path, given: str | None) -> datetime:
+def _snapshot_time(root: Path, given: str | None, event: Any, echo: Printer) -> datetime:
+    """--snapshot-time, else export_info's snapshotTime, else the event's Date, else now (with a warning)."""
     if given:
         return parse_iso_utc(given)
     for info in root.glob("export_info_*.json"):
         try:
             return parse_iso_utc(str(json.loads(info.read_text())["snapshotTime"]))
         except (ValueError, KeyError, TypeError):
-            pass
-    return datetime.now(UTC).replace(microsecond=0)
+            echo(f"note: {info.name} has no ISO 8601 snapshotTime")
+    if isinstance(event, dict) and isinstance(event.get("detail"), dict) and "Date" in event["detail"]:
+        return parse_iso_utc(str(event["detail"]["Date"])).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
+    echo(f"warning: no snapshot time found; using now ({iso_utc(now)}). Pass --snapshot-time to set the lake partition.")
+    return now
 
 
 def replay_rds_export(
@@ -194,13 +199,12 @@ def replay_rds_export(
     """Run a downloaded export tree through the real state machine; write the lake under `out`."""
     root = _export_root(export_dir)
     engine = _detect_engine(root)
-    when = _snapshot_time(root, snapshot_time)
+    event: Any = json.loads(event_file.read_text()) if event_file is not None else None
+    when = _snapshot_time(root, snapshot_time, event, echo)
     echo(f"replaying the RDS export in {root} ({engine}, snapshot time {iso_utc(when)})")
     with LocalStack({"SourceIdentifiers": "*"}, function_log_level=log_level) as stack:
         stack.lambdas.after_invoke = StepPrinter(stack, echo)
-        event: Any
-        if event_file is not None:
-            event = json.loads(event_file.read_text())
+        if event is not None:
             ref = parse_request(event)
             if not isinstance(ref, SnapshotRef):
                 raise SystemExit(f"{event_file} is not a snapshot-created event or a snapshotArn request")

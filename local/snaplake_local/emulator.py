@@ -419,11 +419,13 @@ class RdsExportEmulator:
             self._refresh(task)
 
     def automated_snapshot(self, source_type: str, source_id: str, snapshot_id: str) -> str:
-        """Take a snapshot the way RDS's backup window does (`rds:` names, which the API refuses)."""
+        """Take a snapshot the way RDS's backup window (`rds:<id>-<time>`, type automated) or
+        AWS Backup (`awsbackup:job-<id>`, type awsbackup) does; the API refuses those names."""
         backend = self._backend()
+        kind = "awsbackup" if snapshot_id.startswith("awsbackup:") else "automated"
         if source_type == "cluster":
-            return str(backend.create_auto_cluster_snapshot(source_id, snapshot_id).db_cluster_snapshot_arn)
-        return str(backend.create_auto_snapshot(source_id, snapshot_id).db_snapshot_arn)
+            return str(backend.create_db_cluster_snapshot(source_id, snapshot_id, snapshot_type=kind).db_cluster_snapshot_arn)
+        return str(backend.create_db_snapshot(source_id, snapshot_id, snapshot_type=kind).db_snapshot_arn)
 
     def backdate_snapshot(self, snapshot_arn: str, created: datetime) -> None:
         """Give a snapshot the creation time its event or name says (moto stamps 'now')."""

@@ -46,7 +46,7 @@ def create_instance(stack: LocalStack, instance_id: str, engine: str = "mysql", 
 
 
 def cluster_snapshot(stack: LocalStack, cluster_id: str, snapshot_id: str, source: ExportSource, created: datetime | None = None) -> str:
-    if snapshot_id.startswith("rds:"):
+    if snapshot_id.startswith(("rds:", "awsbackup:")):
         arn = stack.rds_exports.automated_snapshot("cluster", cluster_id, snapshot_id)
     else:
         response = stack.client("rds").create_db_cluster_snapshot(DBClusterIdentifier=cluster_id, DBClusterSnapshotIdentifier=snapshot_id)
@@ -58,7 +58,7 @@ def cluster_snapshot(stack: LocalStack, cluster_id: str, snapshot_id: str, sourc
 
 
 def instance_snapshot(stack: LocalStack, instance_id: str, snapshot_id: str, source: ExportSource, created: datetime | None = None) -> str:
-    if snapshot_id.startswith("rds:"):
+    if snapshot_id.startswith(("rds:", "awsbackup:")):
         arn = stack.rds_exports.automated_snapshot("instance", instance_id, snapshot_id)
     else:
         response = stack.client("rds").create_db_snapshot(DBInstanceIdentifier=instance_id, DBSnapshotIdentifier=snapshot_id)

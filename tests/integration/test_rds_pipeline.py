@@ -329,3 +329,65 @@ def test_lake_bucket_owned_by_another_account_is_refused(stack_factory: Callable
     assert execution.status == "FAILED"
     assert data_keys(stack) == []
     assert stack.notifications()[0]["message"]["step"] in ("PlanCopy", "CopyToLake")
+
+
+def test_aws_backup_snapshot_announced_as_manual_snapshot_created_is_exported(stack: LocalStack) -> None:
+    arn = cluster_snapshot(stack, WORLD_CLUSTER, "awsbackup:job-0a1b2c3d-4e5f", world_source())
+    event = sample_event("rds_manual_cluster_snapshot.json")
+    event["resources"] = [arn]
+    event["detail"].update(SourceArn=arn, SourceIdentifier="awsbackup:job-0a1b2c3d-4e5f")
+
+    execution = stack.run(RDS, event)
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.output["snapshot"]["snapshotIdentifier"] == "awsbackup:job-0a1b2c3d-4e5f"
+    identifier = execution.output["export"]["exportTaskIdentifier"]
+    assert identifier.startswith("sl-awsbackup-job-0a1b2c3d-4e5f-") and ":" not in identifier
+    assert len(data_keys(stack)) == 4  # world_source() writes one file per table
+
+
+def test_second_export_of_the_same_snapshot_time_is_refused_instead_of_doubling_rows(stack: LocalStack) -> None:
+    first = stack.run(RDS, sample_event(INSTANCE_EVENT))
+    before = stack.lake_objects()
+    request = {"snapshotArn": first.output["snapshot"]["snapshotArn"], "exportAttempt": 2}
+
+    second = stack.run(RDS, request)
+
+    assert second.status == "FAILED"
+    assert second.error == "DestinationMismatch"
+    assert "delete that partition" in (second.cause or "")
+    assert len(stack.rds_exports.started_exports) == 2
+    assert stack.lake_objects() == before
+    assert stack.notifications()[0]["message"]["step"] == "PlanCopy"
+
+
+def test_export_whose_files_expired_fails_loudly_instead_of_landing_nothing(stack: LocalStack) -> None:
+    first = stack.run(RDS, sample_event(INSTANCE_EVENT))
+    s3 = stack.client("s3")
+    root = first.output["export"]["exportRoot"]
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.export_bucket, Prefix=root):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=stack.export_bucket, Key=obj["Key"])
+
+    rerun = stack.run(RDS, sample_event(INSTANCE_EVENT))
+
+    assert rerun.status == "FAILED"
+    assert rerun.error == "ExportFilesMissing"
+
+
+def test_existing_cross_account_style_lake_gets_its_own_key_and_owner_checks(stack_factory: Callable[..., LocalStack]) -> None:
+    lake_key = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    stack = stack_factory(LakeBucketName="central-lake-bucket", LakeBucketOwner="123456789012", LakeKmsKeyArn=lake_key, LakePrefix="raw")
+    stack.client("s3").create_bucket(Bucket="central-lake-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+
+    execution = stack.run(RDS, sample_event(INSTANCE_EVENT))
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    s3 = stack.client("s3")
+    keys = data_keys(stack)
+    assert stack.lake_bucket == "central-lake-bucket"
+    assert keys and all(k.startswith("raw/rds/shop/") for k in keys)
+    for key in keys:
+        assert s3.head_object(Bucket="central-lake-bucket", Key=key)["SSEKMSKeyId"] == lake_key
+    export_key = stack.environment("StartExportFunction")["EXPORT_KMS_KEY_ARN"]
+    assert export_key != lake_key

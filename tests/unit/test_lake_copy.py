@@ -277,16 +277,16 @@ def test_expected_bucket_owners_of_the_right_account_still_copy(buckets: Any) ->
 
 
 def test_exhausted_time_budget_returns_a_cursor_and_the_follow_up_call_finishes(buckets: Any) -> None:
-    lake = lake_settings(threads=1)  # copies in chunks of 4 objects
+    lake = lake_settings(threads=1)
     plan = plan_copy(buckets, REQUEST, lake, PLAN_ROOT)
     [worker] = worker_requests(plan)
-    budgets = iter([10**9])  # time for one chunk, then the Lambda is about to time out
+    budgets = iter([10**9])  # the first object always starts; time for one more, then the Lambda is about to time out
 
     partial = copy_batches(buckets, worker, lake, lambda: next(budgets, 0))
 
     assert partial["done"] is False
-    assert partial["cursor"] == {"batch": 0, "offset": 4}
-    assert partial["copied"] == 4
+    assert partial["cursor"] == {"batch": 0, "offset": 2}
+    assert partial["copied"] == 2
     with pytest.raises(CopyIncomplete):
         finalize_copy(buckets, {"plan": plan["plan"], "batches": plan["batches"]}, lake)
 
@@ -300,16 +300,36 @@ def test_exhausted_time_budget_returns_a_cursor_and_the_follow_up_call_finishes(
     assert lake_keys(buckets) == EXPECTED_LAKE_KEYS
 
 
-def test_no_time_left_at_all_copies_nothing_and_hands_back_the_starting_cursor(buckets: Any) -> None:
+def test_no_time_left_still_copies_one_object_so_the_loop_moves_forward(buckets: Any) -> None:
     lake = lake_settings(batch_size=2, workers=2)
     plan = plan_copy(buckets, REQUEST, lake, PLAN_ROOT)
 
     partial = copy_batches(buckets, worker_requests(plan)[1], lake, lambda: 0)
 
     assert partial["done"] is False
-    assert partial["cursor"] == {"batch": 1, "offset": 0}
-    assert partial["copied"] == 0
-    assert lake_keys(buckets) == set()
+    assert partial["cursor"] == {"batch": 1, "offset": 1}
+    assert partial["copied"] == 1
+    assert len(lake_keys(buckets)) == 1
+
+
+def test_crash_after_a_cursor_handover_is_verified_on_the_retry_of_the_same_input(buckets: Any) -> None:
+    lake = lake_settings(threads=1)
+    plan = plan_copy(buckets, REQUEST, lake, PLAN_ROOT)
+    [worker] = worker_requests(plan)
+    budgets = iter([10**9])
+    handover = copy_batches(buckets, worker, lake, lambda: next(budgets, 0))
+    assert handover["cursor"] == {"batch": 0, "offset": 2}
+    with pytest.raises(SimulatedCrash):
+        copy_batches(CrashAfterCopies(buckets, allowed=2), handover, lake, PLENTY_OF_TIME)
+    assert len(lake_keys(buckets)) == 4
+
+    retry = copy_batches(buckets, handover, lake, PLENTY_OF_TIME)
+
+    assert retry["done"] is True
+    assert retry["skipped"] == 2  # the two the crashed invocation copied after the handover
+    assert retry["copied"] == 2 + 1
+    finalize_copy(buckets, {"plan": plan["plan"], "batches": plan["batches"]}, lake)
+    assert lake_keys(buckets) == EXPECTED_LAKE_KEYS
 
 
 def test_batch_left_started_by_a_crash_is_verified_object_by_object_on_rerun(buckets: Any) -> None:

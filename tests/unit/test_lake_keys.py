@@ -165,7 +165,8 @@ def test_parquet_file_at_unexpected_depth_is_an_unexpected_layout(key: str) -> N
         "/public.users/1/part-00000-a.gz.parquet",
         "world/public.users//part-00000-a.gz.parquet",
         "world/./1/part-00000-a.gz.parquet",
-        "world/public.users/1/part 00000.gz.parquet",
+        "world/public.users/1/part-\x0000.gz.parquet",
+        "world/public.users/1/part-\n0000.gz.parquet",
         "world/public.users/../_SUCCESS",
         "world/../_SUCCESS",
     ],
@@ -173,6 +174,14 @@ def test_parquet_file_at_unexpected_depth_is_an_unexpected_layout(key: str) -> N
 def test_unsafe_path_segment_is_an_unexpected_layout(key: str) -> None:
     with pytest.raises(UnexpectedExportLayout):
         parse_export_key(key)
+
+
+@pytest.mark.parametrize("folder", ["public.Ümlaut_tabelle", "public.order#items", "shop.a+b", "public.with space"])
+def test_unusual_but_harmless_table_folder_names_are_accepted_and_made_athena_safe(folder: str) -> None:
+    located = parse_export_key(f"world/{folder}/1/part-00000-a.gz.parquet")
+
+    assert located is not None and located.table_folder == folder
+    assert lake_table_name("aurora-postgresql", "world", folder).replace("_", "").isalnum()
 
 
 # ---------------------------------------------------------------- time values

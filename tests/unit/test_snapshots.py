@@ -346,13 +346,22 @@ def test_direct_request_carries_its_export_attempt(sources: Any) -> None:
 
 @pytest.mark.parametrize(
     "patterns",
-    [("world-aurora",), ("world-*",), ("*-aurora",), ("world-?urora",), ("*",), ("billing", "world-aurora"), ("shop-*", "world-[a-z]*")],
+    [
+        ("world-aurora",),
+        ("World-Aurora",),
+        ("world-*",),
+        ("*-aurora",),
+        ("world-?urora",),
+        ("*",),
+        ("billing", "world-aurora"),
+        ("shop-*", "world-[a-z]*"),
+    ],
 )
 def test_allow_list_exact_names_and_globs_select_the_source(sources: Any, patterns: tuple[str, ...]) -> None:
     assert decide(sources, load_event("rds_manual_cluster_snapshot.json"), patterns)["export"] is True
 
 
-@pytest.mark.parametrize("patterns", [("shop-mysql",), ("World-Aurora",), ("world",), ("world-aurora-*",), ("billing-*", "shop-*"), ()])
+@pytest.mark.parametrize("patterns", [("shop-mysql",), ("world",), ("world-aurora-*",), ("billing-*", "shop-*"), ()])
 def test_snapshot_of_source_outside_the_allow_list_is_not_exported(sources: Any, patterns: tuple[str, ...]) -> None:
     result = decide(sources, load_event("rds_manual_cluster_snapshot.json"), patterns)
 

@@ -62,9 +62,13 @@ class UnexpectedExportLayout(SnaplakeError):
     """An object under the export prefix does not fit any known export layout."""
 
 
+class ExportFilesMissing(SnaplakeError):
+    """A COMPLETE export has no objects left under its prefix (deleted or expired)."""
+
+
 class CopyIncomplete(SnaplakeError):
     """Finalize found copy batches that have not finished."""
 
 
 class DestinationMismatch(SnaplakeError):
-    """An object already at a lake key differs from its source and is not ours to overwrite."""
+    """The lake partition already holds data files from another export of the same snapshot time."""

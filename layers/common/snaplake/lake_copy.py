@@ -14,15 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from snaplake.config import LakeSettings
-from snaplake.errors import CopyIncomplete, InvalidEvent, KeyCollision
+from snaplake.errors import CopyIncomplete, DestinationMismatch, ExportFilesMissing, InvalidEvent, KeyCollision
 from snaplake.lake_keys import SUCCESS_MARKER, SnapshotLayout, join_key, parse_export_key, parse_iso_utc
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,10 @@ MIN_PART_BYTES = 512 * 1024**2
 SOURCE_ETAG_METADATA = "snaplake-source-etag"
 CONTENT_TYPE = "application/octet-stream"
 
-_STARTED = "started"
 _DONE = "done"
+# Planning figure for the time budget: server-side copy throughput of one CopyObject / UploadPartCopy stream.
+COPY_BYTES_PER_SECOND = 50 * 1024**2
+MULTIPART_COPY_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,11 @@ class LakeWriter:
             args["ExpectedSourceBucketOwner"] = self.lake.source_bucket_owner
         return args
 
+    def list_lake(self, prefix: str) -> Iterator[dict[str, Any]]:
+        owner = {"ExpectedBucketOwner": self.lake.bucket_owner} if self.lake.bucket_owner else {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.lake.bucket, Prefix=prefix, **owner):
+            yield from page.get("Contents", [])
+
     def list_source(self, prefix: str) -> Iterator[dict[str, Any]]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.source_bucket, Prefix=prefix, **self._source_owner())
         for page in pages:
@@ -126,11 +134,10 @@ class LakeWriter:
     def put_source(self, key: str, body: bytes) -> None:
         self.s3.put_object(Bucket=self.source_bucket, Key=key, Body=body, **self._source_owner())
 
-    def batch_progress(self, plan: PlanRef, index: int) -> str | None:
-        """`done`, `started` or None, from one listing of the batch's progress markers."""
+    def batch_progress(self, plan: PlanRef, index: int) -> set[str]:
+        """The batch's progress markers (`done`, `from-<offset>`), from one listing."""
         page = self.s3.list_objects_v2(Bucket=self.source_bucket, Prefix=plan.progress_key(index, ""), **self._source_owner())
-        states = {obj["Key"].rsplit(".", 1)[-1] for obj in page.get("Contents", [])}
-        return _DONE if _DONE in states else _STARTED if _STARTED in states else None
+        return {obj["Key"].rsplit(".", 1)[-1] for obj in page.get("Contents", [])}
 
     def already_copied(self, item: CopyItem) -> bool:
         try:
@@ -186,7 +193,7 @@ class LakeWriter:
 
         part_count = -(-item.size // part_size)
         try:
-            with ThreadPoolExecutor(max_workers=min(8, part_count)) as pool:
+            with ThreadPoolExecutor(max_workers=min(MULTIPART_COPY_THREADS, part_count)) as pool:
                 parts = list(pool.map(copy_part, range(1, part_count + 1)))
             self.s3.complete_multipart_upload(
                 Bucket=self.lake.bucket, Key=item.dest, UploadId=upload_id, MultipartUpload={"Parts": parts}, **owner
@@ -223,8 +230,9 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: LakeSettings, plan_root: s
     items: list[CopyItem] = []
     batch_markers: list[str] = []  # lake keys of the export's per-batch _SUCCESS markers
     tables: dict[str, dict[str, Any]] = {}
-    ignored = 0
+    ignored = listed = 0
     for obj in writer.list_source(export_root):
+        listed += 1
         located = parse_export_key(obj["Key"][len(export_root) :])
         if located is None:
             ignored += 1
@@ -254,7 +262,15 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: LakeSettings, plan_root: s
         items.append(CopyItem(obj["Key"], dest, int(obj["Size"]), obj["ETag"]))
         table["objects"] += 1
         table["bytes"] += int(obj["Size"])
+    if listed == 0:
+        raise ExportFilesMissing(
+            f"export {layout.export_id} is COMPLETE but s3://{bucket}/{export_root} is empty: its files were deleted or expired "
+            "(ExportRetentionDays); start a new export with exportAttempt"
+        )
+    if not items:
+        log.warning("export has no data files", extra={"export": layout.export_id, "objects": listed})
     _check_collisions(items)
+    _check_partitions_hold_only_this_export(writer, items, tables)
     # Everything that decides what a copy writes is in the plan's name, so progress
     # markers of a plan for another lake bucket, key or ACL are never reused.
     destination = [lake.bucket, lake.bucket_owner, lake.kms_key_arn, lake.object_acl, lake.batch_size]
@@ -293,15 +309,36 @@ def _check_collisions(items: list[CopyItem]) -> None:
         seen[item.dest] = item.source
 
 
+def _check_partitions_hold_only_this_export(writer: LakeWriter, items: list[CopyItem], tables: dict[str, dict[str, Any]]) -> None:
+    """Refuse to mix two exports in one partition (Athena would count their rows twice).
+
+    One listing per table partition; on a first run the partitions are empty.
+    """
+    planned = {item.dest for item in items}
+    for partition in tables:
+        for obj in writer.list_lake(partition + "/"):
+            if obj["Key"].endswith(".parquet") and obj["Key"] not in planned:
+                raise DestinationMismatch(
+                    f"lake partition s3://{writer.lake.bucket}/{partition}/ already holds {obj['Key']!r}, which this export "
+                    "did not write (an earlier export of the same snapshot time?); delete that partition and re-run"
+                )
+
+
 def copy_batches(
     s3: Any,
     request: dict[str, Any],
     lake: LakeSettings,
     remaining_ms: Callable[[], int],
-    reserve_ms: int = 90_000,
+    reserve_ms: int = 60_000,
     multipart_threshold: int = MAX_SINGLE_COPY_BYTES,
 ) -> dict[str, Any]:
-    """Copy this worker's batches (worker, worker+workers, ...) until done or out of time."""
+    """Copy this worker's batches (worker, worker+workers, ...) until done or out of time.
+
+    An object is only started when its estimated copy time fits in what is left
+    of the invocation (less `reserve_ms`), so in-flight copies finish before the
+    Lambda timeout and the returned cursor is exact. Every invocation copies at
+    least one object, so the loop always moves forward.
+    """
     plan = PlanRef.from_json(request.get("plan"))
     share = request.get("share")
     cursor = request.get("cursor") or {}
@@ -318,52 +355,76 @@ def copy_batches(
     if not (0 <= worker < workers and batch_count >= 0 and batch_size > 0 and batch % workers == worker and offset >= 0):
         raise InvalidEvent(f"worker {worker} of {workers} (cursor batch {batch}, offset {offset}) is out of range")
     writer = LakeWriter(s3, lake, plan.bucket)
-    copied = skipped = copied_bytes = 0
+    tally = {"copied": 0, "skipped": 0, "bytes": 0}
+    tally_lock = threading.Lock()
+    started_any = False
+
+    def copy_one(item: CopyItem, verify: bool) -> None:
+        if verify and writer.already_copied(item):
+            with tally_lock:
+                tally["skipped"] += 1
+            return
+        writer.copy(item, multipart_threshold)
+        with tally_lock:
+            tally["copied"] += 1
+            tally["bytes"] += item.size
+
     with ThreadPoolExecutor(max_workers=lake.threads) as pool:
         while batch < batch_count:
-            progress = writer.batch_progress(plan, batch)
-            if progress == _DONE:
-                skipped += min(batch_size, object_count - batch * batch_size)
+            states = writer.batch_progress(plan, batch)
+            if _DONE in states:
+                tally["skipped"] += min(batch_size, object_count - batch * batch_size)
                 batch, offset = batch + workers, 0
                 continue
             items = [CopyItem.from_json(raw) for raw in writer.get_source_json(plan.batch_key(batch))]
-            # A batch started by an earlier invocation that did not hand over a
-            # cursor (a crash or timeout) may be partly copied: check each object.
-            verify = progress == _STARTED and offset == 0
-            if progress is None:
-                writer.put_source(plan.progress_key(batch, _STARTED), b"")
+            # Each invocation claims the offset it starts from. Finding the claim
+            # already there means an earlier invocation started here and died
+            # (a crash or timeout, retried with the same input): it may have
+            # copied some of what follows, so each object is checked first.
+            claim = _claim(offset)
+            verify = claim in states
+            if not verify:
+                writer.put_source(plan.progress_key(batch, claim), b"")
+            in_flight: set[Future[None]] = set()
             while offset < len(items):
-                if remaining_ms() < reserve_ms:
-                    return _progress(request, batch, offset, copied, skipped, copied_bytes, done=False)
-                chunk = items[offset : offset + lake.threads * 4]
-
-                def copy_one(item: CopyItem, verify: bool = verify) -> bool:
-                    if verify and writer.already_copied(item):
-                        return False
-                    writer.copy(item, multipart_threshold)
-                    return True
-
-                for item, did_copy in zip(chunk, pool.map(copy_one, chunk), strict=True):
-                    if did_copy:
-                        copied += 1
-                        copied_bytes += item.size
-                    else:
-                        skipped += 1
-                offset += len(chunk)
+                item = items[offset]
+                if started_any and remaining_ms() - reserve_ms < _estimated_copy_ms(item, multipart_threshold):
+                    break
+                if len(in_flight) >= lake.threads:
+                    finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        future.result()
+                in_flight.add(pool.submit(copy_one, item, verify))
+                started_any = True
+                offset += 1
+            for future in in_flight:
+                future.result()
+            if offset < len(items):
+                return _progress(request, batch, offset, tally, done=False)
             writer.put_source(plan.progress_key(batch, _DONE), b"")
             batch, offset = batch + workers, 0
-    return _progress(request, batch, 0, copied, skipped, copied_bytes, done=True)
+    return _progress(request, batch, 0, tally, done=True)
 
 
-def _progress(request: dict[str, Any], batch: int, offset: int, copied: int, skipped: int, nbytes: int, done: bool) -> dict[str, Any]:
+def _claim(offset: int) -> str:
+    return f"from-{offset}"
+
+
+def _estimated_copy_ms(item: CopyItem, multipart_threshold: int) -> float:
+    """A conservative guess of how long S3 takes to copy an object server-side."""
+    parallel = MULTIPART_COPY_THREADS if item.size > multipart_threshold else 1
+    return item.size / (COPY_BYTES_PER_SECOND * parallel) * 1000
+
+
+def _progress(request: dict[str, Any], batch: int, offset: int, tally: dict[str, int], done: bool) -> dict[str, Any]:
     return {
         "plan": request["plan"],
         "share": request["share"],
         "cursor": None if done else {"batch": batch, "offset": offset},
         "done": done,
-        "copied": int(request.get("copied", 0)) + copied,
-        "skipped": int(request.get("skipped", 0)) + skipped,
-        "copiedBytes": int(request.get("copiedBytes", 0)) + nbytes,
+        "copied": int(request.get("copied", 0)) + tally["copied"],
+        "skipped": int(request.get("skipped", 0)) + tally["skipped"],
+        "copiedBytes": int(request.get("copiedBytes", 0)) + tally["bytes"],
     }
 
 

@@ -40,7 +40,7 @@ SUCCESS_MARKER = "_SUCCESS"
 _POSTGRES_ENGINES = ("postgres", "aurora-postgresql")
 _MYSQL_ENGINES = ("mysql", "mariadb", "aurora-mysql", "aurora")
 _UNSAFE = re.compile(r"[^a-z0-9_]+")
-_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_.$=-]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def athena_name(raw: str) -> str:
@@ -129,7 +129,7 @@ def parse_export_key(relative_key: str) -> ExportObject | None:
     if not (found.is_data or found.is_marker):
         return None
     for segment in parts:
-        if not segment or segment in (".", "..") or not _SAFE_SEGMENT.match(segment):
+        if not segment or segment in (".", "..") or _CONTROL.search(segment):
             raise UnexpectedExportLayout(f"export object {relative_key!r} has an unsafe path segment {segment!r}")
     return found
 

@@ -132,7 +132,8 @@ def start_export(rds: Any, request: dict[str, Any], settings: ExportSettings) ->
                 existing, reused = describe_export(rds, identifier), True
                 if existing is None:
                     raise
-            elif "limit" in code.lower() or "quota" in message.lower() or "concurrent" in message.lower():
+            elif _looks_like_quota(code, message) or active_export_count(rds) >= MAX_CONCURRENT_EXPORTS:
+                # Another export took the last slot between our count and our start.
                 raise ExportSlotsBusy(f"StartExportTask refused {identifier}: {code}: {message}") from None
             else:
                 raise
@@ -145,6 +146,30 @@ def start_export(rds: Any, request: dict[str, Any], settings: ExportSettings) ->
         "waitSeconds": _FIRST_WAIT_SECONDS,
         "polls": 0,
     }
+
+
+def _looks_like_quota(code: str, message: str) -> bool:
+    text = f"{code} {message}".lower()
+    return any(word in text for word in ("limit", "quota", "concurrent", "too many"))
+
+
+WARNINGS_KEPT = 20
+
+
+def summarize_warnings(warnings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The export's WarningMessage, cut to a bounded size for the state payload
+    (thousands of skipped tables would pass 256 KB); the handler logs it whole."""
+    if not warnings:
+        return None
+    summary: dict[str, Any] = {}
+    for key, value in warnings.items():
+        if isinstance(value, list):
+            summary[key] = value[:WARNINGS_KEPT]
+            if len(value) > WARNINGS_KEPT:
+                summary[f"{key}Count"] = len(value)
+        else:
+            summary[key] = str(value)[:1000]
+    return summary
 
 
 def poll_export(rds: Any, state: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +190,7 @@ def poll_export(rds: Any, state: dict[str, Any]) -> dict[str, Any]:
         "status": status.status,
         "done": status.done,
         "percentProgress": status.percent,
-        "warnings": status.warnings,
+        "warnings": summarize_warnings(status.warnings),
         "exportBucket": status.s3_bucket or state.get("exportBucket"),
         "exportRoot": status.export_root,
         "polls": polls,

@@ -128,29 +128,50 @@ def _parse_eventbridge(event: dict[str, Any]) -> SnapshotRef | Ignored:
     return ref
 
 
+def _snapshot_type(identifier: str) -> dict[str, str]:
+    """DescribeDB(Cluster)Snapshots needs SnapshotType for automated and AWS Backup snapshots."""
+    if identifier.startswith("rds:"):
+        return {"SnapshotType": "automated"}
+    if identifier.startswith("awsbackup:"):
+        return {"SnapshotType": "awsbackup"}
+    return {}
+
+
 def describe_snapshot(rds: Any, ref: SnapshotRef) -> Snapshot:
+    kind = _snapshot_type(ref.identifier)
     try:
         if ref.source_type == "cluster":
-            found = rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=ref.identifier)["DBClusterSnapshots"]
+            found = rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=ref.identifier, **kind)["DBClusterSnapshots"]
         else:
-            found = rds.describe_db_snapshots(DBSnapshotIdentifier=ref.identifier)["DBSnapshots"]
+            found = rds.describe_db_snapshots(DBSnapshotIdentifier=ref.identifier, **kind)["DBSnapshots"]
     except ClientError as error:
         if error.response["Error"]["Code"] in ("DBSnapshotNotFound", "DBClusterSnapshotNotFoundFault"):
             raise SnapshotNotFound(f"snapshot {ref.arn} does not exist") from None
         raise
     if not found:
         raise SnapshotNotFound(f"snapshot {ref.arn} does not exist")
-    return _snapshot(found[0], ref.source_type)
+    snapshot = _snapshot(found[0], ref.source_type)
+    if snapshot.arn != ref.arn:
+        # Same name in this account and region, but the request named another account or region.
+        raise SnapshotNotFound(f"snapshot {ref.arn} is not in this account and region (found {snapshot.arn})")
+    return snapshot
 
 
 def latest_snapshot(rds: Any, source_id: str) -> Snapshot:
-    """The newest `available` snapshot of a DB cluster or, failing that, a DB instance."""
+    """The newest `available` snapshot of a DB cluster or, failing that, a DB instance.
+
+    Automated and manual snapshots come by default; AWS Backup's need their own call.
+    """
     source_type: SourceType
     try:
         rds.describe_db_clusters(DBClusterIdentifier=source_id)
         source_type = "cluster"
-        pages = rds.get_paginator("describe_db_cluster_snapshots").paginate(DBClusterIdentifier=source_id)
-        snapshots = [s for page in pages for s in page["DBClusterSnapshots"]]
+        snapshots = [
+            s
+            for kind in ({}, {"SnapshotType": "awsbackup"})
+            for page in rds.get_paginator("describe_db_cluster_snapshots").paginate(DBClusterIdentifier=source_id, **kind)
+            for s in page["DBClusterSnapshots"]
+        ]
     except ClientError as error:
         if error.response["Error"]["Code"] != "DBClusterNotFoundFault":
             raise
@@ -161,8 +182,12 @@ def latest_snapshot(rds: Any, source_id: str) -> Snapshot:
                 raise SourceNotFound(f"no DB cluster or DB instance is named {source_id!r}") from None
             raise
         source_type = "instance"
-        pages = rds.get_paginator("describe_db_snapshots").paginate(DBInstanceIdentifier=source_id)
-        snapshots = [s for page in pages for s in page["DBSnapshots"]]
+        snapshots = [
+            s
+            for kind in ({}, {"SnapshotType": "awsbackup"})
+            for page in rds.get_paginator("describe_db_snapshots").paginate(DBInstanceIdentifier=source_id, **kind)
+            for s in page["DBSnapshots"]
+        ]
     available = [s for s in snapshots if s.get("Status") == "available" and s.get("SnapshotCreateTime")]
     if not available:
         raise NoSnapshotAvailable(f"{source_type} {source_id!r} has no available snapshot")
@@ -182,7 +207,16 @@ def _snapshot(raw: dict[str, Any], source_type: SourceType) -> Snapshot:
 
 
 def is_selected(source_id: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(source_id, pattern) for pattern in patterns)
+    # RDS identifiers are case-insensitive (stored lower-case).
+    return any(fnmatch.fnmatchcase(source_id.lower(), pattern.lower()) for pattern in patterns)
+
+
+# Engines whose snapshots RDS can export to S3 (not Oracle, SQL Server, Db2 or RDS Custom).
+EXPORTABLE_ENGINES = ("aurora-mysql", "aurora-postgresql", "mysql", "mariadb", "postgres")
+
+
+def is_exportable(engine: str) -> bool:
+    return engine.lower() in EXPORTABLE_ENGINES or engine.lower() == "aurora"
 
 
 def decide(rds: Any, event: Any, patterns: tuple[str, ...]) -> dict[str, Any]:
@@ -204,6 +238,9 @@ def decide(rds: Any, event: Any, patterns: tuple[str, ...]) -> dict[str, Any]:
             "export": False,
             "reason": f"snapshot {snapshot.identifier} belongs to {snapshot.source_type} {snapshot.source_id!r}, not in SOURCE_IDENTIFIERS",
         }
+    if not is_exportable(snapshot.engine):
+        reason = f"snapshot {snapshot.identifier} is of engine {snapshot.engine!r}, which RDS cannot export to S3"
+        return {"export": False, "reason": reason}
     if snapshot.status != "available":
         raise SnapshotNotReady(f"snapshot {snapshot.arn} is {snapshot.status!r}, not 'available'")
     return snapshot.as_output(reason, attempt)
