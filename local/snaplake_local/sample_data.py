@@ -8,6 +8,7 @@ dates arrive as strings, MySQL DECIMAL as decimal and DATETIME as timestamps.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -171,3 +172,33 @@ def shop_mysql_tables() -> dict[str, Any]:
         }
     )
     return {"shop.customers": customers, "shop.orders": orders}
+
+
+def orders_items(start: int = 1, count: int = 12) -> list[dict[str, Any]]:
+    """DynamoDB items (wire format) of a typical orders table: nested maps, sets, lists,
+    exact decimals, binary, NULL, and attribute names that need cleaning up for Athena."""
+    items = []
+    for n in range(start, start + count):
+        item: dict[str, Any] = {
+            "pk": {"S": f"ORDER#{n:05d}"},
+            "sk": {"S": "HEADER"},
+            "date": {"S": f"2024-05-{n % 28 + 1:02d}"},
+            "Order Total": {"N": f"{n * 17}.{n % 100:02d}"},
+            "quantity": {"N": str(n % 7 + 1)},
+            "Display-Name": {"S": f"Customer {n}"},
+            "paid": {"BOOL": n % 3 != 0},
+            "customer": {
+                "M": {
+                    "id": {"N": str(1000 + n)},
+                    "address": {"M": {"city": {"S": ["Amsterdam", "Nairobi", "Osaka", "Lyon"][n % 4]}, "zip": {"S": f"{n:04d}"}}},
+                }
+            },
+            "tags": {"SS": sorted({"new", "priority" if n % 2 else "standard"})},
+            "lines": {"L": [{"M": {"sku": {"S": f"SKU-{n}"}, "qty": {"N": "1"}}}, {"S": "gift-wrap"}]},
+            "coupon": {"NULL": True} if n % 4 == 0 else {"S": f"C{n}"},
+            "signature": {"B": base64.b64encode(f"sig-{n}".encode()).decode()},
+        }
+        if n % 5 == 0:
+            item["exact_amount"] = {"N": "12345678901234567890.123456789012345678"}
+        items.append(item)
+    return items

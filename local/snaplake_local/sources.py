@@ -10,13 +10,15 @@ from typing import Any
 from snaplake.lake_keys import parse_iso_utc
 
 from snaplake_local.emulator import ExportSource, TablesSource
-from snaplake_local.sample_data import shop_mysql_tables, world_postgres_tables
+from snaplake_local.sample_data import orders_items, shop_mysql_tables, world_postgres_tables
 from snaplake_local.stack import PROJECT_ROOT, LocalStack
 
 EVENTS_DIR = PROJECT_ROOT / "events"
 
 WORLD_CLUSTER = "world-aurora"
 SHOP_INSTANCE = "shop-mysql"
+ORDERS_TABLE = "shop-orders"
+ORDERS_TABLE_ARN = f"arn:aws:dynamodb:eu-west-1:123456789012:table/{ORDERS_TABLE}"
 
 
 def sample_event(name: str) -> Any:
@@ -98,7 +100,23 @@ def seed_sample_sources(stack: LocalStack) -> dict[str, str]:
 
 
 def default_parameters(**overrides: str) -> dict[str, str]:
-    return {"SourceIdentifiers": f"{WORLD_CLUSTER},shop-*", **overrides}
+    return {"SourceIdentifiers": f"{WORLD_CLUSTER},shop-*", "DynamoDbTableArns": ORDERS_TABLE_ARN, **overrides}
+
+
+def create_orders_table(stack: LocalStack, items: list[dict[str, Any]] | None = None, pitr: bool = True) -> str:
+    """The DynamoDB table the demo exports (PITR on), filled with sample orders."""
+    ddb = stack.client("dynamodb")
+    ddb.create_table(
+        TableName=ORDERS_TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    if pitr:
+        ddb.update_continuous_backups(TableName=ORDERS_TABLE, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    for item in orders_items() if items is None else items:
+        ddb.put_item(TableName=ORDERS_TABLE, Item=item)
+    return ORDERS_TABLE_ARN
 
 
 def events_path(name: str) -> Path:

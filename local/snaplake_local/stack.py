@@ -26,6 +26,7 @@ import boto3
 
 from snaplake_local.emulator import (
     DEFAULT_ACCOUNT,
+    DynamoDbExportEmulator,
     InProcessLambdas,
     LocalFunction,
     RdsExportEmulator,
@@ -97,6 +98,7 @@ class LocalStack:
         self.clock = VirtualClock()
         self.lambdas = InProcessLambdas()
         self.rds_exports = RdsExportEmulator(self.clock, self.account, self.region)
+        self.dynamodb_exports = DynamoDbExportEmulator(self.clock, self.account, self.region)
         self.params = self._parameters()
         self.conditions: dict[str, bool] = {}
         self.physical: dict[str, dict[str, str]] = {}
@@ -122,6 +124,7 @@ class LocalStack:
         self._exit.enter_context(enforce_expected_bucket_owner())
         self._exit.enter_context(self.lambdas.patched())
         self._exit.enter_context(self.rds_exports.patched())
+        self._exit.enter_context(self.dynamodb_exports.patched())
         self._deploy()
         return self
 
@@ -247,12 +250,23 @@ class LocalStack:
             elif kind == "AWS::Serverless::Function":
                 name = f"{STACK}-{logical_id}"
                 self.physical[logical_id] = {"ref": name, "Arn": arn.format("lambda", f"function:{name}")}
+            elif kind == "AWS::DynamoDB::Table":
+                name = f"{STACK}-{logical_id}"
+                self.physical[logical_id] = {"ref": name, "Arn": arn.format("dynamodb", f"table/{name}")}
             elif kind == "AWS::Serverless::StateMachine":
                 name = f"{STACK}-{logical_id}"
                 self.physical[logical_id] = {"ref": arn.format("states", f"stateMachine:{name}"), "Name": name}
         for logical_id, spec in resources.items():
             if spec["Type"] == "AWS::S3::Bucket":
                 self._create_bucket(s3, logical_id, spec)
+            elif spec["Type"] == "AWS::DynamoDB::Table":
+                props = self._evaluate(spec["Properties"])
+                self.client("dynamodb").create_table(
+                    TableName=self.physical[logical_id]["ref"],
+                    KeySchema=props["KeySchema"],
+                    AttributeDefinitions=props["AttributeDefinitions"],
+                    BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+                )
         self.notifications_queue = sqs.create_queue(QueueName=f"{STACK}-notifications")["QueueUrl"]
         for logical_id, spec in resources.items():
             if spec["Type"] == "AWS::SNS::Topic":

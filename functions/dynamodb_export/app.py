@@ -1,0 +1,67 @@
+"""DynamoDB export steps: StartExport (next window), PollExport, CommitCheckpoint.
+
+Three functions share this code (see template.yaml), one handler each.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from snaplake import aws
+from snaplake.ddb_export import (
+    MIN_WINDOW,
+    DynamoDbExportSettings,
+    commit_checkpoint,
+    load_checkpoint,
+    parse_request,
+    pitr_window,
+    plan_next_export,
+    poll_export,
+    start_export,
+    table_name,
+)
+from snaplake.errors import InvalidEvent
+from snaplake.lake_keys import iso_utc, parse_iso_utc
+
+logger = Logger()
+SETTINGS = DynamoDbExportSettings.from_env()
+DYNAMODB = aws.client("dynamodb")
+
+
+@logger.inject_lambda_context
+def start_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    table_arn, mode = parse_request(event)
+    checkpoint = load_checkpoint(DYNAMODB, SETTINGS.checkpoint_table, table_arn)
+    plan = plan_next_export(DYNAMODB, table_arn, mode, checkpoint)
+    if plan is None:
+        since = iso_utc(checkpoint.exported_to) if checkpoint else "?"
+        result: dict[str, Any] = {"export": False, "tableArn": table_arn, "reason": f"less than 15 minutes of changes since {since}"}
+    else:
+        result = {"export": True, **start_export(DYNAMODB, plan, SETTINGS)}
+    logger.info("dynamodb export", extra=result)
+    return result
+
+
+@logger.inject_lambda_context
+def poll_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    result = poll_export(DYNAMODB, event if isinstance(event, dict) else {})
+    logger.info("dynamodb export status", extra={"status": result["status"], "exportArn": result["exportArn"]})
+    return result
+
+
+@logger.inject_lambda_context
+def commit_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise InvalidEvent("commit needs the export's tableArn, exportArn, exportType and exportedTo")
+    try:
+        table_arn, export_arn, kind = str(event["tableArn"]), str(event["exportArn"]), str(event["exportType"])
+        exported_to = parse_iso_utc(str(event["exportedTo"]))
+    except (KeyError, ValueError) as error:
+        raise InvalidEvent(f"commit needs tableArn, exportArn, exportType and an ISO exportedTo: {error}") from None
+    committed = commit_checkpoint(DYNAMODB, SETTINGS.checkpoint_table, table_arn, exported_to, export_arn, kind)
+    _, latest = pitr_window(DYNAMODB, table_name(table_arn))
+    # A backlog longer than one window: the state machine runs the next window right away.
+    more = committed and latest - exported_to >= MIN_WINDOW and kind == "INCREMENTAL_EXPORT"
+    result = {"committed": committed, "exportedTo": iso_utc(exported_to), "more": more, "tableArn": table_arn}
+    logger.info("checkpoint", extra=result)
+    return result

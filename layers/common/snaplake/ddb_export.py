@@ -1,0 +1,266 @@
+"""DynamoDB exports to S3: which window to export next, start it once, poll it, checkpoint it.
+
+The checkpoint table holds, per source table, the point in time the last
+*successful* export reached. A full export is taken when there is none (or on
+request); after that each run exports the incremental window that starts
+exactly there: at least 15 minutes, at most 24 hours, inside the PITR window.
+A backlog longer than 24 hours is worked off one window per run of the loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+
+from snaplake.errors import ConfigError, ExportFailed, InvalidEvent, SnaplakeError
+from snaplake.lake_keys import iso_utc, join_key, parse_iso_utc
+
+MIN_WINDOW = timedelta(minutes=15)
+MAX_WINDOW = timedelta(hours=24)
+_FIRST_WAIT_SECONDS = 60
+_STEADY_WAIT_SECONDS = 300
+
+Mode = Literal["auto", "full", "incremental"]
+
+
+class PitrDisabled(SnaplakeError):
+    """Point-in-time recovery is off for the table: no export is possible."""
+
+
+class WindowOutsidePitr(SnaplakeError):
+    """The next incremental window starts before the table's earliest restorable time."""
+
+
+class DynamoDbExportsBusy(SnaplakeError):
+    """DynamoDB refused the export for its concurrency limits (retryable)."""
+
+
+class ExportNotFoundError(SnaplakeError):
+    """DescribeExport does not know the export."""
+
+
+@dataclass(frozen=True)
+class DynamoDbExportSettings:
+    bucket: str
+    prefix: str
+    bucket_owner: str | None
+    kms_key_arn: str | None
+    checkpoint_table: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> DynamoDbExportSettings:
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise ConfigError(f"environment variable {name} is required")
+            return value
+
+        prefix = env.get("DYNAMODB_EXPORT_PREFIX", "dynamodb-exports").strip().strip("/")
+        if ":" in prefix or ".." in prefix.split("/"):
+            raise ConfigError(f"environment variable DYNAMODB_EXPORT_PREFIX={prefix!r} must not contain ':' or '..'")
+        return cls(
+            bucket=required("EXPORT_BUCKET"),
+            prefix=prefix,
+            bucket_owner=env.get("EXPORT_BUCKET_OWNER", "").strip() or None,
+            kms_key_arn=env.get("EXPORT_KMS_KEY_ARN", "").strip() or None,
+            checkpoint_table=required("CHECKPOINT_TABLE"),
+        )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    table_arn: str
+    exported_to: datetime
+    export_arn: str
+
+
+def table_name(table_arn: str) -> str:
+    if not isinstance(table_arn, str) or ":dynamodb:" not in table_arn or ":table/" not in table_arn:
+        raise InvalidEvent(f"tableArn must be a DynamoDB table ARN, got {str(table_arn)[:200]!r}")
+    name = table_arn.split(":table/", 1)[1]
+    if not name or "/" in name:
+        raise InvalidEvent(f"tableArn {table_arn!r} does not name a table")
+    return name
+
+
+def parse_request(event: Any) -> tuple[str, Mode]:
+    if not isinstance(event, dict):
+        raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
+    table_arn = event.get("tableArn")
+    table_name(table_arn)
+    mode = event.get("mode", "auto")
+    if mode not in ("auto", "full", "incremental"):
+        raise InvalidEvent(f"mode must be 'auto', 'full' or 'incremental', got {str(mode)[:50]!r}")
+    return str(table_arn), mode
+
+
+# ---------------------------------------------------------------- checkpoint table
+
+
+def load_checkpoint(ddb: Any, checkpoint_table: str, table_arn: str) -> Checkpoint | None:
+    item = ddb.get_item(TableName=checkpoint_table, Key={"tableArn": {"S": table_arn}}, ConsistentRead=True).get("Item")
+    if not item:
+        return None
+    return Checkpoint(table_arn, parse_iso_utc(item["exportedTo"]["S"]), item.get("exportArn", {}).get("S", ""))
+
+
+def commit_checkpoint(ddb: Any, checkpoint_table: str, table_arn: str, exported_to: datetime, export_arn: str, kind: str) -> bool:
+    """Move the checkpoint forward to `exported_to`; never backwards.
+
+    Returns False when another run already moved it this far (an overlapping
+    or repeated run): not an error, and nothing is changed.
+    """
+    value = iso_utc(exported_to)
+    try:
+        ddb.put_item(
+            TableName=checkpoint_table,
+            Item={
+                "tableArn": {"S": table_arn},
+                "exportedTo": {"S": value},
+                "exportArn": {"S": export_arn},
+                "exportType": {"S": kind},
+                "updatedAt": {"S": iso_utc(datetime.now(UTC))},
+            },
+            # ISO 8601 UTC strings of one fixed format order like the times they name.
+            ConditionExpression="attribute_not_exists(tableArn) OR exportedTo < :to",
+            ExpressionAttributeValues={":to": {"S": value}},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+# ---------------------------------------------------------------- planning the next export
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    table_arn: str
+    export_type: Literal["FULL_EXPORT", "INCREMENTAL_EXPORT"]
+    export_time: datetime | None = None
+    window_from: datetime | None = None
+    window_to: datetime | None = None
+
+    @property
+    def exported_to(self) -> datetime:
+        value = self.export_time if self.export_type == "FULL_EXPORT" else self.window_to
+        assert value is not None
+        return value
+
+    @property
+    def client_token(self) -> str:
+        """Same table and window -> same token: a retried start returns the same export."""
+        seed = f"{self.table_arn}|{self.export_type}|{self.export_time}|{self.window_from}|{self.window_to}"
+        return hashlib.sha256(seed.encode()).hexdigest()[:64]
+
+
+def pitr_window(ddb: Any, name: str) -> tuple[datetime, datetime]:
+    described = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    pitr = described.get("PointInTimeRecoveryDescription", {})
+    if pitr.get("PointInTimeRecoveryStatus") != "ENABLED":
+        raise PitrDisabled(
+            f"point-in-time recovery is not enabled for table {name}: enable it "
+            "(aws dynamodb update-continuous-backups --point-in-time-recovery-specification PointInTimeRecoveryEnabled=true), "
+            "then run a full export"
+        )
+    return pitr["EarliestRestorableDateTime"].astimezone(UTC), pitr["LatestRestorableDateTime"].astimezone(UTC)
+
+
+def plan_next_export(ddb: Any, table_arn: str, mode: Mode, checkpoint: Checkpoint | None) -> ExportPlan | None:
+    """The export to run now, or None when less than 15 minutes have passed since the checkpoint."""
+    earliest, latest = pitr_window(ddb, table_name(table_arn))
+    latest = latest.replace(microsecond=0)
+    if mode == "full" or (checkpoint is None and mode == "auto"):
+        return ExportPlan(table_arn, "FULL_EXPORT", export_time=latest)
+    if checkpoint is None:
+        raise WindowOutsidePitr(f"table {table_arn} has no checkpoint to continue from: run a full export first ({{'mode': 'full'}})")
+    start = checkpoint.exported_to
+    if start < earliest:
+        raise WindowOutsidePitr(
+            f"the next incremental export of {table_arn} would start at {iso_utc(start)}, before the earliest restorable time "
+            f"{iso_utc(earliest)} (PITR was disabled or the gap is older than its retention): changes since then cannot be exported; "
+            "run a full export ({'mode': 'full'}) to start over"
+        )
+    end = min(start + MAX_WINDOW, latest)
+    if end - start < MIN_WINDOW:
+        return None
+    return ExportPlan(table_arn, "INCREMENTAL_EXPORT", window_from=start, window_to=end)
+
+
+def start_export(ddb: Any, plan: ExportPlan, settings: DynamoDbExportSettings) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "TableArn": plan.table_arn,
+        "S3Bucket": settings.bucket,
+        "S3Prefix": join_key(settings.prefix, table_name(plan.table_arn)),
+        "ExportFormat": "DYNAMODB_JSON",
+        "ExportType": plan.export_type,
+        "ClientToken": plan.client_token,
+    }
+    if settings.bucket_owner:
+        params["S3BucketOwner"] = settings.bucket_owner
+    if settings.kms_key_arn:
+        params.update(S3SseAlgorithm="KMS", S3SseKmsKeyId=settings.kms_key_arn)
+    if plan.export_type == "FULL_EXPORT":
+        params["ExportTime"] = plan.export_time
+    else:
+        params["IncrementalExportSpecification"] = {
+            "ExportFromTime": plan.window_from,
+            "ExportToTime": plan.window_to,
+            "ExportViewType": "NEW_AND_OLD_IMAGES",
+        }
+    try:
+        described = ddb.export_table_to_point_in_time(**params)["ExportDescription"]
+    except ClientError as error:
+        code, message = error.response["Error"]["Code"], error.response["Error"].get("Message", "")
+        if code == "PointInTimeRecoveryUnavailableException":
+            raise PitrDisabled(f"point-in-time recovery is not enabled for {plan.table_arn}: {message}") from None
+        if code == "InvalidExportTimeException":
+            raise WindowOutsidePitr(f"{plan.table_arn}: {message}; run a full export ({{'mode': 'full'}}) to start over") from None
+        if code == "LimitExceededException":
+            raise DynamoDbExportsBusy(f"{plan.table_arn}: {message}") from None
+        raise
+    return {
+        "tableArn": plan.table_arn,
+        "exportArn": described["ExportArn"],
+        "exportType": plan.export_type,
+        "exportedTo": iso_utc(plan.exported_to),
+        "windowFrom": iso_utc(plan.window_from) if plan.window_from else None,
+        "status": described["ExportStatus"],
+        "done": False,
+        "waitSeconds": _FIRST_WAIT_SECONDS,
+        "polls": 0,
+    }
+
+
+def poll_export(ddb: Any, state: dict[str, Any]) -> dict[str, Any]:
+    export_arn = state.get("exportArn")
+    if not isinstance(export_arn, str) or "/export/" not in export_arn:
+        raise InvalidEvent("poll needs the 'exportArn' from StartExport")
+    try:
+        described = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ExportNotFoundException":
+            raise ExportNotFoundError(f"export {export_arn} does not exist") from None
+        raise
+    status = described["ExportStatus"]
+    if status == "FAILED":
+        raise ExportFailed(f"export {export_arn} failed: {described.get('FailureCode')}: {described.get('FailureMessage')}")
+    polls = int(state.get("polls", 0)) + 1
+    return {
+        **state,
+        "status": status,
+        "done": status == "COMPLETED",
+        "bucket": described.get("S3Bucket"),
+        "manifestSummaryKey": described.get("ExportManifest"),
+        "itemCount": described.get("ItemCount"),
+        "polls": polls,
+        "waitSeconds": _FIRST_WAIT_SECONDS if polls < 5 else _STEADY_WAIT_SECONDS,
+    }
