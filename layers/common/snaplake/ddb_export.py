@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from snaplake.errors import ConfigError, ExportFailed, InvalidEvent, SnaplakeError
+from snaplake.errors import ConfigError, DynamoDbExportsBusy, ExportFailed, ExportNotFound, InvalidEvent, PitrDisabled, WindowOutsidePitr
 from snaplake.lake_keys import iso_utc, join_key, parse_iso_utc
 
 MIN_WINDOW = timedelta(minutes=15)
@@ -27,22 +27,6 @@ _FIRST_WAIT_SECONDS = 60
 _STEADY_WAIT_SECONDS = 300
 
 Mode = Literal["auto", "full", "incremental"]
-
-
-class PitrDisabled(SnaplakeError):
-    """Point-in-time recovery is off for the table: no export is possible."""
-
-
-class WindowOutsidePitr(SnaplakeError):
-    """The next incremental window starts before the table's earliest restorable time."""
-
-
-class DynamoDbExportsBusy(SnaplakeError):
-    """DynamoDB refused the export for its concurrency limits (retryable)."""
-
-
-class ExportNotFoundError(SnaplakeError):
-    """DescribeExport does not know the export."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +64,7 @@ class Checkpoint:
     export_arn: str
 
 
-def table_name(table_arn: str) -> str:
+def table_name(table_arn: Any) -> str:
     if not isinstance(table_arn, str) or ":dynamodb:" not in table_arn or ":table/" not in table_arn:
         raise InvalidEvent(f"tableArn must be a DynamoDB table ARN, got {str(table_arn)[:200]!r}")
     name = table_arn.split(":table/", 1)[1]
@@ -248,7 +232,7 @@ def poll_export(ddb: Any, state: dict[str, Any]) -> dict[str, Any]:
         described = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
     except ClientError as error:
         if error.response["Error"]["Code"] == "ExportNotFoundException":
-            raise ExportNotFoundError(f"export {export_arn} does not exist") from None
+            raise ExportNotFound(f"export {export_arn} does not exist") from None
         raise
     status = described["ExportStatus"]
     if status == "FAILED":

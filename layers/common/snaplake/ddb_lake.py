@@ -21,22 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from snaplake.ddb_export import table_name
-from snaplake.errors import InvalidEvent, SnaplakeError
+from snaplake.errors import ConversionIncomplete, CountMismatch, InvalidEvent, ManifestMissing
 from snaplake.lake_keys import SUCCESS_MARKER, athena_name, iso_utc, join_key, parse_iso_utc, snapshot_time_value
 
 FULL, INCREMENTAL = "full", "incremental"
-
-
-class ManifestMissing(SnaplakeError):
-    """The export's manifest-summary.json or manifest-files.json cannot be read."""
-
-
-class CountMismatch(SnaplakeError):
-    """Rows read or written differ from the export manifest's itemCount."""
-
-
-class ConversionIncomplete(SnaplakeError):
-    """Finalize found data files that were not converted."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +117,7 @@ def plan_conversion(s3: Any, request: dict[str, Any], settings: DynamoDbLakeSett
         lines = io.read_export(files_key).decode().splitlines()
     except Exception as error:  # a missing or unreadable manifest: name it, lose nothing
         raise ManifestMissing(f"cannot read the manifests of {export_arn} ({summary_key}): {error}") from None
-    files = []
+    files: list[dict[str, Any]] = []
     for number, line in enumerate(filter(None, (raw.strip() for raw in lines))):
         entry = json.loads(line)
         key, count = entry.get("dataFileS3Key"), entry.get("itemCount")

@@ -72,3 +72,27 @@ class CopyIncomplete(SnaplakeError):
 
 class DestinationMismatch(SnaplakeError):
     """The lake partition already holds data files from another export of the same snapshot time."""
+
+
+class PitrDisabled(SnaplakeError):
+    """Point-in-time recovery is off for the DynamoDB table: no export is possible."""
+
+
+class WindowOutsidePitr(SnaplakeError):
+    """The next incremental window starts before the table's earliest restorable time."""
+
+
+class DynamoDbExportsBusy(SnaplakeError):
+    """DynamoDB refused the export for its concurrency limits (retryable)."""
+
+
+class ManifestMissing(SnaplakeError):
+    """The export's manifest-summary.json or manifest-files.json cannot be read."""
+
+
+class CountMismatch(SnaplakeError):
+    """Rows read or written differ from the export manifest's itemCount."""
+
+
+class ConversionIncomplete(SnaplakeError):
+    """Finalize found data files that were not converted."""
