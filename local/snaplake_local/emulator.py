@@ -641,6 +641,7 @@ class DynamoDbExportEmulator:
             patched_attribute(responses.DynamoHandler, "describe_continuous_backups", lambda handler: emulator._describe_backups(handler)),
             patched_attribute(responses.DynamoHandler, "export_table_to_point_in_time", lambda handler: emulator._start(handler)),
             patched_attribute(responses.DynamoHandler, "describe_export", lambda handler: emulator._describe(handler)),
+            patched_attribute(responses.DynamoHandler, "list_exports", lambda handler: emulator._list(handler)),
         ):
             yield
 
@@ -768,6 +769,17 @@ class DynamoDbExportEmulator:
         if export is None:
             raise DynamodbException(ERROR_TYPE_PREFIX + "ExportNotFoundException", f"Export not found: {handler.body['ExportArn']}")
         return ActionResult({"ExportDescription": self._description(export)})
+
+    def _list(self, handler: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        table_arn = handler.body.get("TableArn")
+        summaries = [
+            {"ExportArn": e.arn, "ExportStatus": self._status(e), "ExportType": e.export_type}
+            for e in self.exports.values()
+            if table_arn in (None, e.table_arn)
+        ]
+        return ActionResult({"ExportSummaries": summaries})
 
     def _status(self, export: _DynamoDbExport) -> str:
         if (self.clock.now() - export.started).total_seconds() < export.duration_seconds:

@@ -386,6 +386,15 @@ class LocalStack:
     def run(self, state_machine: str, event: Any, timeout_seconds: float = 300) -> Execution:
         return self.wait(self.start(state_machine, event), timeout_seconds)
 
+    def child_executions(self, execution: Execution, timeout_seconds: float = 300) -> list[Execution]:
+        """Executions an execution started (a scheduled run fans out one per table), once finished."""
+        arns = [
+            json.loads(event["taskSucceededEventDetails"]["output"])["ExecutionArn"]
+            for event in execution.history
+            if event["type"] == "TaskSucceeded" and event.get("taskSucceededEventDetails", {}).get("resourceType") == "states"
+        ]
+        return [self.wait(arn, timeout_seconds) for arn in arns]
+
     def notifications(self) -> list[dict[str, Any]]:
         """Failure notifications published to the template's SNS topics so far (drains them)."""
         sqs = self.client("sqs")

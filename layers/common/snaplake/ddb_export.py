@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,13 +65,15 @@ class Checkpoint:
     export_arn: str
 
 
+_TABLE_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/([A-Za-z0-9_.-]{3,255})")
+_EXPORT_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]{3,255}/export/[A-Za-z0-9-]+")
+
+
 def table_name(table_arn: Any) -> str:
-    if not isinstance(table_arn, str) or ":dynamodb:" not in table_arn or ":table/" not in table_arn:
+    match = _TABLE_ARN.fullmatch(table_arn) if isinstance(table_arn, str) else None
+    if not match:
         raise InvalidEvent(f"tableArn must be a DynamoDB table ARN, got {str(table_arn)[:200]!r}")
-    name = table_arn.split(":table/", 1)[1]
-    if not name or "/" in name:
-        raise InvalidEvent(f"tableArn {table_arn!r} does not name a table")
-    return name
+    return match.group(1)
 
 
 def parse_request(event: Any) -> tuple[str, Mode]:
@@ -161,7 +164,7 @@ def pitr_window(ddb: Any, name: str) -> tuple[datetime, datetime]:
 def plan_next_export(ddb: Any, table_arn: str, mode: Mode, checkpoint: Checkpoint | None) -> ExportPlan | None:
     """The export to run now, or None when less than 15 minutes have passed since the checkpoint."""
     earliest, latest = pitr_window(ddb, table_name(table_arn))
-    latest = latest.replace(microsecond=0)
+    latest = max(latest.replace(microsecond=0), earliest)
     if mode == "full" or (checkpoint is None and mode == "auto"):
         return ExportPlan(table_arn, "FULL_EXPORT", export_time=latest)
     if checkpoint is None:
@@ -179,7 +182,37 @@ def plan_next_export(ddb: Any, table_arn: str, mode: Mode, checkpoint: Checkpoin
     return ExportPlan(table_arn, "INCREMENTAL_EXPORT", window_from=start, window_to=end)
 
 
+def running_export(ddb: Any, plan: ExportPlan) -> tuple[ExportPlan, str] | None:
+    """An IN_PROGRESS export of the same kind that this plan would repeat.
+
+    A retried StartExport recomputes the plan, and "latest restorable" has moved
+    on by then, so the ClientToken alone would not stop a second export.
+    """
+    token = None
+    while True:
+        page = ddb.list_exports(TableArn=plan.table_arn, MaxResults=25, **({"NextToken": token} if token else {}))
+        for summary in page.get("ExportSummaries", []):
+            if summary.get("ExportStatus") != "IN_PROGRESS" or summary.get("ExportType", "FULL_EXPORT") != plan.export_type:
+                continue
+            described = ddb.describe_export(ExportArn=summary["ExportArn"])["ExportDescription"]
+            if plan.export_type == "FULL_EXPORT" and described.get("ExportTime"):
+                return ExportPlan(plan.table_arn, "FULL_EXPORT", export_time=described["ExportTime"].astimezone(UTC)), summary["ExportArn"]
+            spec = described.get("IncrementalExportSpecification") or {}
+            if plan.window_from and spec.get("ExportFromTime") and spec["ExportFromTime"].astimezone(UTC) == plan.window_from:
+                adopted = ExportPlan(
+                    plan.table_arn, "INCREMENTAL_EXPORT", window_from=plan.window_from, window_to=spec["ExportToTime"].astimezone(UTC)
+                )
+                return adopted, summary["ExportArn"]
+        token = page.get("NextToken")
+        if not token:
+            return None
+
+
 def start_export(ddb: Any, plan: ExportPlan, settings: DynamoDbExportSettings) -> dict[str, Any]:
+    adopted = running_export(ddb, plan)
+    if adopted is not None:
+        plan, export_arn = adopted
+        return _started(plan, export_arn, "IN_PROGRESS")
     params: dict[str, Any] = {
         "TableArn": plan.table_arn,
         "S3Bucket": settings.bucket,
@@ -211,13 +244,17 @@ def start_export(ddb: Any, plan: ExportPlan, settings: DynamoDbExportSettings) -
         if code == "LimitExceededException":
             raise DynamoDbExportsBusy(f"{plan.table_arn}: {message}") from None
         raise
+    return _started(plan, described["ExportArn"], described["ExportStatus"])
+
+
+def _started(plan: ExportPlan, export_arn: str, status: str) -> dict[str, Any]:
     return {
         "tableArn": plan.table_arn,
-        "exportArn": described["ExportArn"],
+        "exportArn": export_arn,
         "exportType": plan.export_type,
         "exportedTo": iso_utc(plan.exported_to),
         "windowFrom": iso_utc(plan.window_from) if plan.window_from else None,
-        "status": described["ExportStatus"],
+        "status": status,
         "done": False,
         "waitSeconds": _FIRST_WAIT_SECONDS,
         "polls": 0,
@@ -226,8 +263,8 @@ def start_export(ddb: Any, plan: ExportPlan, settings: DynamoDbExportSettings) -
 
 def poll_export(ddb: Any, state: dict[str, Any]) -> dict[str, Any]:
     export_arn = state.get("exportArn")
-    if not isinstance(export_arn, str) or "/export/" not in export_arn:
-        raise InvalidEvent("poll needs the 'exportArn' from StartExport")
+    if not isinstance(export_arn, str) or not _EXPORT_ARN.fullmatch(export_arn):
+        raise InvalidEvent(f"poll needs the DynamoDB 'exportArn' from StartExport, got {str(export_arn)[:200]!r}")
     try:
         described = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
     except ClientError as error:
