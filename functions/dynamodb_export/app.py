@@ -1,8 +1,9 @@
-"""DynamoDB export steps: StartExport (next window), PollExport, CommitCheckpoint.
+"""DynamoDB export steps: StartExport (next window), PollExport, CommitCheckpoint, ReleaseLease.
 
-Three functions share this code (see template.yaml), one handler each.
+Four functions share this code (see template.yaml), one handler each.
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -11,12 +12,14 @@ from snaplake import aws
 from snaplake.ddb_export import (
     MIN_WINDOW,
     DynamoDbExportSettings,
+    claim_export_lease,
     commit_checkpoint,
     load_checkpoint,
     parse_request,
     pitr_window,
     plan_next_export,
     poll_export,
+    release_export_lease,
     start_export,
     table_name,
 )
@@ -30,10 +33,21 @@ DYNAMODB = aws.client("dynamodb")
 
 @logger.inject_lambda_context
 def start_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    table_arn, mode = parse_request(event)
+    """Input: {"request": <the execution input>, "execution": <execution ARN>}."""
+    request = event.get("request") if isinstance(event, dict) else None
+    execution = event.get("execution") if isinstance(event, dict) else None
+    if not isinstance(execution, str) or not execution:
+        raise InvalidEvent("start export needs {'request': {...}, 'execution': <execution ARN>}")
+    table_arn, mode = parse_request(request)
+    holder = claim_export_lease(DYNAMODB, SETTINGS.checkpoint_table, table_arn, execution, datetime.now(UTC))
+    if holder is not None:
+        busy = {"export": False, "tableArn": table_arn, "reason": f"another run is exporting this table: {holder}"}
+        logger.info("dynamodb export", extra=busy)
+        return busy
     checkpoint = load_checkpoint(DYNAMODB, SETTINGS.checkpoint_table, table_arn)
     plan = plan_next_export(DYNAMODB, table_arn, mode, checkpoint)
     if plan is None:
+        release_export_lease(DYNAMODB, SETTINGS.checkpoint_table, table_arn, execution)
         since = iso_utc(checkpoint.exported_to) if checkpoint else "?"
         result: dict[str, Any] = {"export": False, "tableArn": table_arn, "reason": f"less than 15 minutes of changes since {since}"}
     else:
@@ -47,6 +61,16 @@ def poll_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     result = poll_export(DYNAMODB, event if isinstance(event, dict) else {})
     logger.info("dynamodb export status", extra={"status": result["status"], "exportArn": result["exportArn"]})
     return result
+
+
+@logger.inject_lambda_context
+def release_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    """After a failure: {"tableArn": ..., "execution": <execution ARN>} gives up the export lease."""
+    if not isinstance(event, dict) or not isinstance(event.get("execution"), str):
+        raise InvalidEvent("release needs tableArn and execution")
+    table_arn, _ = parse_request({"tableArn": event.get("tableArn")})
+    released = release_export_lease(DYNAMODB, SETTINGS.checkpoint_table, table_arn, event["execution"])
+    return {"released": released}
 
 
 @logger.inject_lambda_context

@@ -15,12 +15,15 @@ from snaplake.snapshots import SnapshotRef, parse_request
 
 from snaplake_local.emulator import DirectorySource, TablesSource
 from snaplake_local.report import format_table, lake_partitions, sample_rows
+from snaplake_local.sample_data import orders_items
 from snaplake_local.sources import (
+    ORDERS_TABLE,
     SHOP_INSTANCE,
     WORLD_CLUSTER,
     cluster_snapshot,
     create_cluster,
     create_instance,
+    create_orders_table,
     default_parameters,
     instance_snapshot,
     sample_event,
@@ -29,6 +32,7 @@ from snaplake_local.sources import (
 from snaplake_local.stack import Execution, LocalStack
 
 RDS_STATE_MACHINE = "RdsExportStateMachine"
+DDB = "DynamoDbExportStateMachine"
 Printer = Callable[[str], None]
 
 
@@ -72,14 +76,36 @@ class StepPrinter:
             )
         if step == "FinalizeCopy":
             return f"{p['tables']} table partitions complete, _SUCCESS written"
+        return self._describe_dynamodb(step, p)
+
+    def _describe_dynamodb(self, step: str, p: dict[str, Any]) -> str | None:
+        if step == "DynamoDbStartExport":
+            self.last_status = None
+            if not p["export"]:
+                return f"skip: {p['reason']}"
+            window = f"window {p['windowFrom']} .. {p['exportedTo']}" if p.get("windowFrom") else f"as of {p['exportedTo']}"
+            return f"{p['exportType']} {window}"
+        if step == "DynamoDbPollExport":
+            if p["status"] == self.last_status:
+                return None
+            self.last_status = p["status"]
+            return f"{p['status']}" + (f", {p['itemCount']} items" if p.get("itemCount") is not None else "")
+        if step == "ConvertPlan":
+            return f"{p['files']} data files from manifest-files.json, {p['expectedItems']} items, {len(p['workers'])} workers"
+        if step == "ConvertMerge":
+            return f"one schema for the export; {p['rows']} rows reconciled with manifest-summary.json"
+        if step == "ConvertFinalize":
+            return f"{p['rows']} rows in {p['partitions']} lake partitions, _SUCCESS written"
+        if step == "DynamoDbCommit":
+            return f"checkpoint {'moved to' if p['committed'] else 'already at'} {p['exportedTo']}"
         return None
 
 
-def _run(stack: LocalStack, label: str, event: Any, echo: Printer) -> Execution:
+def _run(stack: LocalStack, label: str, event: Any, echo: Printer, state_machine: str = RDS_STATE_MACHINE) -> Execution:
     echo(f"\n> {label}")
     started = time.perf_counter()
     before = stack.clock.waited_seconds
-    execution = stack.run(RDS_STATE_MACHINE, event)
+    execution = stack.run(state_machine, event)
     virtual = stack.clock.waited_seconds - before
     echo(
         f"    {execution.status} in {time.perf_counter() - started:.1f}s "
@@ -90,27 +116,30 @@ def _run(stack: LocalStack, label: str, event: Any, echo: Printer) -> Execution:
     return execution
 
 
-def _show_lake(stack: LocalStack, echo: Printer, sample_table: str | None = None) -> None:
+def _show_lake(stack: LocalStack, echo: Printer, samples: tuple[str, ...] = ()) -> None:
     s3 = stack.client("s3")
     partitions = lake_partitions(s3, stack.lake_bucket)
     echo(f"\nWhat landed in s3://{stack.lake_bucket}/ :")
     echo(format_table(partitions))
     echo(f"{len(partitions)} table partitions, {sum(p.files for p in partitions)} Parquet files, {sum(p.rows for p in partitions)} rows")
-    chosen = next((p for p in partitions if sample_table and f"/{sample_table}/" in p.prefix), partitions[0] if partitions else None)
-    if chosen:
-        echo(f"\nSample rows from {chosen.prefix}:")
-        for row in sample_rows(s3, stack.lake_bucket, chosen):
-            echo("  " + json.dumps(row, default=str, ensure_ascii=False))
+    chosen = [next((p for p in partitions if wanted in p.prefix), None) for wanted in samples] or partitions[:1]
+    for partition in filter(None, chosen):
+        echo(f"\nSample rows from {partition.prefix}:")
+        for row in sample_rows(s3, stack.lake_bucket, partition):
+            shown = {k: v for k, v in row.items() if v is not None}
+            echo("  " + json.dumps(shown, default=str, ensure_ascii=False)[:400])
 
 
 def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
     """Deploy the template on the emulator, fire the sample events, show the lake."""
     wall = time.perf_counter()
-    echo("snaplake local demo: the RDS snapshot pipeline on the embedded AWS emulator (moto)")
+    echo("snaplake local demo: the RDS snapshot and DynamoDB export pipelines on the embedded AWS emulator (moto)")
     with LocalStack(default_parameters(), function_log_level=log_level) as stack:
         stack.lambdas.after_invoke = StepPrinter(stack, echo)
-        functions = sum(1 for spec in stack.template["Resources"].values() if spec["Type"] == "AWS::Serverless::Function")
-        echo(f"deployed template.yaml: {functions} functions, state machine {RDS_STATE_MACHINE}, lake bucket {stack.lake_bucket}")
+        functions = len(stack.lambdas.functions)
+        echo(
+            f"deployed template.yaml: {functions} functions, state machines {', '.join(stack.state_machines)}, lake bucket {stack.lake_bucket}"
+        )
         snapshots = seed_sample_sources(stack)
         echo(
             f"sources: Aurora PostgreSQL cluster {WORLD_CLUSTER} (database world) and MySQL instance {SHOP_INSTANCE} (database shop), "
@@ -136,12 +165,36 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
         create_cluster(stack, "scratch-aurora")
         other = cluster_snapshot(stack, "scratch-aurora", "scratch-aurora-manual", TablesSource("aurora-postgresql", "scratch", {}))
         ok &= _run(stack, "a snapshot of a source not in SourceIdentifiers", {"snapshotArn": other}, echo).status == "SUCCEEDED"
-        _show_lake(stack, echo, sample_table="city")
+        ok &= _run_dynamodb(stack, echo)
+        _show_lake(stack, echo, samples=("/city/", "dynamodb_changes/"))
         notifications = stack.notifications()
         echo(f"\nfailure notifications: {len(notifications)}")
     echo(f"\ndemo finished in {time.perf_counter() - wall:.1f}s: {'all executions succeeded' if ok else 'SOME EXECUTIONS FAILED'}")
     echo("emulated locally: RDS export output and timing, Lambda (in-process), Wait/Retry time. See README 'What is emulated'.")
     return ok
+
+
+def _run_dynamodb(stack: LocalStack, echo: Printer) -> bool:
+    """The orders table: a full export, then changes, then an incremental export of them."""
+    table_arn = create_orders_table(stack)
+    echo(f"\nDynamoDB table {ORDERS_TABLE} (PITR on, {len(orders_items())} orders with nested, typed attributes)")
+    stack.clock.advance(20 * 60)
+    first = _run(stack, "scheduled run: first export of the table is a full export", {"tableArn": table_arn, "mode": "auto"}, echo, DDB)
+    ok = first.status == "SUCCEEDED"
+    ddb = stack.client("dynamodb")
+    for item in orders_items(start=100, count=3):
+        ddb.put_item(TableName=ORDERS_TABLE, Item=item)
+    ddb.update_item(
+        TableName=ORDERS_TABLE,
+        Key={"pk": {"S": "ORDER#00002"}, "sk": {"S": "HEADER"}},
+        UpdateExpression="SET paid = :p",
+        ExpressionAttributeValues={":p": {"BOOL": True}},
+    )
+    ddb.delete_item(TableName=ORDERS_TABLE, Key={"pk": {"S": "ORDER#00003"}, "sk": {"S": "HEADER"}})
+    echo("    (3 orders added, 1 updated, 1 deleted; an hour passes)")
+    stack.clock.advance(3600)
+    second = _run(stack, "scheduled run: incremental export from the checkpoint", {"tableArn": table_arn, "mode": "auto"}, echo, DDB)
+    return ok and second.status == "SUCCEEDED"
 
 
 def _export_root(directory: Path) -> Path:
@@ -234,3 +287,79 @@ def replay_rds_export(
         _show_lake(stack, echo)
         echo(f"\nwrote {count} lake objects under {out}")
     return execution.status == "SUCCEEDED"
+
+
+def replay_dynamodb_export(export_dir: Path, out: Path, echo: Printer = print, log_level: str | None = "WARNING") -> bool:
+    """Run a downloaded DynamoDB export (manifest-summary.json, manifest-files.json, data/) through
+    the conversion steps (the same handlers the state machine runs) and write the lake under `out`."""
+    summaries = sorted(export_dir.rglob("manifest-summary.json"))
+    if len(summaries) != 1:
+        raise SystemExit(f"{export_dir} must hold exactly one manifest-summary.json (found {len(summaries)})")
+    summary = json.loads(summaries[0].read_text())
+    files_manifest = summaries[0].parent / "manifest-files.json"
+    if not files_manifest.is_file():
+        raise SystemExit(f"{files_manifest} is missing")
+    by_name = {path.name: path for path in export_dir.rglob("*.json.gz")}
+    table_arn = str(summary.get("tableArn") or "arn:aws:dynamodb:eu-west-1:123456789012:table/replayed")
+    with LocalStack({"SourceIdentifiers": "*", "DynamoDbTableArns": table_arn}, function_log_level=log_level) as stack:
+        stack.lambdas.after_invoke = StepPrinter(stack, echo)
+        s3 = stack.client("s3")
+        bucket, root = stack.export_bucket, "dynamodb-exports/replay"
+        lines = []
+        for raw in files_manifest.read_text().splitlines():
+            if not raw.strip():
+                continue
+            entry = json.loads(raw)
+            name = str(entry["dataFileS3Key"]).rsplit("/", 1)[-1]
+            if name not in by_name:
+                raise SystemExit(f"manifest-files.json names {entry['dataFileS3Key']}, which is not under {export_dir}")
+            entry["dataFileS3Key"] = f"{root}/data/{name}"
+            s3.put_object(Bucket=bucket, Key=entry["dataFileS3Key"], Body=by_name[name].read_bytes())
+            lines.append(json.dumps(entry))
+        s3.put_object(Bucket=bucket, Key=f"{root}/manifest-files.json", Body="\n".join(lines).encode())
+        summary["manifestFilesS3Key"] = f"{root}/manifest-files.json"
+        s3.put_object(Bucket=bucket, Key=f"{root}/manifest-summary.json", Body=json.dumps(summary).encode())
+        exported_to = summary.get("exportTime") or summary.get("exportToTime") or iso_utc(datetime.now(UTC))
+        echo(f"replaying the DynamoDB {summary.get('exportType', 'FULL_EXPORT')} in {export_dir} ({len(lines)} data files)")
+        request = {
+            "tableArn": table_arn,
+            "exportArn": str(summary.get("exportArn") or f"{table_arn}/export/00000000000000-replay0"),
+            "bucket": bucket,
+            "manifestSummaryKey": f"{root}/manifest-summary.json",
+            "exportedTo": exported_to,
+        }
+        ok = _convert_in_process(stack, request)
+        out.mkdir(parents=True, exist_ok=True)
+        count = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.lake_bucket):
+            for obj in page.get("Contents", []):
+                target = out / obj["Key"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(s3.get_object(Bucket=stack.lake_bucket, Key=obj["Key"])["Body"].read())
+                count += 1
+        echo(f"wrote {count} lake objects under {out}")
+    return ok
+
+
+def _convert_in_process(stack: LocalStack, request: dict[str, Any]) -> bool:
+    """The conversion steps of the DynamoDB state machine, invoked in order."""
+
+    def invoke(logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        payload, errored = stack.function(logical_id).invoke(event)
+        if errored:
+            raise SystemExit(f"{logical_id} failed: {payload.get('errorType')}: {payload.get('errorMessage')}")
+        return dict(payload)
+
+    plan = invoke("ConvertPlanFunction", request)
+    common = {key: plan[key] for key in ("plan", "kind", "table", "exportedTo", "exportId")}
+    for stage in ("ConvertScanFunction", None, "ConvertFilesFunction"):
+        if stage is None:
+            invoke("ConvertMergeFunction", {"plan": plan["plan"], "files": plan["files"], "expectedItems": plan["expectedItems"]})
+            continue
+        for share in plan["workers"]:
+            state: dict[str, Any] = {**common, "share": share}
+            while not (state := invoke(stage, state)).get("done"):
+                pass
+    finalize = {key: plan[key] for key in ("plan", "files", "expectedItems", "kind", "table", "exportedTo", "exportId")}
+    invoke("ConvertFinalizeFunction", finalize)
+    return True

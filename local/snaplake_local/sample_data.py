@@ -8,7 +8,6 @@ dates arrive as strings, MySQL DECIMAL as decimal and DATETIME as timestamps.
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -175,7 +174,7 @@ def shop_mysql_tables() -> dict[str, Any]:
 
 
 def orders_items(start: int = 1, count: int = 12) -> list[dict[str, Any]]:
-    """DynamoDB items (wire format) of a typical orders table: nested maps, sets, lists,
+    """DynamoDB items (boto3 client format) of a typical orders table: nested maps, sets, lists,
     exact decimals, binary, NULL, and attribute names that need cleaning up for Athena."""
     items = []
     for n in range(start, start + count):
@@ -196,7 +195,7 @@ def orders_items(start: int = 1, count: int = 12) -> list[dict[str, Any]]:
             "tags": {"SS": sorted({"new", "priority" if n % 2 else "standard"})},
             "lines": {"L": [{"M": {"sku": {"S": f"SKU-{n}"}, "qty": {"N": "1"}}}, {"S": "gift-wrap"}]},
             "coupon": {"NULL": True} if n % 4 == 0 else {"S": f"C{n}"},
-            "signature": {"B": base64.b64encode(f"sig-{n}".encode()).decode()},
+            "signature": {"B": f"sig-{n}".encode()},  # boto3 takes raw bytes for B
         }
         if n % 5 == 0:
             item["exact_amount"] = {"N": "12345678901234567890.123456789012345678"}

@@ -217,6 +217,8 @@ class LocalStack:
     # ------------------------------------------------------------------ deployment
     def _resources(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for logical_id, spec in self.template["Resources"].items():
+            if logical_id.startswith("Fn::ForEach::"):
+                continue  # the per-table schedules: locally, executions are started directly
             if "Condition" in spec and not self._condition(spec["Condition"]):
                 continue
             yield logical_id, spec
@@ -385,15 +387,6 @@ class LocalStack:
 
     def run(self, state_machine: str, event: Any, timeout_seconds: float = 300) -> Execution:
         return self.wait(self.start(state_machine, event), timeout_seconds)
-
-    def child_executions(self, execution: Execution, timeout_seconds: float = 300) -> list[Execution]:
-        """Executions an execution started (a scheduled run fans out one per table), once finished."""
-        arns = [
-            json.loads(event["taskSucceededEventDetails"]["output"])["ExecutionArn"]
-            for event in execution.history
-            if event["type"] == "TaskSucceeded" and event.get("taskSucceededEventDetails", {}).get("resourceType") == "states"
-        ]
-        return [self.wait(arn, timeout_seconds) for arn in arns]
 
     def notifications(self) -> list[dict[str, Any]]:
         """Failure notifications published to the template's SNS topics so far (drains them)."""

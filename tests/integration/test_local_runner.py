@@ -73,5 +73,8 @@ def test_demo_runs_every_pipeline_step_and_reports_the_lake(capsys: pytest.Captu
     printed = capsys.readouterr().out
     for step in ("SnapshotFilter", "StartExport", "PollExport", "PlanCopy", "CopyBatch", "FinalizeCopy"):
         assert step in printed
-    assert "8 table partitions, 12 Parquet files, 105 rows" in printed
+    assert "10 table partitions, 18 Parquet files, 122 rows" in printed
+    for step in ("DynamoDbStartExport", "ConvertPlan", "ConvertMerge", "ConvertFinalize", "DynamoDbCommit"):
+        assert step in printed
+    assert "INCREMENTAL_EXPORT window" in printed
     assert "all executions succeeded" in printed

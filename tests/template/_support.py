@@ -52,7 +52,14 @@ def template_lines() -> tuple[str, ...]:
 
 
 def resources() -> dict[str, dict[str, Any]]:
-    return dict(template().get("Resources", {}))
+    """Logical id -> resource; a Fn::ForEach block contributes its resource template (loop variable unresolved)."""
+    found: dict[str, dict[str, Any]] = {}
+    for logical_id, spec in template().get("Resources", {}).items():
+        if str(logical_id).startswith("Fn::ForEach::"):
+            found.update(spec[2])
+        else:
+            found[logical_id] = spec
+    return found
 
 
 def resources_of_type(kind: str) -> list[tuple[str, dict[str, Any]]]:

@@ -17,16 +17,19 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from snaplake.ddb_export import (
+    LEASE_SECONDS,
     MAX_WINDOW,
     MIN_WINDOW,
     Checkpoint,
     DynamoDbExportSettings,
     ExportPlan,
+    claim_export_lease,
     commit_checkpoint,
     load_checkpoint,
     parse_request,
     plan_next_export,
     poll_export,
+    release_export_lease,
     start_export,
 )
 from snaplake.errors import (
@@ -860,3 +863,36 @@ def test_retried_start_adopts_the_running_export_instead_of_starting_a_second(pi
 
     assert again["exportArn"] == first["exportArn"]
     assert again["exportedTo"] == first["exportedTo"]
+
+
+# ---------------------------------------------------------------- export lease
+
+
+def test_second_run_cannot_take_the_export_lease_while_the_first_holds_it(ddb: Any) -> None:
+    assert claim_export_lease(ddb, CHECKPOINTS, TABLE_ARN, "execution-1", START) is None
+
+    assert claim_export_lease(ddb, CHECKPOINTS, TABLE_ARN, "execution-2", START + minutes(5)) == "execution-1"
+    assert claim_export_lease(ddb, CHECKPOINTS, TABLE_ARN, "execution-1", START + minutes(30)) is None  # its next window
+
+
+def test_expired_lease_of_a_dead_run_can_be_taken_over(ddb: Any) -> None:
+    claim_export_lease(ddb, CHECKPOINTS, TABLE_ARN, "dead-execution", START)
+
+    assert claim_export_lease(ddb, CHECKPOINTS, TABLE_ARN, "execution-2", START + timedelta(seconds=LEASE_SECONDS + 1)) is None
+
+
+def test_only_the_holder_releases_the_lease_and_a_commit_releases_it_too(ddb: Any) -> None:
+    claim_export_lease(ddb, CHECKPOINTS, TABLE_ARN, "execution-1", START)
+
+    assert release_export_lease(ddb, CHECKPOINTS, TABLE_ARN, "execution-2") is False
+    assert release_export_lease(ddb, CHECKPOINTS, TABLE_ARN, "execution-1") is True
+    assert claim_export_lease(ddb, CHECKPOINTS, TABLE_ARN, "execution-2", START) is None
+    assert commit_checkpoint(ddb, CHECKPOINTS, TABLE_ARN, START, f"{TABLE_ARN}/export/01714521600000-a1b2c3d4", "FULL_EXPORT")
+    assert claim_export_lease(ddb, CHECKPOINTS, TABLE_ARN, "execution-3", START) is None
+
+
+def test_a_lease_without_a_checkpoint_does_not_count_as_one(ddb: Any) -> None:
+    claim_export_lease(ddb, CHECKPOINTS, TABLE_ARN, "execution-1", START)
+
+    assert load_checkpoint(ddb, CHECKPOINTS, TABLE_ARN) is None
+    assert commit_checkpoint(ddb, CHECKPOINTS, TABLE_ARN, START, f"{TABLE_ARN}/export/01714521600000-a1b2c3d4", "FULL_EXPORT") is True

@@ -92,16 +92,63 @@ def parse_request(event: Any) -> tuple[str, Mode]:
 
 def load_checkpoint(ddb: Any, checkpoint_table: str, table_arn: str) -> Checkpoint | None:
     item = ddb.get_item(TableName=checkpoint_table, Key={"tableArn": {"S": table_arn}}, ConsistentRead=True).get("Item")
-    if not item:
+    if not item or "exportedTo" not in item:
         return None
     return Checkpoint(table_arn, parse_iso_utc(item["exportedTo"]["S"]), item.get("exportArn", {}).get("S", ""))
+
+
+LEASE_SECONDS = 36 * 3600  # longer than any export plus its conversion
+
+
+def claim_export_lease(ddb: Any, checkpoint_table: str, table_arn: str, holder: str, now: datetime) -> str | None:
+    """Make this execution the only one exporting the table until it commits or releases.
+
+    Returns None when claimed, else the execution that holds the lease. An
+    expired lease (its holder died without releasing) can be taken over.
+    """
+    try:
+        ddb.update_item(
+            TableName=checkpoint_table,
+            Key={"tableArn": {"S": table_arn}},
+            UpdateExpression="SET leaseHolder = :holder, leaseUntil = :until",
+            ConditionExpression="attribute_not_exists(leaseHolder) OR leaseHolder = :holder OR leaseUntil < :now",
+            ExpressionAttributeValues={
+                ":holder": {"S": holder},
+                ":until": {"S": iso_utc(now + timedelta(seconds=LEASE_SECONDS))},
+                ":now": {"S": iso_utc(now)},
+            },
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        item = ddb.get_item(TableName=checkpoint_table, Key={"tableArn": {"S": table_arn}}, ConsistentRead=True).get("Item", {})
+        return str(item.get("leaseHolder", {}).get("S", "another run"))
+    return None
+
+
+def release_export_lease(ddb: Any, checkpoint_table: str, table_arn: str, holder: str) -> bool:
+    """Give the lease up after a failure, if this execution holds it."""
+    try:
+        ddb.update_item(
+            TableName=checkpoint_table,
+            Key={"tableArn": {"S": table_arn}},
+            UpdateExpression="REMOVE leaseHolder, leaseUntil",
+            ConditionExpression="leaseHolder = :holder",
+            ExpressionAttributeValues={":holder": {"S": holder}},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def commit_checkpoint(ddb: Any, checkpoint_table: str, table_arn: str, exported_to: datetime, export_arn: str, kind: str) -> bool:
     """Move the checkpoint forward to `exported_to`; never backwards.
 
     Returns False when another run already moved it this far (an overlapping
-    or repeated run): not an error, and nothing is changed.
+    or repeated run): not an error, and nothing is changed. Writing the item
+    whole also releases the export lease.
     """
     value = iso_utc(exported_to)
     try:
@@ -115,7 +162,7 @@ def commit_checkpoint(ddb: Any, checkpoint_table: str, table_arn: str, exported_
                 "updatedAt": {"S": iso_utc(datetime.now(UTC))},
             },
             # ISO 8601 UTC strings of one fixed format order like the times they name.
-            ConditionExpression="attribute_not_exists(tableArn) OR exportedTo < :to",
+            ConditionExpression="attribute_not_exists(exportedTo) OR exportedTo < :to",
             ExpressionAttributeValues={":to": {"S": value}},
         )
     except ClientError as error:

@@ -82,10 +82,20 @@ class _S3:
     def upload_lake(self, path: str, key: str) -> None:
         args = self._lake_args()
         bucket = args.pop("Bucket")
+        args.pop("BucketKeyEnabled", None)  # not an upload_file argument; the bucket's default applies
         self.s3.upload_file(path, bucket, key, ExtraArgs=args)
 
     def put_lake(self, key: str, body: bytes) -> None:
         self.s3.put_object(Key=key, Body=body, **self._lake_args())
+
+    def publish(self, staged: str, key: str) -> None:
+        """Copy a staged object to its place in the lake (multipart when large), then drop the staged copy."""
+        args = self._lake_args()
+        bucket = args.pop("Bucket")
+        args.pop("BucketKeyEnabled", None)  # source and target are both in the lake bucket, whose owner is checked
+        self.s3.copy({"Bucket": bucket, "Key": staged}, bucket, key, ExtraArgs=args)
+        owner = {"ExpectedBucketOwner": self.settings.bucket_owner} if self.settings.bucket_owner else {}
+        self.s3.delete_object(Bucket=bucket, Key=staged, **owner)
 
 
 @dataclass(frozen=True)
@@ -258,12 +268,17 @@ def convert_files(
             for partition, (_, path) in sorted(writers.items()):
                 name = f"part-{index:05d}.parquet" if kind == FULL else f"{export_id}-{index:05d}.parquet"
                 key = f"{partition}/{name}"
-                io.upload_lake(path, key)
+                io.upload_lake(path, staging_key(settings, export_id, key))
                 keys.append(key)
         io.write_export(plan.file_result("converted", index), json.dumps({"rows": rows, "keys": keys}).encode())
         index += workers
         done_one = True
     return {**_carry(request), "cursor": None, "done": True}
+
+
+def staging_key(settings: DynamoDbLakeSettings, export_id: str, key: str) -> str:
+    """Where a converted file waits until finalize publishes the whole export."""
+    return join_key(settings.prefix, "_snaplake_staging", export_id, key.removeprefix(settings.prefix).lstrip("/"))
 
 
 def _split(table: Any, kind: str, settings: DynamoDbLakeSettings, name: str, exported_to: str) -> list[tuple[str, Any]]:
@@ -297,6 +312,10 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: DynamoDbLake
     rows = sum(int(r["rows"]) for r in results)
     if rows != expected:
         raise CountMismatch(f"wrote {rows} rows in all, manifest-summary.json says {expected} items")
+    # Nothing of this export is visible in the lake until every file converted and the counts add up.
+    for result in results:
+        for key in result["keys"]:
+            io.publish(staging_key(settings, str(request["exportId"]), key), key)
     partitions = sorted({key.rsplit("/", 1)[0] for r in results for key in r["keys"]})
     if not partitions and request.get("kind") == FULL:
         partitions = [lake_partition(settings, FULL, request["table"], request["exportedTo"])]

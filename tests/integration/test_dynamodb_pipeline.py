@@ -1,0 +1,197 @@
+"""The DynamoDB export state machine (statemachine/dynamodb_export.asl.json) on moto's executor,
+with the real handlers in-process and the emulated ExportTableToPointInTime."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from typing import Any
+
+import pyarrow.parquet as pq
+from snaplake_local.sample_data import orders_items
+from snaplake_local.sources import ORDERS_TABLE, ORDERS_TABLE_ARN, create_orders_table
+from snaplake_local.stack import Execution, LocalStack
+
+DDB = "DynamoDbExportStateMachine"
+KEY = {"pk": {"S": "ORDER#00006"}, "sk": {"S": "HEADER"}}  # paid: false
+
+
+def run(stack: LocalStack, event: dict[str, Any]) -> Execution:
+    return stack.run(DDB, event)
+
+
+def lake_rows(stack: LocalStack, prefix: str) -> list[dict[str, Any]]:
+    s3 = stack.client("s3")
+    rows: list[dict[str, Any]] = []
+    for key in sorted(stack.lake_objects(prefix)):
+        if key.endswith(".parquet"):
+            rows.extend(pq.read_table(io.BytesIO(s3.get_object(Bucket=stack.lake_bucket, Key=key)["Body"].read())).to_pylist())
+    return rows
+
+
+def checkpoint(stack: LocalStack) -> dict[str, Any] | None:
+    table = stack.environment("DynamoDbCommitFunction")["CHECKPOINT_TABLE"]
+    item = stack.client("dynamodb").get_item(TableName=table, Key={"tableArn": {"S": ORDERS_TABLE_ARN}}).get("Item")
+    return None if item is None else {k: v["S"] for k, v in item.items()}
+
+
+def full_export(stack: LocalStack) -> Execution:
+    create_orders_table(stack)
+    stack.clock.advance(20 * 60)
+    execution = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+    assert execution.status == "SUCCEEDED", execution.cause
+    return execution
+
+
+def test_first_run_is_a_full_export_with_every_item_typed_and_flattened(stack: LocalStack) -> None:
+    execution = full_export(stack)
+
+    assert execution.output["export"]["exportType"] == "FULL_EXPORT"
+    rows = lake_rows(stack, "dynamodb/shop_orders/")
+    assert len(rows) == len(orders_items()) == execution.output["landed"]["rows"]
+    first = next(r for r in rows if r["pk"] == "ORDER#00001")
+    assert first["customer__address__city"] == "Nairobi"
+    assert first["quantity"] == 2
+    assert str(first["order_total"]) == "17.01"
+    assert first["display_name"] == "Customer 1"
+    assert first["date"] == "2024-05-02"
+    assert first["signature"] == b"sig-1"
+    assert sorted(first["tags"]) == ["new", "priority"]
+    exact = next(r for r in rows if r["pk"] == "ORDER#00005")
+    assert str(exact["exact_amount"]).startswith("12345678901234567890.123456789012345678")
+    partitions = {k.rsplit("/", 1)[0] for k in stack.lake_objects("dynamodb/shop_orders/")}
+    assert len(partitions) == 1 and next(iter(partitions)).split("/")[-1].startswith("export_time=")
+    assert any(k.endswith("/_SUCCESS") for k in stack.lake_objects("dynamodb/shop_orders/"))
+    assert checkpoint(stack)["exportedTo"] == execution.output["export"]["exportedTo"]  # type: ignore[index]
+
+
+def test_incremental_after_full_exports_only_the_changes_since_the_checkpoint(stack: LocalStack) -> None:
+    full = full_export(stack)
+    ddb = stack.client("dynamodb")
+    ddb.update_item(TableName=ORDERS_TABLE, Key=KEY, UpdateExpression="SET paid = :p", ExpressionAttributeValues={":p": {"BOOL": True}})
+    ddb.delete_item(TableName=ORDERS_TABLE, Key={"pk": {"S": "ORDER#00003"}, "sk": {"S": "HEADER"}})
+    for item in orders_items(start=200, count=2):
+        ddb.put_item(TableName=ORDERS_TABLE, Item=item)
+    stack.clock.advance(3600)
+
+    incremental = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert incremental.status == "SUCCEEDED", incremental.cause
+    assert incremental.output["export"]["exportType"] == "INCREMENTAL_EXPORT"
+    assert incremental.output["export"]["windowFrom"] == full.output["export"]["exportedTo"]
+    changes = lake_rows(stack, "dynamodb_changes/shop_orders/")
+    by_key = {(r["key__pk"], r["_change_type"]) for r in changes}
+    assert by_key == {("ORDER#00006", "MODIFY"), ("ORDER#00003", "REMOVE"), ("ORDER#00200", "INSERT"), ("ORDER#00201", "INSERT")}
+    modified = next(r for r in changes if r["_change_type"] == "MODIFY")
+    assert modified["new__paid"] is True and modified["old__paid"] is False
+    assert all(r["_write_time"] is not None for r in changes)
+    assert all("/dt=" in k and "/hour=" in k for k in stack.lake_objects("dynamodb_changes/shop_orders/"))
+    assert checkpoint(stack)["exportedTo"] == incremental.output["export"]["exportedTo"]  # type: ignore[index]
+
+
+def test_run_within_fifteen_minutes_of_the_checkpoint_exports_nothing(stack: LocalStack) -> None:
+    full_export(stack)
+    before = checkpoint(stack)
+
+    again = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert again.status == "SUCCEEDED"
+    assert again.output["export"]["export"] is False
+    assert checkpoint(stack) == before
+
+
+def test_backlog_longer_than_a_day_is_worked_off_in_consecutive_windows(stack: LocalStack) -> None:
+    full_export(stack)
+    stack.client("dynamodb").put_item(TableName=ORDERS_TABLE, Item=orders_items(start=300, count=1)[0])
+    stack.clock.advance(60 * 3600)
+
+    execution = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    starts = [e for e in execution.history if e["type"] == "TaskStateEntered" and e["stateEnteredEventDetails"]["name"] == "StartExport"]
+    assert len(starts) >= 3
+    incremental = [e for e in stack.dynamodb_exports.exports.values() if e.window]
+    spans = sorted(e.window for e in incremental if e.window)
+    assert all(end - start <= timedelta(hours=24) for start, end in spans)
+    assert all(spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1))
+    inserted = [r for r in lake_rows(stack, "dynamodb_changes/shop_orders/") if r["key__pk"] == "ORDER#00300"]
+    assert len(inserted) == 1
+
+
+def test_overlapping_runs_export_the_window_once_and_never_move_the_checkpoint_back(stack: LocalStack) -> None:
+    full_export(stack)
+    stack.client("dynamodb").put_item(TableName=ORDERS_TABLE, Item=orders_items(start=400, count=1)[0])
+    stack.clock.advance(3600)
+
+    arns = [stack.start(DDB, {"tableArn": ORDERS_TABLE_ARN}) for _ in range(2)]
+    executions = [stack.wait(arn) for arn in arns]
+
+    assert [e.status for e in executions] == ["SUCCEEDED", "SUCCEEDED"]
+    exported = [e for e in executions if e.output["export"]["export"]]
+    skipped = [e for e in executions if not e.output["export"]["export"]]
+    assert len(exported) == 1 and len(skipped) == 1
+    assert "another run is exporting" in skipped[0].output["export"]["reason"]
+    rows = [r for r in lake_rows(stack, "dynamodb_changes/shop_orders/") if r["key__pk"] == "ORDER#00400"]
+    assert len(rows) == 1
+    assert checkpoint(stack)["exportedTo"] == exported[0].output["export"]["exportedTo"]  # type: ignore[index]
+
+
+def test_conversion_failure_publishes_nothing_and_the_rerun_lands_each_change_once(stack: LocalStack) -> None:
+    full_export(stack)
+    stack.client("dynamodb").put_item(TableName=ORDERS_TABLE, Item=orders_items(start=500, count=1)[0])
+    stack.clock.advance(3600)
+    stack.dynamodb_exports.miscount_next_export(ORDERS_TABLE)
+
+    failed = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert failed.status == "FAILED" and failed.error == "CountMismatch"
+    assert lake_rows(stack, "dynamodb_changes/shop_orders/") == []
+    assert "leaseHolder" not in (checkpoint(stack) or {})
+    stack.clock.advance(3600)
+
+    rerun = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert rerun.status == "SUCCEEDED", rerun.cause
+    rows = [r for r in lake_rows(stack, "dynamodb_changes/shop_orders/") if r["key__pk"] == "ORDER#00500"]
+    assert len(rows) == 1
+    assert not any("_snaplake_staging" in k for k in stack.lake_objects() if k.endswith(".parquet") and "00500" in k)
+
+
+def test_failed_export_fails_the_execution_notifies_and_keeps_the_checkpoint(stack: LocalStack) -> None:
+    full_export(stack)
+    before = checkpoint(stack)
+    stack.clock.advance(3600)
+    stack.dynamodb_exports.fail_next_export(ORDERS_TABLE, "S3AccessDenied", "Access denied to the export bucket")
+
+    execution = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert execution.status == "FAILED"
+    assert execution.error == "ExportFailed"
+    assert "S3AccessDenied" in (execution.cause or "")
+    assert stack.notifications()[0]["message"]["step"] == "PollExport"
+    assert checkpoint(stack) == before
+
+
+def test_pitr_off_fails_with_a_notification_that_says_what_to_do(stack: LocalStack) -> None:
+    create_orders_table(stack, pitr=False)
+
+    execution = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert execution.status == "FAILED"
+    assert execution.error == "PitrDisabled"
+    [notification] = stack.notifications()
+    assert "update-continuous-backups" in notification["message"]["cause"]
+    assert "exportedTo" not in (checkpoint(stack) or {})
+
+
+def test_manifest_count_mismatch_fails_naming_the_file_and_keeps_the_checkpoint(stack: LocalStack) -> None:
+    create_orders_table(stack)
+    stack.clock.advance(20 * 60)
+    stack.dynamodb_exports.miscount_next_export(ORDERS_TABLE)
+
+    execution = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert execution.status == "FAILED"
+    assert execution.error == "CountMismatch"
+    assert ".json.gz" in (execution.cause or "")
+    assert "exportedTo" not in (checkpoint(stack) or {})
