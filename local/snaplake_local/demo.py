@@ -137,9 +137,8 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
     with LocalStack(default_parameters(), function_log_level=log_level) as stack:
         stack.lambdas.after_invoke = StepPrinter(stack, echo)
         functions = len(stack.lambdas.functions)
-        echo(
-            f"deployed template.yaml: {functions} functions, state machines {', '.join(stack.state_machines)}, lake bucket {stack.lake_bucket}"
-        )
+        machines = ", ".join(stack.state_machines)
+        echo(f"deployed template.yaml: {functions} functions, state machines {machines}, lake bucket {stack.lake_bucket}")
         snapshots = seed_sample_sources(stack)
         echo(
             f"sources: Aurora PostgreSQL cluster {WORLD_CLUSTER} (database world) and MySQL instance {SHOP_INSTANCE} (database shop), "

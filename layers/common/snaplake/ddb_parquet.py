@@ -290,7 +290,7 @@ def _leaf_kind(node: _Node, depth: int, max_depth: int) -> str:
     types = node.types - {"NULL"}
     if not types:
         return "null"
-    if len(types) > 1:
+    if len(types) > 2:
         return "json"
     (only,) = types
     if only == "M":
@@ -917,7 +917,7 @@ def _json_object(maps: pa.Array) -> pa.Array:
     """JSON objects (keys sorted) for a struct array of map members; null where the map is null."""
     rows = len(maps)
     members = []
-    for name in [f.name for f in maps.type]:
+    for name in sorted(f.name for f in maps.type):
         texts = _json_texts(pc.struct_field(maps, [name]), top=False)
         if texts.null_count < rows:
             members.append((json_string(name) + ":", texts))
