@@ -195,3 +195,14 @@ def test_manifest_count_mismatch_fails_naming_the_file_and_keeps_the_checkpoint(
     assert execution.error == "CountMismatch"
     assert ".json.gz" in (execution.cause or "")
     assert "exportedTo" not in (checkpoint(stack) or {})
+
+
+def test_empty_data_files_of_a_small_table_are_fine(stack: LocalStack) -> None:
+    create_orders_table(stack, items=orders_items(count=1))
+    stack.clock.advance(20 * 60)
+
+    execution = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.output["conversion"]["files"] == 3  # two of them hold no items
+    assert len(lake_rows(stack, "dynamodb/shop_orders/")) == 1

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from snaplake_local.cli import main
 from snaplake_local.emulator import TablesSource
@@ -78,3 +79,38 @@ def test_demo_runs_every_pipeline_step_and_reports_the_lake(capsys: pytest.Captu
         assert step in printed
     assert "INCREMENTAL_EXPORT window" in printed
     assert "all executions succeeded" in printed
+
+
+def test_replaying_a_downloaded_dynamodb_export_writes_typed_parquet_under_out(tmp_path: Path) -> None:
+    from snaplake_local.sources import ORDERS_TABLE_ARN, create_orders_table, default_parameters
+    from snaplake_local.stack import LocalStack
+
+    download = tmp_path / "download"
+    with LocalStack(default_parameters(), function_log_level="WARNING") as stack:
+        create_orders_table(stack)
+        stack.clock.advance(20 * 60)
+        assert stack.run("DynamoDbExportStateMachine", {"tableArn": ORDERS_TABLE_ARN}).status == "SUCCEEDED"
+        s3 = stack.client("s3")
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=stack.export_bucket, Prefix="dynamodb-exports/shop-orders/AWSDynamoDB/"
+        ):
+            for obj in page.get("Contents", []):
+                target = download / obj["Key"].removeprefix("dynamodb-exports/shop-orders/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(s3.get_object(Bucket=stack.export_bucket, Key=obj["Key"])["Body"].read())
+    out = tmp_path / "lake"
+
+    code = main(["local", "dynamodb", "--export-dir", str(download), "--out", str(out)])
+
+    assert code == 0
+    files = sorted(out.rglob("*.parquet"))
+    assert files and all(f.relative_to(out).as_posix().startswith("dynamodb/shop_orders/export_time=") for f in files)
+    rows = [row for f in files for row in pq.read_table(f).to_pylist()]
+    assert len(rows) == 12
+    assert {row["customer__address__city"] for row in rows} == {"Amsterdam", "Nairobi", "Osaka", "Lyon"}
+
+
+def test_dynamodb_export_dir_without_a_manifest_is_refused_clearly(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match=r"manifest-summary\.json"):
+        main(["local", "dynamodb", "--export-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
