@@ -1,6 +1,7 @@
 """DynamoDB export steps: StartExport (next window), PollExport, CommitCheckpoint, ReleaseLease.
 
-Four functions share this code (see template.yaml), one handler each.
+Four functions share this code (see template.yaml), one handler each; the
+schedule's fan-out is in schedule.py.
 """
 
 from datetime import UTC, datetime
@@ -27,8 +28,10 @@ from snaplake.errors import InvalidEvent
 from snaplake.lake_keys import iso_utc, parse_iso_utc
 
 logger = Logger()
-SETTINGS = DynamoDbExportSettings.from_env()
 DYNAMODB = aws.client("dynamodb")
+
+
+SETTINGS = DynamoDbExportSettings.from_env()
 
 
 @logger.inject_lambda_context

@@ -217,8 +217,6 @@ class LocalStack:
     # ------------------------------------------------------------------ deployment
     def _resources(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for logical_id, spec in self.template["Resources"].items():
-            if logical_id.startswith("Fn::ForEach::"):
-                continue  # the per-table schedules: locally, executions are started directly
             if "Condition" in spec and not self._condition(spec["Condition"]):
                 continue
             yield logical_id, spec

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 from snaplake_local.sample_data import orders_items
-from snaplake_local.sources import ORDERS_TABLE, ORDERS_TABLE_ARN, create_orders_table
+from snaplake_local.sources import ORDERS_TABLE, ORDERS_TABLE_ARN, create_orders_table, sample_event
 from snaplake_local.stack import Execution, LocalStack
 
 DDB = "DynamoDbExportStateMachine"
@@ -206,3 +206,32 @@ def test_empty_data_files_of_a_small_table_are_fine(stack: LocalStack) -> None:
     assert execution.status == "SUCCEEDED", execution.cause
     assert execution.output["conversion"]["files"] == 3  # two of them hold no items
     assert len(lake_rows(stack, "dynamodb/shop_orders/")) == 1
+
+
+def test_schedule_starts_one_execution_per_table_once_per_scheduled_time(stack: LocalStack) -> None:
+    create_orders_table(stack)
+    stack.clock.advance(20 * 60)
+    schedule = sample_event("dynamodb_schedule.json")
+    fan_out = stack.function("DynamoDbScheduleFunction")
+
+    started, errored = fan_out.invoke(schedule)
+    again, errored_again = fan_out.invoke(schedule)  # the same schedule delivered twice
+
+    assert not errored and not errored_again
+    assert len(started["executions"]) == 1 and again["executions"] in ([], started["executions"])
+    machine = stack.state_machines["DynamoDbExportStateMachine"]
+    assert len(stack.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"]) == 1
+    execution = stack.wait(started["executions"][0])
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.output["export"]["exportType"] == "FULL_EXPORT"
+
+
+def test_backfill_request_sample_forces_a_full_export(stack: LocalStack) -> None:
+    full_export(stack)
+    stack.clock.advance(3600)
+
+    execution = run(stack, sample_event("dynamodb_export_request.json"))
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.output["export"]["exportType"] == "FULL_EXPORT"
+    assert len({k.split("/")[2] for k in stack.lake_objects("dynamodb/shop_orders/")}) == 2

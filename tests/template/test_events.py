@@ -24,5 +24,6 @@ def test_there_are_sample_events_for_every_step() -> None:
 
 @pytest.mark.parametrize("path", EVENT_FILES, ids=lambda path: path.name)
 def test_event_is_a_json_object_with_a_known_kind_of_name(path: Path) -> None:
-    assert re.fullmatch(r"rds_[a-z0-9_]+\.json", path.name) or path.name in FUNCTION_EVENTS, f"{path.name}: unexpected sample event"
+    known = re.fullmatch(r"(rds|dynamodb)_[a-z0-9_]+\.json", path.name) or path.name in FUNCTION_EVENTS
+    assert known, f"{path.name}: unexpected sample event"
     assert isinstance(json.loads(path.read_text()), dict), f"{path.name}: not a JSON object"

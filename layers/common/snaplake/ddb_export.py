@@ -10,6 +10,7 @@ A backlog longer than 24 hours is worked off one window per run of the loop.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -332,3 +333,26 @@ def poll_export(ddb: Any, state: dict[str, Any]) -> dict[str, Any]:
         "polls": polls,
         "waitSeconds": _FIRST_WAIT_SECONDS if polls < 5 else _STEADY_WAIT_SECONDS,
     }
+
+
+def start_table_executions(sfn: Any, state_machine_arn: str, event: Any) -> list[str]:
+    """The schedule's fan-out: one execution per table, named after the table and the
+    scheduled time, so a repeated delivery of the same schedule starts nothing new."""
+    if not isinstance(event, dict) or not isinstance(event.get("tableArns"), list) or not event["tableArns"]:
+        raise InvalidEvent("the schedule's input must be {'tableArns': [...], 'mode': ..., 'scheduledTime': ...}")
+    mode = event.get("mode", "auto")
+    scheduled = re.sub(r"[^0-9A-Za-z]", "", str(event.get("scheduledTime") or iso_utc(datetime.now(UTC))))[:20]
+    started = []
+    for table_arn in event["tableArns"]:
+        parse_request({"tableArn": table_arn, "mode": mode})
+        name = f"{table_name(table_arn)[:50]}-{scheduled}"
+        try:
+            started.append(
+                sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps({"tableArn": table_arn, "mode": mode}))[
+                    "executionArn"
+                ]
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                raise
+    return started
