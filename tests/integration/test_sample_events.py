@@ -1,6 +1,7 @@
 """Every function's sample event in events/ is accepted by its handler (what `sam local invoke -e` would send)."""
 
 import json
+from typing import Any
 
 import pytest
 from snaplake_local.sources import EVENTS_DIR, sample_event
@@ -39,3 +40,47 @@ def test_each_step_accepts_its_sample_event_in_pipeline_order(stack: LocalStack)
     landed = invoke("FinalizeCopyFunction", "finalize_copy.json", plan=planned["plan"])
     assert landed["tables"] == 4
     assert len([k for k in stack.lake_objects() if k.endswith(".parquet")]) == landed["objects"] == 8
+
+
+def test_each_dynamodb_step_accepts_its_sample_event_in_pipeline_order(stack: LocalStack) -> None:
+    """Export ARNs and plan folders are minted per run, so those fields are carried over from
+    the previous step; everything else is the sample event as shipped."""
+    from snaplake_local.sources import create_orders_table
+
+    create_orders_table(stack)
+    stack.clock.advance(20 * 60)
+
+    def invoke(logical_id: str, event_file: str, **carried: object) -> dict[str, Any]:
+        event = {**sample_event(event_file), **carried}
+        assert set(carried) <= set(sample_event(event_file)), f"events/{event_file} lacks {set(carried) - set(sample_event(event_file))}"
+        payload, errored = stack.function(logical_id).invoke(event)
+        assert not errored, f"{logical_id} refused events/{event_file}: {json.dumps(payload)[:500]}"
+        return dict(payload)
+
+    started = invoke("DynamoDbStartExportFunction", "dynamodb_start_export.json")
+    assert started["export"] is True
+    polled = invoke("DynamoDbPollExportFunction", "dynamodb_poll_export.json", exportArn=started["exportArn"])
+    assert polled["status"] == "IN_PROGRESS"
+    stack.clock.advance(3600)
+    polled = invoke("DynamoDbPollExportFunction", "dynamodb_poll_export.json", exportArn=started["exportArn"])
+    assert polled["done"] is True
+    planned = invoke(
+        "ConvertPlanFunction",
+        "dynamodb_plan_conversion.json",
+        exportArn=started["exportArn"],
+        manifestSummaryKey=polled["manifestSummaryKey"],
+        exportedTo=started["exportedTo"],
+    )
+    carried = {"plan": planned["plan"], "exportId": planned["exportId"], "exportedTo": planned["exportedTo"]}
+    for share in planned["workers"]:
+        assert invoke("ConvertScanFunction", "dynamodb_scan_files.json", share=share, **carried)["done"] is True
+    assert invoke("ConvertMergeFunction", "dynamodb_merge_schema.json", plan=planned["plan"])["rows"] == 12
+    for share in planned["workers"]:
+        assert invoke("ConvertFilesFunction", "dynamodb_convert_files.json", share=share, **carried)["done"] is True
+    landed = invoke("ConvertFinalizeFunction", "dynamodb_finalize_conversion.json", **carried)
+    assert landed["rows"] == 12
+    committed = invoke(
+        "DynamoDbCommitFunction", "dynamodb_commit_checkpoint.json", exportArn=started["exportArn"], exportedTo=started["exportedTo"]
+    )
+    assert committed["committed"] is True
+    assert invoke("DynamoDbReleaseLeaseFunction", "dynamodb_release_lease.json")["released"] is False  # the commit released it
