@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ class Partition:
 
 def lake_partitions(s3: Any, bucket: str, prefix: str = "") -> list[Partition]:
     """Group the lake's Parquet files by table partition (the folder holding `_SUCCESS`)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     objects = {
@@ -41,7 +41,7 @@ def lake_partitions(s3: Any, bucket: str, prefix: str = "") -> list[Partition]:
         partition.prefix = root
         partition.complete = root in partition_roots
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        partition.rows += pq.ParquetFile(io.BytesIO(body)).metadata.num_rows
+        partition.rows += pq.ParquetFile(pa.BufferReader(body)).metadata.num_rows
         partition.files += 1
         partition.bytes += size
         partition.keys.append(key)
@@ -49,11 +49,12 @@ def lake_partitions(s3: Any, bucket: str, prefix: str = "") -> list[Partition]:
 
 
 def sample_rows(s3: Any, bucket: str, partition: Partition, limit: int = 3) -> list[dict[str, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows: list[dict[str, Any]] = []
     for key in partition.keys:
-        table = pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+        table = pq.read_table(pa.BufferReader(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
         rows.extend(table.slice(0, limit - len(rows)).to_pylist())
         if len(rows) >= limit:
             break

@@ -3,10 +3,10 @@ with the real handlers in-process and the emulated ExportTableToPointInTime."""
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from snaplake_local.sample_data import orders_items
 from snaplake_local.sources import ORDERS_TABLE, ORDERS_TABLE_ARN, create_orders_table, sample_event
@@ -25,7 +25,7 @@ def lake_rows(stack: LocalStack, prefix: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for key in sorted(stack.lake_objects(prefix)):
         if key.endswith(".parquet"):
-            rows.extend(pq.read_table(io.BytesIO(s3.get_object(Bucket=stack.lake_bucket, Key=key)["Body"].read())).to_pylist())
+            rows.extend(pq.read_table(pa.BufferReader(s3.get_object(Bucket=stack.lake_bucket, Key=key)["Body"].read())).to_pylist())
     return rows
 
 

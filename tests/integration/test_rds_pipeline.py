@@ -3,10 +3,10 @@ Step Functions executor, with the real handlers in-process and the emulated expo
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
@@ -40,7 +40,7 @@ def rows_by_table(stack: LocalStack) -> dict[str, int]:
     for key in data_keys(stack):
         table = "/".join(key.split("/")[:3])
         body = s3.get_object(Bucket=stack.lake_bucket, Key=key)["Body"].read()
-        rows[table] = rows.get(table, 0) + pq.ParquetFile(io.BytesIO(body)).metadata.num_rows
+        rows[table] = rows.get(table, 0) + pq.ParquetFile(pa.BufferReader(body)).metadata.num_rows
     return rows
 
 

@@ -290,7 +290,7 @@ def _leaf_kind(node: _Node, depth: int, max_depth: int) -> str:
     types = node.types - {"NULL"}
     if not types:
         return "null"
-    if len(types) > 2:
+    if len(types) > 1:
         return "json"
     (only,) = types
     if only == "M":
@@ -393,11 +393,14 @@ class ExportSchema:
         if kind == "full":
             _require_items(sections, block, first_line)
         self._plans.clear()
-        for name in _SECTIONS[kind]:
-            if name in sections:
-                root = self._sections.setdefault(name, _Node())
-                stats = name != "Metadata"
-                _observe_attributes(root, sections[name], name, 1, stats, options.max_depth)
+        try:
+            for name in _SECTIONS[kind]:
+                if name in sections:
+                    root = self._sections.setdefault(name, _Node())
+                    stats = name != "Metadata"
+                    _observe_attributes(root, sections[name], name, 1, stats, options.max_depth)
+        except InvalidAttributeValue as error:
+            raise _located_problem(block, kind, first_line, None, error) from None
         return rows
 
     def _bind(self, kind: ExportKind, options: ConvertOptions) -> None:
@@ -982,14 +985,17 @@ def _convert(block: bytes, schema: ExportSchema, kind: ExportKind, options: Conv
     if kind == "full":
         _require_items(sections, block, first_line)
     arrays = []
-    for column in plan.columns:
-        if column.kind == "change_type":
-            arrays.append(_change_types(sections, rows))
-        elif column.kind == "write_time":
-            arrays.append(_write_times(sections, rows))
-        else:
-            values = pc.struct_field(sections[column.section], _field_path(column.path))
-            arrays.append(_leaf_array(column, values, rows))
+    try:
+        for column in plan.columns:
+            if column.kind == "change_type":
+                arrays.append(_change_types(sections, rows))
+            elif column.kind == "write_time":
+                arrays.append(_write_times(sections, rows))
+            else:
+                values = pc.struct_field(sections[column.section], _field_path(column.path))
+                arrays.append(_leaf_array(column, values, rows))
+    except InvalidAttributeValue as error:
+        raise _located_problem(block, kind, first_line, None, error) from None
     return pa.Table.from_arrays(arrays, schema=plan.arrow_schema)
 
 
@@ -1016,45 +1022,58 @@ def iter_blocks(stream: BinaryStream, block_bytes: int) -> Iterator[bytes]:
     return _read_ahead(_line_blocks(stream, block_bytes))
 
 
+_READ_BYTES = 1 << 20  # the stream is read in pieces of this size and assembled into blocks
+
+
 def _line_blocks(stream: BinaryStream, block_bytes: int) -> Iterator[bytes]:
-    pending: list[bytes] = []
+    pieces: list[bytes] = []
+    size = 0
     while True:
-        chunk = stream.read(block_bytes)
-        if not chunk:
+        piece = stream.read(min(block_bytes, _READ_BYTES))
+        if not piece:
             break
-        cut = chunk.rfind(b"\n")
-        if cut < 0:
-            pending.append(chunk)
+        pieces.append(piece)
+        size += len(piece)
+        if size < block_bytes:
             continue
-        if pending:
-            pending.append(chunk[: cut + 1])
-            yield b"".join(pending)
-        else:
-            yield chunk if cut == len(chunk) - 1 else chunk[: cut + 1]
-        pending = [chunk[cut + 1 :]] if cut < len(chunk) - 1 else []
-    if pending:
-        yield b"".join(pending)
+        cut = piece.rfind(b"\n")
+        if cut < 0:
+            continue  # inside a long line: read on to its end
+        tail = piece[cut + 1 :]
+        pieces[-1] = piece[: cut + 1]
+        del piece
+        block = b"".join(pieces)
+        pieces = [tail] if tail else []
+        size = len(tail)
+        yield block
+        del block
+    if pieces:
+        yield b"".join(pieces)
 
 
 def _read_ahead(blocks: Iterator[bytes]) -> Iterator[bytes]:
-    """Yield `blocks`, producing each next one on a helper thread (at most one block ahead)."""
+    """Yield `blocks`, reading the next one on a helper thread while the caller works on the current one.
+
+    Double buffering: the helper starts on block k+1 only once the caller has taken block k,
+    so at most two blocks exist at a time.
+    """
     handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    taken = threading.Semaphore(0)
     stop = threading.Event()
 
     def offer(message: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(message, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+        handoff.put(message)
+        while not taken.acquire(timeout=0.05):
+            if stop.is_set():
+                return False
+        return not stop.is_set()
 
     def produce() -> None:
         try:
             for block in blocks:
                 if not offer(("block", block)):
                     return
+                del block
             offer(("end", None))
         except BaseException as error:  # handed to the consumer, raised there
             offer(("error", error))
@@ -1064,8 +1083,10 @@ def _read_ahead(blocks: Iterator[bytes]) -> Iterator[bytes]:
     try:
         while True:
             what, value = handoff.get()
+            taken.release()
             if what == "block":
                 yield value
+                del value
             elif what == "end":
                 return
             else:
@@ -1125,7 +1146,7 @@ class _SinkGuard:
         self.position = 0
 
     def write(self, data: Any) -> int:
-        size = len(memoryview(data))
+        size = memoryview(data).nbytes
         if not self.failed:
             self.target.write(data)
         self.position += size

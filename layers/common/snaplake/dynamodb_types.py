@@ -22,7 +22,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -96,11 +96,11 @@ def check_attribute_value(value: Any, path: str = "") -> None:
         if not isinstance(payload, str):
             raise InvalidAttributeValue(f"{where}: {descriptor} must hold a string")
         if descriptor == "B":
-            decode_binary(payload)
+            _checked(where, decode_binary, payload)
     elif descriptor == "N":
         if not isinstance(payload, str):
             raise InvalidAttributeValue(f"{where}: N must hold the number as a string")
-        canonical_number(payload)
+        _checked(where, canonical_number, payload)
     elif descriptor in ("BOOL", "NULL"):
         if not isinstance(payload, bool):
             raise InvalidAttributeValue(f"{where}: {descriptor} must hold true or false")
@@ -109,9 +109,9 @@ def check_attribute_value(value: Any, path: str = "") -> None:
             raise InvalidAttributeValue(f"{where}: {descriptor} must hold a non-empty list of strings")
         for member in payload:
             if descriptor == "NS":
-                canonical_number(member)
+                _checked(where, canonical_number, member)
             elif descriptor == "BS":
-                decode_binary(member)
+                _checked(where, decode_binary, member)
     elif descriptor == "L":
         if not isinstance(payload, list):
             raise InvalidAttributeValue(f"{where}: L must hold a list")
@@ -119,6 +119,13 @@ def check_attribute_value(value: Any, path: str = "") -> None:
             check_attribute_value(element, f"{where}[{index}]")
     else:  # M
         check_attributes(payload, where)
+
+
+def _checked(where: str, check: Callable[[str], Any], payload: str) -> None:
+    try:
+        check(payload)
+    except InvalidAttributeValue as error:
+        raise InvalidAttributeValue(f"{where}: {error}") from None
 
 
 def check_attributes(attributes: Any, path: str = "") -> None:
