@@ -235,3 +235,22 @@ def test_backfill_request_sample_forces_a_full_export(stack: LocalStack) -> None
     assert execution.status == "SUCCEEDED", execution.cause
     assert execution.output["export"]["exportType"] == "FULL_EXPORT"
     assert len({k.split("/")[2] for k in stack.lake_objects("dynamodb/shop_orders/")}) == 2
+
+
+def test_pitr_turned_off_and_on_again_fails_the_next_window_and_says_run_a_full_export(stack: LocalStack) -> None:
+    full_export(stack)
+    ddb = stack.client("dynamodb")
+    ddb.update_continuous_backups(TableName=ORDERS_TABLE, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False})
+    stack.clock.advance(600)
+    ddb.update_continuous_backups(TableName=ORDERS_TABLE, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    stack.clock.advance(3600)
+
+    gap = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert gap.status == "FAILED"
+    assert gap.error == "WindowOutsidePitr"
+    assert "'mode': 'full'" in stack.notifications()[0]["message"]["cause"]
+
+    fresh = run(stack, {"tableArn": ORDERS_TABLE_ARN, "mode": "full"})
+
+    assert fresh.status == "SUCCEEDED", fresh.cause
