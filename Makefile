@@ -43,9 +43,10 @@ validate: $(VENV)/.dev-installed
 build: $(VENV)/.dev-installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build
 
-## bench: print the RDS copy pipeline's figures
+## bench: print the pipelines' figures (RDS copy; DynamoDB conversion throughput and memory)
 bench: $(VENV)/.local-installed
 	$(BIN)/python benchmarks/rds_copy.py
+	$(BIN)/python benchmarks/ddb_convert.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
