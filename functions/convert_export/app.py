@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from snaplake import aws
 from snaplake.ddb_lake import DynamoDbLakeSettings, convert_files, finalize_conversion, merge_schemas, plan_conversion, scan_files
-from snaplake.errors import InvalidEvent
+from snaplake.handler_input import event_object
 
 logger = Logger()
 SETTINGS = DynamoDbLakeSettings.from_env()
@@ -19,38 +19,32 @@ PLAN_ROOT = os.environ.get("PLAN_PREFIX", "dynamodb-exports/_snaplake/plans")
 S3 = aws.client("s3")
 
 
-def _request(event: Any) -> dict[str, Any]:
-    if not isinstance(event, dict):
-        raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
-    return event
-
-
 @logger.inject_lambda_context
 def plan_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    result = plan_conversion(S3, _request(event), SETTINGS, PLAN_ROOT)
+    result = plan_conversion(S3, event_object(event), SETTINGS, PLAN_ROOT)
     logger.info("conversion planned", extra={k: v for k, v in result.items() if k != "workers"})
     return result
 
 
 @logger.inject_lambda_context
 def scan_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    return scan_files(S3, _request(event), SETTINGS, context.get_remaining_time_in_millis)
+    return scan_files(S3, event_object(event), SETTINGS, context.get_remaining_time_in_millis)
 
 
 @logger.inject_lambda_context
 def merge_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    result = merge_schemas(S3, _request(event), SETTINGS)
+    result = merge_schemas(S3, event_object(event), SETTINGS)
     logger.info("schema merged", extra=result)
     return result
 
 
 @logger.inject_lambda_context
 def convert_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    return convert_files(S3, _request(event), SETTINGS, context.get_remaining_time_in_millis)
+    return convert_files(S3, event_object(event), SETTINGS, context.get_remaining_time_in_millis)
 
 
 @logger.inject_lambda_context
 def finalize_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    result = finalize_conversion(S3, _request(event), SETTINGS)
+    result = finalize_conversion(S3, event_object(event), SETTINGS)
     logger.info("conversion finalized", extra=result)
     return result

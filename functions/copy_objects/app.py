@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from snaplake import aws
 from snaplake.config import LakeSettings
-from snaplake.errors import InvalidEvent
+from snaplake.handler_input import event_object
 from snaplake.lake_copy import copy_batches, finalize_copy, plan_copy
 
 logger = Logger()
@@ -20,28 +20,22 @@ PLAN_ROOT = os.environ.get("PLAN_PREFIX", "_snaplake/plans")
 S3 = aws.client("s3")
 
 
-def _request(event: Any) -> dict[str, Any]:
-    if not isinstance(event, dict):
-        raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
-    return event
-
-
 @logger.inject_lambda_context
 def plan_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    result = plan_copy(S3, _request(event), LAKE, PLAN_ROOT)
+    result = plan_copy(S3, event_object(event), LAKE, PLAN_ROOT)
     logger.info("copy planned", extra={k: v for k, v in result.items() if k != "workers"})
     return result
 
 
 @logger.inject_lambda_context
 def copy_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    result = copy_batches(S3, _request(event), LAKE, context.get_remaining_time_in_millis)
+    result = copy_batches(S3, event_object(event), LAKE, context.get_remaining_time_in_millis)
     logger.info("copy progress", extra=result)
     return result
 
 
 @logger.inject_lambda_context
 def finalize_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    result = finalize_copy(S3, _request(event), LAKE)
+    result = finalize_copy(S3, event_object(event), LAKE)
     logger.info("copy finalized", extra=result)
     return result
