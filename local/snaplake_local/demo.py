@@ -166,6 +166,12 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
         ok &= _run(stack, "a snapshot of a source not in SourceIdentifiers", {"snapshotArn": other}, echo).status == "SUCCEEDED"
         ok &= _run_dynamodb(stack, echo)
         _show_lake(stack, echo, samples=("/city/", "dynamodb_changes/"))
+        # --- DynamoDB Streams change log (issue 4): stream records fed through StreamFlattenFunction.
+        # After the lake summary above (which covers the export pipelines); it prints its own objects.
+        from snaplake_local.streams import run_stream_demo
+
+        ok &= run_stream_demo(stack, echo)
+        # --- end of the DynamoDB Streams addition
         notifications = stack.notifications()
         echo(f"\nfailure notifications: {len(notifications)}")
     echo(f"\ndemo finished in {time.perf_counter() - wall:.1f}s: {'all executions succeeded' if ok else 'SOME EXECUTIONS FAILED'}")

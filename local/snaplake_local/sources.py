@@ -100,7 +100,16 @@ def seed_sample_sources(stack: LocalStack) -> dict[str, str]:
 
 
 def default_parameters(**overrides: str) -> dict[str, str]:
-    return {"SourceIdentifiers": f"{WORLD_CLUSTER},shop-*", "DynamoDbTableArns": ORDERS_TABLE_ARN, **overrides}
+    from snaplake_local.streams import STREAM_ARN_PARAMETER
+
+    return {
+        "SourceIdentifiers": f"{WORLD_CLUSTER},shop-*",
+        "DynamoDbTableArns": ORDERS_TABLE_ARN,
+        # The DynamoDB Streams change log and the Firehose transform (snaplake_local.streams).
+        "DynamoDbStreamArn": STREAM_ARN_PARAMETER,
+        "FirehoseTransform": "true",
+        **overrides,
+    }
 
 
 def create_orders_table(stack: LocalStack, items: list[dict[str, Any]] | None = None, pitr: bool = True) -> str:

@@ -1,0 +1,134 @@
+"""Figure for the DynamoDB Streams change log (snaplake.change_log), printed (never asserted):
+
+records/second on one core for Lambda stream batches of realistic nested items (INSERT / MODIFY / REMOVE
+with NEW_AND_OLD_IMAGES) -> Parquet bytes in memory: validation, the export's type rules, Parquet encoding.
+The S3 put is excluded (the writer keeps the bytes). Target: >= 20,000 records/s for a 1,000-record batch.
+
+Run: `python benchmarks/stream_flatten.py [--records 1000] [--batches 20] [--smoke]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "layers" / "common"))
+
+from snaplake.change_log import flatten_batch  # noqa: E402
+from snaplake.ddb_parquet import ConvertOptions  # noqa: E402
+
+STREAM_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/orders/stream/2026-11-24T08:00:00.000"
+_CITIES = ["Berlin", "Lisbon", "Osaka", "Denver", "Nairobi", "Québec", "São Paulo", "Zürich"]
+_STATUSES = ["NEW", "PAID", "SHIPPED", "DELIVERED", "RETURNED"]
+_TAGS = ["gift", "express", "fragile", "bulk", "promo", "eu", "vip"]
+
+
+def order_item(number: int, rng: random.Random) -> dict[str, Any]:
+    """An order: S, integral and decimal N, BOOL, a 2-level M, SS, L of maps, an optional NULL."""
+    item: dict[str, Any] = {
+        "pk": {"S": f"ORDER#{number:08d}"},
+        "sk": {"S": "HEADER"},
+        "status": {"S": rng.choice(_STATUSES)},
+        "total": {"N": f"{rng.randint(1, 99999)}.{rng.randint(0, 99):02d}"},
+        "quantity": {"N": str(rng.randint(1, 40))},
+        "paid": {"BOOL": rng.random() < 0.5},
+        "customer": {
+            "M": {
+                "id": {"S": f"C{rng.randint(1, 99999):06d}"},
+                "name": {"S": f"Customer {number}"},
+                "address": {"M": {"city": {"S": rng.choice(_CITIES)}, "zip": {"S": f"{rng.randint(10000, 99999)}"}}},
+            }
+        },
+        "tags": {"SS": sorted(rng.sample(_TAGS, rng.randint(1, 3)))},
+        "lines": {"L": [{"M": {"sku": {"S": f"SKU-{rng.randint(1, 999)}"}, "qty": {"N": str(rng.randint(1, 5))}}} for _ in range(2)]},
+        "created_at": {"N": str(1764000000 + number)},
+    }
+    if rng.random() < 0.2:
+        item["note"] = {"NULL": True}
+    return item
+
+
+def stream_batch(records: int, seed: int = 7, first_sequence: int = 4421584500000000017450439091) -> dict[str, Any]:
+    """A Lambda DynamoDB stream event of `records` changes over one hour boundary (two partitions)."""
+    rng = random.Random(seed)
+    out = []
+    for index in range(records):
+        new = order_item(index, rng)
+        kind = ("INSERT", "MODIFY", "REMOVE")[index % 3]
+        dynamodb: dict[str, Any] = {
+            "ApproximateCreationDateTime": 1764054000 - records // 2 + index,
+            "Keys": {"pk": new["pk"], "sk": new["sk"]},
+            "SequenceNumber": str(first_sequence + index),
+            "SizeBytes": 600,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
+        if kind != "REMOVE":
+            dynamodb["NewImage"] = new
+        if kind != "INSERT":
+            dynamodb["OldImage"] = {**new, "status": {"S": "NEW"}}
+        out.append(
+            {
+                "eventID": f"{index:032x}",
+                "eventName": kind,
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "eu-west-1",
+                "dynamodb": dynamodb,
+                "eventSourceARN": STREAM_ARN,
+            }
+        )
+    return {"Records": out}
+
+
+def measure(records: int, batches: int) -> dict[str, Any]:
+    event = stream_batch(records)
+    options = ConvertOptions()
+    sizes: list[int] = []
+
+    def keep(key: str, body: bytes) -> None:
+        sizes.append(len(body))
+
+    flatten_batch(event, "lake", options, keep)  # warm-up (imports, pyarrow kernels)
+    sizes.clear()
+    timings = []
+    for _ in range(batches):
+        started = time.process_time()
+        outcome = flatten_batch(event, "lake", options, keep)
+        timings.append(time.process_time() - started)
+        assert not outcome.failed, outcome.problems
+    timings.sort()
+    median = timings[len(timings) // 2]
+    return {
+        "records_per_batch": records,
+        "batches": batches,
+        "objects_per_batch": len(sizes) // batches,
+        "parquet_bytes_per_batch": sum(sizes) // batches,
+        "cpu_seconds_per_batch_median": round(median, 5),
+        "records_per_second_per_core": round(records / median) if median else None,
+        "target_records_per_second": 20000,
+        "cpus_visible": os.cpu_count(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--smoke", action="store_true", help="a tiny, fast run (10 records, 2 batches)")
+    args = parser.parse_args(argv)
+    records, batches = (10, 2) if args.smoke else (args.records, args.batches)
+    figures = measure(records, batches)
+    print(json.dumps(figures, indent=2))
+    print(f"stream_flatten: {figures['records_per_second_per_core']} records/s per core (CPU time, {records}-record batches)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""Firehose transformation: every recordId back once, Ok / Dropped / ProcessingFailed, within 6 MB."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from snaplake.errors import ConfigError
+from snaplake.firehose import MAX_RESPONSE_BYTES, FlattenSettings, flatten_object, transform_records
+
+from tests.unit.helpers import load_event
+
+SETTINGS = FlattenSettings()
+
+
+def record(record_id: str, payload: bytes) -> dict[str, Any]:
+    return {"recordId": record_id, "approximateArrivalTimestamp": 1764054000000, "data": base64.b64encode(payload).decode()}
+
+
+def decoded(entry: dict[str, Any]) -> Any:
+    data = base64.b64decode(entry["data"])
+    assert data.endswith(b"\n") and data.count(b"\n") == 1
+    return json.loads(data)
+
+
+def test_sample_batch_gets_one_answer_per_record_in_order() -> None:
+    event = load_event("dynamodb_firehose_batch.json")
+
+    answered = transform_records(event, SETTINGS).response()["records"]
+
+    assert [a["recordId"] for a in answered] == [r["recordId"] for r in event["records"]]
+    assert [a["result"] for a in answered] == ["Ok", "Ok", "Dropped", "ProcessingFailed", "ProcessingFailed"]
+    assert decoded(answered[0]) == {
+        "customer__address__city": "Lyon",
+        "customer__address__zip": "69002",
+        "customer__id": "C0001",
+        "lines": '[{"qty":2,"sku":"A-1"}]',
+        "order_id": "ORDER#00001",
+        "status": "PAID",
+        "total": 19.99,
+    }
+
+
+def test_failed_records_carry_their_original_data_for_the_error_prefix() -> None:
+    event = load_event("dynamodb_firehose_batch.json")
+
+    answered = transform_records(event, SETTINGS).response()["records"]
+
+    assert answered[3]["data"] == event["records"][3]["data"]
+
+
+def test_names_are_athena_safe_and_collisions_resolved_deterministically() -> None:
+    flat = flatten_object({"A b": {"C": 1}, "a_b__c": 2, "deep": {"x": {"y": {"z": {"w": 1}}}}, "empty": {}})
+
+    # ("A b", "C") sorts before ("a_b__c",), so it keeps the name.
+    assert flat == {"a_b__c": 1, "a_b__c_2": 2, "deep__x__y": '{"z":{"w":1}}', "empty": "{}"}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "not base64!!",
+        base64.b64encode(b"\xff\xfe not utf-8").decode(),
+        base64.b64encode(b'{"unterminated": ').decode(),
+        base64.b64encode(b'"a string"').decode(),
+        base64.b64encode(b"null").decode(),
+        base64.b64encode(b"[{}]").decode(),
+        base64.b64encode(b'{"big": "' + b"x" * (1000 * 1024) + b'"}').decode(),
+    ],
+    ids=["bad-base64", "not-utf8", "bad-json", "json-string", "json-null", "json-array", "over-1000-kib"],
+)
+def test_bad_input_is_processing_failed_never_an_exception(data: str) -> None:
+    outcome = transform_records({"records": [{"recordId": "r1", "data": data}]}, SETTINGS)
+
+    assert outcome.response()["records"][0]["result"] == "ProcessingFailed"
+    assert "r1" in outcome.problems
+
+
+def test_record_without_data_is_processing_failed() -> None:
+    answered = transform_records({"records": [{"recordId": "r1"}]}, SETTINGS).response()["records"]
+
+    assert answered == [{"recordId": "r1", "result": "ProcessingFailed", "data": ""}]
+
+
+def test_empty_object_is_dropped() -> None:
+    answered = transform_records({"records": [record("r1", b"{}")]}, SETTINGS).response()["records"]
+
+    assert answered[0]["result"] == "Dropped"
+
+
+def test_partition_keys_come_from_flattened_fields() -> None:
+    settings = FlattenSettings(partition_key_fields=("customer__country", "year"))
+    event = {
+        "records": [
+            record("r1", json.dumps({"customer": {"country": "FR"}, "year": 2025}).encode()),
+            record("r2", json.dumps({"customer": {}, "year": 2025}).encode()),
+        ]
+    }
+
+    answered = transform_records(event, settings).response()["records"]
+
+    assert answered[0]["metadata"] == {"partitionKeys": {"customer__country": "FR", "year": "2025"}}
+    assert answered[1]["result"] == "ProcessingFailed"
+
+
+def test_settings_read_partition_keys_and_depth_from_the_environment() -> None:
+    settings = FlattenSettings.from_env({"PARTITION_KEY_FIELDS": " a, b__c ,", "FLATTEN_MAX_DEPTH": "2"})
+
+    assert settings.partition_key_fields == ("a", "b__c") and settings.max_depth == 2
+    with pytest.raises(ConfigError, match="FLATTEN_MAX_DEPTH"):
+        FlattenSettings.from_env({"FLATTEN_MAX_DEPTH": "deep"})
+
+
+def test_response_stays_under_6_mb_and_the_rest_fails_without_loss() -> None:
+    # 8 records of ~900 KB flatten into ~1.2 MB of base64 each: only five fit in 6 MB; a small one after them fails too.
+    payload = json.dumps({"a": {"b": "y" * 900_000}}).encode()
+    event = {"records": [record(f"r{i}", payload) for i in range(7)] + [record("r7", b'{"small": 1}')]}
+
+    outcome = transform_records(event, SETTINGS)
+
+    answered = outcome.response()["records"]
+    size = len(json.dumps(outcome.response()))
+    assert size <= MAX_RESPONSE_BYTES
+    assert [a["recordId"] for a in answered] == [f"r{i}" for i in range(8)]
+    results = [a["result"] for a in answered]
+    assert results == ["Ok"] * 5 + ["ProcessingFailed"] * 3
+    assert "6291456-byte response" in outcome.problems["r7"]
+
+
+def test_many_small_records_all_fit() -> None:
+    event = {"records": [record(f"r{i}", b'{"n": {"m": 1}}') for i in range(5000)]}
+
+    answered = transform_records(event, SETTINGS).response()["records"]
+
+    assert {a["result"] for a in answered} == {"Ok"} and len(answered) == 5000
+
+
+def test_event_without_records_answers_nothing() -> None:
+    assert transform_records({}, SETTINGS).response() == {"records": []}
