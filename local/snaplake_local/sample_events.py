@@ -28,6 +28,8 @@ STEP_EVENTS = {
     "ConvertFilesFunction": "dynamodb_convert_files.json",
     "ConvertFinalizeFunction": "dynamodb_finalize_conversion.json",
     "DynamoDbCommitFunction": "dynamodb_commit_checkpoint.json",
+    "RdsCatalogFunction": "catalog_rds.json",
+    "DynamoDbCatalogFunction": "catalog_dynamodb.json",
 }
 
 

@@ -39,6 +39,11 @@ def test_each_step_accepts_its_sample_event_in_pipeline_order(stack: LocalStack)
     assert invoke("CopyBatchFunction", "copy_batch.json", plan=planned["plan"])["done"] is True
     landed = invoke("FinalizeCopyFunction", "finalize_copy.json", plan=planned["plan"])
     assert landed["tables"] == 4
+    catalog = sample_event("catalog_rds.json")
+    assert set(catalog) == {"landedManifest"}
+    registered, errored = stack.function("RdsCatalogFunction").invoke({**catalog, "landedManifest": landed["landedManifest"]})
+    assert not errored, registered
+    assert len(registered["registered"]) == 4
     assert len([k for k in stack.lake_objects() if k.endswith(".parquet")]) == landed["objects"] == 8
 
 
@@ -79,6 +84,10 @@ def test_each_dynamodb_step_accepts_its_sample_event_in_pipeline_order(stack: Lo
         assert invoke("ConvertFilesFunction", "dynamodb_convert_files.json", share=share, **carried)["done"] is True
     landed = invoke("ConvertFinalizeFunction", "dynamodb_finalize_conversion.json", **carried)
     assert landed["rows"] == 12
+    catalog = {**sample_event("catalog_dynamodb.json"), "partitions": landed["partitionPrefixes"]}
+    registered, errored = stack.function("DynamoDbCatalogFunction").invoke(catalog)
+    assert not errored, registered
+    assert len(registered["registered"]) == 1
     committed = invoke(
         "DynamoDbCommitFunction", "dynamodb_commit_checkpoint.json", exportArn=started["exportArn"], exportedTo=started["exportedTo"]
     )

@@ -11,7 +11,15 @@ import pytest
 from ._support import EVENTS_DIR
 
 EVENT_FILES = sorted(path for path in EVENTS_DIR.iterdir() if path.is_file()) if EVENTS_DIR.is_dir() else []
-FUNCTION_EVENTS = {"start_export.json", "poll_export.json", "plan_copy.json", "copy_batch.json", "finalize_copy.json"}
+FUNCTION_EVENTS = {
+    "start_export.json",
+    "poll_export.json",
+    "plan_copy.json",
+    "copy_batch.json",
+    "finalize_copy.json",
+    "catalog_rds.json",
+    "catalog_dynamodb.json",
+}
 
 
 def test_there_are_sample_events_for_every_step() -> None:

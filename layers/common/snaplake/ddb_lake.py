@@ -325,6 +325,7 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: DynamoDbLake
         "rows": rows,
         "files": count,
         "partitions": len(partitions),
+        "partitionPrefixes": [p + "/" for p in partitions],
         "lakeBucket": settings.bucket,
         "finishedAt": iso_utc(datetime.now(UTC)),
     }
