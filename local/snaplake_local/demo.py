@@ -280,15 +280,7 @@ def replay_rds_export(
             arn = cluster_snapshot(stack, source_id, f"replay-{name}", DirectorySource(root), when)
             event = {"snapshotArn": arn}
         execution = _run(stack, "replay", event, echo)
-        s3 = stack.client("s3")
-        out.mkdir(parents=True, exist_ok=True)
-        count = 0
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.lake_bucket):
-            for obj in page.get("Contents", []):
-                target = out / obj["Key"]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(s3.get_object(Bucket=stack.lake_bucket, Key=obj["Key"])["Body"].read())
-                count += 1
+        count = _download_lake(stack, out)
         _show_lake(stack, echo)
         echo(f"\nwrote {count} lake objects under {out}")
     return execution.status == "SUCCEEDED"
@@ -334,16 +326,22 @@ def replay_dynamodb_export(export_dir: Path, out: Path, echo: Printer = print, l
             "exportedTo": exported_to,
         }
         ok = _convert_in_process(stack, request)
-        out.mkdir(parents=True, exist_ok=True)
-        count = 0
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.lake_bucket):
-            for obj in page.get("Contents", []):
-                target = out / obj["Key"]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(s3.get_object(Bucket=stack.lake_bucket, Key=obj["Key"])["Body"].read())
-                count += 1
-        echo(f"wrote {count} lake objects under {out}")
+        echo(f"wrote {_download_lake(stack, out)} lake objects under {out}")
     return ok
+
+
+def _download_lake(stack: LocalStack, out: Path) -> int:
+    """Mirror the lake bucket under `out`; returns the number of objects written."""
+    s3 = stack.client("s3")
+    out.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.lake_bucket):
+        for obj in page.get("Contents", []):
+            target = out / obj["Key"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(s3.get_object(Bucket=stack.lake_bucket, Key=obj["Key"])["Body"].read())
+            count += 1
+    return count
 
 
 def _convert_in_process(stack: LocalStack, request: dict[str, Any]) -> bool:
