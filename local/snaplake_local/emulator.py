@@ -296,8 +296,8 @@ class TablesSource(ExportSource):
 
 @dataclass
 class ManyFilesSource(ExportSource):
-    """A large export for scale tests and benchmarks: `file_count` small objects spread
-    over `tables` tables and `batches` batch folders (the bytes are not real Parquet)."""
+    """A large export for scale tests and benchmarks: `file_count` small, identical
+    one-row Parquet files spread over `tables` tables and `batches` batch folders."""
 
     database: str
     tables: int
@@ -312,8 +312,12 @@ class ManyFilesSource(ExportSource):
             yield f"{self.database}/public.table_{table:04d}/{batch}/part-{index:05d}-{uuid.UUID(int=index)}-c000.gz.parquet"
 
     def files(self, export_id: str, task: dict[str, Any]) -> dict[str, bytes]:
-        body = b"P" * self.file_bytes
-        out = dict.fromkeys(self.keys(), body)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table({"id": [1], "payload": ["x" * self.file_bytes]}), sink)
+        out = dict.fromkeys(self.keys(), sink.getvalue().to_pybytes())
         per_table = [{"target": f"{self.database}.public.table_{t:04d}", "status": "COMPLETE", "sizeGB": 0.0} for t in range(self.tables)]
         out.update(_export_metadata(export_id, task, per_table))
         return out

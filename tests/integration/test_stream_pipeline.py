@@ -80,7 +80,7 @@ def test_both_functions_run_on_the_globals_runtime_with_pyarrow_and_the_lake_env
     for logical_id in ("StreamFlattenFunction", "FirehoseFlattenFunction"):
         props = RESOURCES[logical_id]["Properties"]
         assert "Runtime" not in props and "Architectures" not in props  # Globals: python3.13 on arm64
-        assert props["Layers"] == [{"Fn::If": ["HasDynamoDbTables", {"Ref": "ArrowLayer"}, {"Ref": "ChangeLogArrowLayer"}]}]
+        assert props["Layers"] == [{"Ref": "ArrowLayer"}]
     environment = RESOURCES["StreamFlattenFunction"]["Properties"]["Environment"]["Variables"]
     assert set(environment) == {"LAKE_BUCKET", "LAKE_PREFIX", "LAKE_BUCKET_OWNER", "LAKE_KMS_KEY_ARN"}
     assert "Events" not in RESOURCES["FirehoseFlattenFunction"]["Properties"]

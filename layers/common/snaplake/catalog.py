@@ -561,12 +561,23 @@ def list_data_files(s3: Any, partition: LandedPartition, expected_bucket_owner: 
     return sorted(keys)
 
 
+FOOTER_SAMPLE = 4
+
+
 def landed_columns(s3: Any, table: str, partition: LandedPartition, expected_bucket_owner: str | None = None) -> list[Column]:
-    """The merged columns of every data file in the partition (footers only)."""
+    """The merged columns of the partition's data files (footers only).
+
+    The files of one export's table share one schema (RDS writes one per table,
+    snaplake one per DynamoDB export), so a bounded sample of footers (first,
+    last and evenly spaced) is read: a 100,000-file export costs a few GETs.
+    """
     owner = expected_bucket_owner
     keys = list_data_files(s3, partition, owner)
     if not keys:
         raise NoDataFiles(f"table {table!r}: no Parquet files under {partition.location}")
+    if len(keys) > FOOTER_SAMPLE:
+        step = (len(keys) - 1) / (FOOTER_SAMPLE - 1)
+        keys = [keys[round(i * step)] for i in range(FOOTER_SAMPLE)]
     with ThreadPoolExecutor(max_workers=min(FOOTER_THREADS, len(keys))) as pool:
         schemas = list(
             pool.map(lambda key: read_parquet_schema(s3, partition.bucket, key, expected_bucket_owner=expected_bucket_owner), keys)
