@@ -304,3 +304,42 @@ def test_catalog_options_come_from_the_environment() -> None:
     assert not CatalogOptions.from_env({}).projection
     with pytest.raises(ConfigError, match="CATALOG_MODE"):
         CatalogOptions.from_env({"CATALOG_MODE": "crawler"})
+
+
+def test_table_created_concurrently_by_another_run_is_merged_into_instead_of_failing(glue: Any) -> None:
+    from snaplake.catalog import upsert_table
+
+    class LosesTheRace:
+        """A Glue client whose first GetTable misses a table another run creates right after."""
+
+        def __init__(self, real: Any) -> None:
+            self.real = real
+            self.first = True
+
+        def get_table(self, **kwargs: Any) -> Any:
+            if self.first:
+                self.first = False
+                self.real.create_table(
+                    DatabaseName=kwargs["DatabaseName"],
+                    TableInput={
+                        "Name": kwargs["Name"],
+                        "TableType": "EXTERNAL_TABLE",
+                        "PartitionKeys": [{"Name": "snapshot_time", "Type": "string"}],
+                        "StorageDescriptor": {"Columns": [{"Name": "id", "Type": "bigint"}], "Location": "s3://lake/rds/db/t/"},
+                    },
+                )
+                raise self.real.exceptions.EntityNotFoundException(
+                    {"Error": {"Code": "EntityNotFoundException", "Message": "missing"}}, "GetTable"
+                )
+            return self.real.get_table(**kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+    glue.create_database(DatabaseInput={"Name": "db"})
+    partition = LandedPartition.parse("lake", "rds/db/t/snapshot_time=20240502T000000Z/")
+
+    change = upsert_table(LosesTheRace(glue), "db", "t", partition, [Column("id", "bigint"), Column("name", "string")], CatalogOptions())
+
+    assert change.created is False
+    assert [c["Name"] for c in glue.get_table(DatabaseName="db", Name="t")["Table"]["StorageDescriptor"]["Columns"]] == ["id", "name"]

@@ -650,7 +650,13 @@ def upsert_table(
     added = [c for c in merged if c.name not in old_types]
     widened = [c for c in merged if c.name in old_types and old_types[c.name] != c.type]
     if existing is None:
-        glue.create_table(DatabaseName=database, TableInput=table_input, **options.catalog())
+        try:
+            glue.create_table(DatabaseName=database, TableInput=table_input, **options.catalog())
+        except ClientError as error:
+            if _error_code(error) != "AlreadyExistsException":
+                raise
+            # Another run (a redelivered event) created it a moment ago: merge into that one.
+            return upsert_table(glue, database, table, partition, columns, options)
         return TableChange(True, False, tuple(merged), tuple(merged), ())
     unchanged = (
         not added
