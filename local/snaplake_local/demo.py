@@ -175,7 +175,9 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
         notifications = stack.notifications()
         echo(f"\nfailure notifications: {len(notifications)}")
     echo(f"\ndemo finished in {time.perf_counter() - wall:.1f}s: {'all executions succeeded' if ok else 'SOME EXECUTIONS FAILED'}")
-    echo("emulated locally: RDS and DynamoDB export output and timing, Lambda (in-process), Wait/Retry time. See README 'What is emulated'.")
+    echo(
+        "emulated locally: RDS and DynamoDB export output and timing, Lambda (in-process), Wait/Retry time. See README 'What is emulated'."
+    )
     return ok
 
 
