@@ -44,6 +44,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from snaplake.config import lake_write_args
 from snaplake.ddb_parquet import ConvertOptions, ExportSchema, MalformedExportLine, convert_block
 from snaplake.dynamodb_types import InvalidAttributeValue, check_attributes
 from snaplake.errors import SnaplakeError
@@ -296,11 +297,7 @@ def flatten_batch(event: Any, prefix: str, options: ConvertOptions, write: Write
 
 def lake_writer(s3: Any, bucket: str, bucket_owner: str | None, kms_key_arn: str | None) -> Writer:
     """put_object into the lake with the owner check and the lake's KMS key, like the export conversion."""
-    args: dict[str, Any] = {"Bucket": bucket, "ContentType": "application/vnd.apache.parquet"}
-    if bucket_owner:
-        args["ExpectedBucketOwner"] = bucket_owner
-    if kms_key_arn:
-        args.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_arn, BucketKeyEnabled=True)
+    args = {**lake_write_args(bucket, bucket_owner, kms_key_arn), "ContentType": "application/vnd.apache.parquet"}
 
     def write(key: str, body: bytes) -> None:
         s3.put_object(Key=key, Body=body, **args)

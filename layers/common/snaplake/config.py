@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from snaplake.errors import ConfigError, InvalidKeyTemplate
 from snaplake.lake_keys import DEFAULT_KEY_TEMPLATE, KeyTemplate
@@ -72,6 +73,16 @@ def _key_template(env: Mapping[str, str]) -> KeyTemplate:
         return KeyTemplate.parse(env.get("LAKE_KEY_TEMPLATE", "").strip() or DEFAULT_KEY_TEMPLATE)
     except InvalidKeyTemplate as error:
         raise ConfigError(f"environment variable LAKE_KEY_TEMPLATE: {error}") from None
+
+
+def lake_write_args(bucket: str, bucket_owner: str | None, kms_key_arn: str | None) -> dict[str, Any]:
+    """What every object written to the lake carries: the owner check and the lake's KMS key."""
+    args: dict[str, Any] = {"Bucket": bucket}
+    if bucket_owner:
+        args["ExpectedBucketOwner"] = bucket_owner
+    if kms_key_arn:
+        args.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_arn, BucketKeyEnabled=True)
+    return args
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from snaplake.config import lake_write_args
 from snaplake.ddb_export import table_name
 from snaplake.errors import ConversionIncomplete, CountMismatch, InvalidEvent, ManifestMissing
 from snaplake.lake_keys import SUCCESS_MARKER, athena_name, iso_utc, join_key, parse_iso_utc, snapshot_time_value
@@ -56,12 +57,7 @@ class _S3:
         return {"ExpectedBucketOwner": self.settings.export_bucket_owner} if self.settings.export_bucket_owner else {}
 
     def _lake_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = {"Bucket": self.settings.bucket}
-        if self.settings.bucket_owner:
-            args["ExpectedBucketOwner"] = self.settings.bucket_owner
-        if self.settings.kms_key_arn:
-            args.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.settings.kms_key_arn, BucketKeyEnabled=True)
-        return args
+        return lake_write_args(self.settings.bucket, self.settings.bucket_owner, self.settings.kms_key_arn)
 
     def read_export(self, key: str) -> bytes:
         return bytes(self.s3.get_object(Bucket=self.export_bucket, Key=key, **self._export_owner())["Body"].read())

@@ -81,6 +81,18 @@ from snaplake.lake_keys import athena_name
 ExportKind = Literal["full", "incremental"]
 
 
+# How pyarrow's JSON reader is told to read each scalar and set AttributeValue
+# (numbers and binary stay text here; typing happens after parsing).
+_READ_TYPES: dict[str, pa.DataType] = {
+    "S": pa.string(),
+    "N": pa.string(),
+    "B": pa.string(),
+    "BOOL": pa.bool_(),
+    "NULL": pa.bool_(),
+    **{descriptor: pa.list_(pa.string()) for descriptor in SET_DESCRIPTORS},
+}
+
+
 class BinaryStream(Protocol):
     """What the conversion reads from: a decompressed data file (a BinaryIO, a gzip.GzipFile, ...)."""
 
@@ -249,12 +261,8 @@ class _Node:
         """The JSON reader's type for this path's AttributeValue objects."""
         fields = []
         for descriptor in sorted(self.types):
-            if descriptor in ("S", "N", "B"):
-                fields.append(pa.field(descriptor, pa.string()))
-            elif descriptor in ("BOOL", "NULL"):
-                fields.append(pa.field(descriptor, pa.bool_()))
-            elif descriptor in SET_DESCRIPTORS:
-                fields.append(pa.field(descriptor, pa.list_(pa.string())))
+            if descriptor in _READ_TYPES:
+                fields.append(pa.field(descriptor, _READ_TYPES[descriptor]))
             elif descriptor == "L":
                 element = self.element.value_type() if self.element is not None else pa.struct([])
                 fields.append(pa.field(descriptor, pa.list_(element)))
@@ -676,12 +684,8 @@ def _normalized_value(inferred: pa.DataType, path: str) -> pa.StructType:
     fields = []
     for f in inferred:
         descriptor = f.name
-        if descriptor in ("S", "N", "B"):
-            fields.append(pa.field(descriptor, pa.string()))
-        elif descriptor in ("BOOL", "NULL"):
-            fields.append(pa.field(descriptor, pa.bool_()))
-        elif descriptor in SET_DESCRIPTORS:
-            fields.append(pa.field(descriptor, pa.list_(pa.string())))
+        if descriptor in _READ_TYPES:
+            fields.append(pa.field(descriptor, _READ_TYPES[descriptor]))
         elif descriptor == "L":
             if pa.types.is_null(f.type):
                 element = pa.struct([])

@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from snaplake.config import LakeSettings
+from snaplake.config import LakeSettings, lake_write_args
 from snaplake.errors import CopyIncomplete, DestinationMismatch, ExportFilesMissing, InvalidEvent, KeyCollision
 from snaplake.lake_keys import SUCCESS_MARKER, SnapshotLayout, join_key, parse_export_key, parse_iso_utc
 
@@ -102,11 +102,7 @@ class LakeWriter:
         return {"ExpectedBucketOwner": self.lake.source_bucket_owner} if self.lake.source_bucket_owner else {}
 
     def _dest_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = {"Bucket": self.lake.bucket}
-        if self.lake.bucket_owner:
-            args["ExpectedBucketOwner"] = self.lake.bucket_owner
-        if self.lake.kms_key_arn:
-            args.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.lake.kms_key_arn, BucketKeyEnabled=True)
+        args = lake_write_args(self.lake.bucket, self.lake.bucket_owner, self.lake.kms_key_arn)
         if self.lake.object_acl:
             args["ACL"] = self.lake.object_acl
         return args
