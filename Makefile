@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= eu-west-1
 
-.PHONY: demo test lint typecheck unit validate build bench clean
+.PHONY: demo test lint typecheck unit validate build build-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,16 +32,20 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.dev-installed
-	$(BIN)/mypy layers/common/snaplake local/snaplake_local tests benchmarks
+	$(BIN)/mypy layers/common/snaplake local/snaplake_local tests benchmarks scripts
 	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
 
 ## validate: SAM template lint (offline)
 validate: $(VENV)/.dev-installed
 	$(BIN)/sam validate --lint
 
-## build: sam build (needs python3.13 on PATH, e.g. PYENV_VERSION=3.13.0)
+## build: sam build without Docker (needs the runtime's python3.13 on PATH; under pyenv 3.13.0 is selected for it)
 build: $(VENV)/.dev-installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build
+	PATH="$(CURDIR)/$(BIN):$$PATH" PYENV_VERSION="$${PYENV_VERSION:-3.13.0}" $(BIN)/sam build
+
+## build-check: sam build, then fail if any function's code + layers exceed 200 MB unzipped (Lambda's limit is 250)
+build-check: build
+	$(BIN)/python scripts/check_package_size.py
 
 ## bench: print the pipelines' figures (RDS copy; DynamoDB conversion throughput and memory)
 bench: $(VENV)/.local-installed

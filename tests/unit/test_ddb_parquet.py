@@ -24,6 +24,7 @@ from snaplake.ddb_parquet import (
     UnexpectedWriteTime,
     convert_block,
     convert_file,
+    convert_lines,
     iter_blocks,
     scan_file,
 )
@@ -627,6 +628,61 @@ def test_incremental_lines_give_change_type_write_time_and_key_new_old_columns()
     assert column(table, "key__pk") == ["c#1", "c#1", "c#2"]
     assert column(table, "new__qty") == [3, 4, None]
     assert column(table, "old__qty") == [None, Decimal(3), Decimal("9.5")]
+
+
+_DECODED_LINES: list[dict[str, Any]] = [
+    {
+        "Metadata": {"WriteTime": {"N": "1695075601123456"}},
+        "Keys": {"pk": {"S": "c#1"}},
+        "NewImage": {
+            "pk": {"S": "c#1"},
+            "qty": {"N": "3"},
+            "when": {"S": "2024-05-01T10:00:00Z"},
+            "tags": {"SS": ["a", "b"]},
+            "blob": {"B": "AAE="},
+            "lines": {"L": []},
+            "m": {"M": {"x": {"BOOL": True}, "deep": {"M": {"y": {"NULL": True}}}}},
+        },
+    },
+    {
+        "Metadata": {"WriteTime": {"N": "1695075902000000"}},
+        "Keys": {"pk": {"S": "c#1"}},
+        "NewImage": {"pk": {"S": "c#1"}, "qty": {"N": "4.25"}, "lines": {"L": [{"S": "x"}, {"N": "1"}]}, "m": {"M": {}}},
+        "OldImage": {"pk": {"S": "c#1"}, "qty": {"N": "3"}},
+    },
+    {"Metadata": {"WriteTime": {"N": "1695076203000000"}}, "Keys": {"pk": {"S": "c#2"}}, "OldImage": {"pk": {"S": "c#2"}}},
+]
+
+
+def test_convert_lines_gives_the_table_of_the_same_lines_as_json_text() -> None:
+    block = lines(*_DECODED_LINES)
+    schema = ExportSchema()
+    schema.observe_block(block, "incremental", DEFAULT)
+    assert convert_lines(_DECODED_LINES, "incremental", DEFAULT).equals(convert_block(block, schema, "incremental", DEFAULT))
+
+
+def test_convert_lines_of_no_lines_is_an_empty_table_with_the_fixed_columns() -> None:
+    assert convert_lines([], "incremental", DEFAULT).column_names == ["_change_type", "_write_time"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ({"Keys": {"pk": {"BOOL": 1}}}, r"line 1: Keys\.pk: BOOL must hold true or false"),
+        ({"Keys": {"pk": {"S": 5}}}, r"line 1: Keys\.pk: S must hold a string"),
+        ({"Keys": {"pk": {"S": "a", "N": "1"}}}, r"line 1: Keys\.pk: an AttributeValue has exactly one type descriptor"),
+        ({"Keys": ["pk"]}, r"line 1: Keys: .*object"),
+        ({"Item": {"pk": {"S": "a"}}}, r"line 1: unexpected field 'Item'"),
+    ],
+)
+def test_convert_lines_is_as_strict_as_the_json_reader(line: dict[str, Any], message: str) -> None:
+    with pytest.raises((MalformedExportLine, InvalidAttributeValue), match=message):
+        convert_lines([line], "incremental", DEFAULT)
+
+
+def test_convert_lines_rejects_a_line_that_is_not_an_object() -> None:
+    with pytest.raises(MalformedExportLine, match="line 2: not a JSON object"):
+        convert_lines([{"Keys": {"pk": {"S": "a"}}}, None], "incremental", DEFAULT)  # type: ignore[list-item]
 
 
 def test_incremental_lines_without_metadata_get_a_null_write_time() -> None:

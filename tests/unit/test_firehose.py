@@ -139,3 +139,24 @@ def test_many_small_records_all_fit() -> None:
 
 def test_event_without_records_answers_nothing() -> None:
     assert transform_records({}, SETTINGS).response() == {"records": []}
+
+
+def test_the_firehose_handler_loads_without_pyarrow() -> None:
+    # Its function ships without the arrow layer (template.yaml): importing pyarrow there would fail at cold start.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    probe = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'pyarrow':\n"
+        "            raise ImportError('pyarrow is not in the Firehose function')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"sys.path[:0] = [{str(root / 'layers' / 'common')!r}, {str(root / 'functions' / 'firehose_flatten')!r}]\n"
+        "import app\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={"AWS_DEFAULT_REGION": "eu-west-1"})
+    assert result.returncode == 0, result.stderr

@@ -3,8 +3,8 @@
 Each stream record is turned into the line shape of an incremental DynamoDB
 export (`{"Keys", "NewImage", "OldImage", "Metadata": {"WriteTime"}}`) and the
 batch's lines of one partition go through the export conversion
-(`ExportSchema.observe_block` + `convert_block`), so the change log has exactly
-the export's type and naming rules. Stream-only columns are added in front:
+(`convert_lines`, straight from the decoded event, no JSON round trip), so the
+change log has exactly the export's type and naming rules. Stream-only columns are added in front:
 
 - `_change_type`: the record's eventName (INSERT / MODIFY / REMOVE),
 - `_write_time`: ApproximateCreationDateTime (timestamp[us, UTC]),
@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from snaplake.config import lake_write_args
-from snaplake.ddb_parquet import ConvertOptions, ExportSchema, MalformedExportLine, convert_block
+from snaplake.ddb_parquet import ConvertOptions, convert_lines
 from snaplake.dynamodb_types import InvalidAttributeValue, check_attributes
 from snaplake.errors import SnaplakeError
 from snaplake.lake_keys import athena_name, join_key
@@ -76,7 +75,7 @@ class StreamRecord:
     stream_arn: str
     created_micros: int  # ApproximateCreationDateTime in microseconds since the epoch
     partition: tuple[str, str, str]  # table, dt (YYYY-MM-DD), hour (HH)
-    line: bytes  # {"Keys", "NewImage", "OldImage", "Metadata"} as one JSON line
+    line: dict[str, Any]  # {"Keys", "NewImage", "OldImage", "Metadata"}: an incremental export line
 
 
 @functools.lru_cache(maxsize=64)
@@ -110,8 +109,8 @@ class BatchOutcome:
 
 
 def sequence_number_of(record: Any) -> str | None:
-    dynamodb = record.get("dynamodb") if isinstance(record, Mapping) else None
-    sequence = dynamodb.get("SequenceNumber") if isinstance(dynamodb, Mapping) else None
+    dynamodb = record.get("dynamodb") if isinstance(record, dict) else None
+    sequence = dynamodb.get("SequenceNumber") if isinstance(dynamodb, dict) else None
     return sequence if isinstance(sequence, str) and _SEQUENCE.match(sequence) else None
 
 
@@ -120,7 +119,7 @@ def parse_record(record: Any, position: int) -> StreamRecord:
 
     The attribute values are validated by the conversion, for a whole partition at once (see build_objects).
     """
-    if not isinstance(record, Mapping):
+    if not isinstance(record, dict):
         raise MalformedStreamRecord("a stream record must be an object")
     sequence = sequence_number_of(record)
     if sequence is None:
@@ -145,7 +144,7 @@ def parse_record(record: Any, position: int) -> StreamRecord:
     sections: dict[str, Any] = {}
     for name in ("Keys", "NewImage", "OldImage"):
         if name in dynamodb and dynamodb[name] is not None:
-            if not isinstance(dynamodb[name], Mapping):
+            if not isinstance(dynamodb[name], dict):
                 raise MalformedStreamRecord(f"dynamodb.{name} is not an object of attributes")
             sections[name] = dynamodb[name]
     if "Keys" not in sections:
@@ -154,7 +153,7 @@ def parse_record(record: Any, position: int) -> StreamRecord:
     identity = record.get("userIdentity")
     ttl_delete = (
         event_name == "REMOVE"
-        and isinstance(identity, Mapping)
+        and isinstance(identity, dict)
         and identity.get("type") == "Service"
         and identity.get("principalId") == TTL_PRINCIPAL
     )
@@ -169,16 +168,13 @@ def parse_record(record: Any, position: int) -> StreamRecord:
         stream_arn=arn,
         created_micros=micros,
         partition=(table, *_hour_partition(micros // 3_600_000_000)),
-        line=json.dumps(sections, separators=(",", ":")).encode() + b"\n",
+        line=sections,
     )
 
 
 def change_table(records: list[StreamRecord], options: ConvertOptions) -> pa.Table:
     """The change rows of some records (one partition), typed by the export's rules, stream columns first."""
-    block = b"".join(record.line for record in records)
-    schema = ExportSchema()
-    schema.observe_block(block, "incremental", options)
-    converted = convert_block(block, schema, "incremental", options)
+    converted = convert_lines([record.line for record in records], "incremental", options)
     front = {
         "_change_type": pa.array([r.event_name for r in records], pa.string()),
         "_write_time": converted.column("_write_time"),
@@ -222,7 +218,7 @@ def _bad_records(records: list[StreamRecord], raw: dict[int, Any]) -> dict[int, 
 
 
 # What the conversion raises for values that are not DynamoDB JSON.
-_CONVERSION_ERRORS = (InvalidAttributeValue, MalformedExportLine, pa.ArrowInvalid)
+_CONVERSION_ERRORS = (SnaplakeError, pa.ArrowException)
 
 
 def build_objects(
@@ -254,7 +250,7 @@ def flatten_batch(event: Any, prefix: str, options: ConvertOptions, write: Write
 
     `write(key, body)` puts one object; an exception from it fails that partition's records (and later ones).
     """
-    raw_records = event.get("Records") if isinstance(event, Mapping) else None
+    raw_records = event.get("Records") if isinstance(event, dict) else None
     if raw_records is None:
         raw_records = []
     if not isinstance(raw_records, list):

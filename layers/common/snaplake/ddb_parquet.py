@@ -53,8 +53,7 @@ import json
 import os
 import queue
 import threading
-from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -76,7 +75,7 @@ from snaplake.dynamodb_types import (
     json_string,
 )
 from snaplake.errors import SnaplakeError
-from snaplake.lake_keys import athena_name
+from snaplake.lake_keys import assign_column_names
 
 ExportKind = Literal["full", "incremental"]
 
@@ -331,29 +330,6 @@ def _collect_leaves(node: _Node, path: tuple[str, ...], depth: int, max_depth: i
         out.append((path, node, kind))
 
 
-def _column_name(raw: tuple[str, ...], separator: str) -> str:
-    return athena_name(separator.join(athena_name(part) for part in raw))
-
-
-def _assign_names(raw_paths: list[tuple[str, ...]], separator: str, reserved: frozenset[str]) -> dict[tuple[str, ...], str]:
-    """Athena-safe names; collisions go to the sorted-first source path, then `_2`, `_3`, ..."""
-    groups: dict[str, list[tuple[str, ...]]] = defaultdict(list)
-    for raw in raw_paths:
-        groups[_column_name(raw, separator)].append(raw)
-    taken = set(groups) | reserved
-    names: dict[tuple[str, ...], str] = {}
-    for base in sorted(groups):
-        first, *others = sorted(groups[base])
-        names[first] = base
-        suffix = 2
-        for raw in others:
-            while f"{base}_{suffix}" in taken:
-                suffix += 1
-            names[raw] = f"{base}_{suffix}"
-            taken.add(names[raw])
-    return names
-
-
 def _source_path(section: str, path: tuple[str, ...], kind: str) -> str:
     parts = (section, *path) if kind == "incremental" else path
     return ".".join(part.replace("\\", "\\\\").replace(".", "\\.") for part in parts)
@@ -398,18 +374,21 @@ class ExportSchema:
         sections = {name: _combined(table.column(name)) for name in table.column_names}
         rows = table.num_rows
         del table
-        if kind == "full":
-            _require_items(sections, block, first_line)
-        self._plans.clear()
         try:
-            for name in _SECTIONS[kind]:
-                if name in sections:
-                    root = self._sections.setdefault(name, _Node())
-                    stats = name != "Metadata"
-                    _observe_attributes(root, sections[name], name, 1, stats, options.max_depth)
-        except InvalidAttributeValue as error:
+            self._observe_sections(sections, kind, options)
+        except SnaplakeError as error:
             raise _located_problem(block, kind, first_line, None, error) from None
         return rows
+
+    def _observe_sections(self, sections: dict[str, pa.Array], kind: ExportKind, options: ConvertOptions) -> None:
+        if kind == "full":
+            _require_items(sections)
+        self._plans.clear()
+        for name in _SECTIONS[kind]:
+            if name in sections:
+                root = self._sections.setdefault(name, _Node())
+                stats = name != "Metadata"
+                _observe_attributes(root, sections[name], name, 1, stats, options.max_depth)
 
     def _bind(self, kind: ExportKind, options: ConvertOptions) -> None:
         if kind not in _SECTIONS:
@@ -503,7 +482,7 @@ class ExportSchema:
                 _Column(CHANGE_TYPE_COLUMN, "change_type", pa.string()),
                 _Column(WRITE_TIME_COLUMN, "write_time", WRITE_TIME_TYPE),
             )
-        names = _assign_names([raw for _, raw, _, _, _ in leaves], options.separator, frozenset(c.name for c in fixed))
+        names = assign_column_names([raw for _, raw, _, _, _ in leaves], options.separator, frozenset(c.name for c in fixed))
         columns = sorted(
             (
                 _Column(names[raw], leaf_kind, _leaf_type(leaf_kind, node, options), section, path)
@@ -723,10 +702,10 @@ def _combined(column: pa.ChunkedArray) -> pa.Array:
     return column.combine_chunks()
 
 
-def _require_items(sections: dict[str, pa.Array], block: bytes, first_line: int) -> None:
+def _require_items(sections: dict[str, pa.Array]) -> None:
     items = sections.get("Item")
     if items is None or items.null_count:
-        raise _located_problem(block, "full", first_line, None, None)
+        raise MalformedExportLine("a full export line has no Item")
 
 
 # --------------------------------------------------------------------------- error location
@@ -986,20 +965,24 @@ def _convert(block: bytes, schema: ExportSchema, kind: ExportKind, options: Conv
     rows = table.num_rows
     sections = {name: _combined(table.column(name)) for name in table.column_names}
     del table
-    if kind == "full":
-        _require_items(sections, block, first_line)
-    arrays = []
     try:
-        for column in plan.columns:
-            if column.kind == "change_type":
-                arrays.append(_change_types(sections, rows))
-            elif column.kind == "write_time":
-                arrays.append(_write_times(sections, rows))
-            else:
-                values = pc.struct_field(sections[column.section], _field_path(column.path))
-                arrays.append(_leaf_array(column, values, rows))
-    except InvalidAttributeValue as error:
+        return _convert_sections(sections, rows, plan, kind)
+    except SnaplakeError as error:
         raise _located_problem(block, kind, first_line, None, error) from None
+
+
+def _convert_sections(sections: dict[str, pa.Array], rows: int, plan: _Plan, kind: ExportKind) -> pa.Table:
+    if kind == "full":
+        _require_items(sections)
+    arrays = []
+    for column in plan.columns:
+        if column.kind == "change_type":
+            arrays.append(_change_types(sections, rows))
+        elif column.kind == "write_time":
+            arrays.append(_write_times(sections, rows))
+        else:
+            values = pc.struct_field(sections[column.section], _field_path(column.path))
+            arrays.append(_leaf_array(column, values, rows))
     return pa.Table.from_arrays(arrays, schema=plan.arrow_schema)
 
 
@@ -1115,6 +1098,38 @@ def scan_file(stream: BinaryStream, kind: ExportKind, options: ConvertOptions) -
 def convert_block(block: bytes, schema: ExportSchema, kind: ExportKind, options: ConvertOptions) -> pa.Table:
     """One block of complete lines as a table with exactly schema.arrow_schema(kind, options)."""
     return _convert(block, schema, kind, options, first_line=1)
+
+
+def convert_lines(lines: Sequence[Mapping[str, Any]], kind: ExportKind, options: ConvertOptions) -> pa.Table:
+    """Export lines already decoded from JSON (dicts, e.g. from a Lambda event) -> a table typed by their own schema.
+
+    The same table as `observe_block` then `convert_block` on their JSON text, without the JSON round trip:
+    pyarrow converts the Python objects once, with the explicit type of the DynamoDB JSON grammar (which is
+    as strict as the JSON reader: a wrong type fails instead of being coerced).
+    """
+    schema = ExportSchema()
+    schema._bind(kind, options)
+    if not lines:
+        return schema._plan(kind, options).arrow_schema.empty_table()
+    try:
+        inferred = pa.array(lines)
+        if not pa.types.is_struct(inferred.type) or inferred.null_count:
+            raise MalformedExportLine("an export line is a JSON object")
+        row_type = pa.struct(list(_normalized_row(pa.schema(list(inferred.type)), kind)))
+        rows = inferred if inferred.type == row_type else pa.array(lines, type=row_type)
+        sections = {field.name: rows.field(index) for index, field in enumerate(row_type)}
+        schema._observe_sections(sections, kind, options)
+        return _convert_sections(sections, len(rows), schema._plan(kind, options), kind)
+    except (SnaplakeError, pa.ArrowException) as error:
+        block = b"".join(_json_line(line) for line in lines)
+        raise _located_problem(block, kind, 1, None, error) from None
+
+
+def _json_line(line: Any) -> bytes:
+    try:
+        return json.dumps(line, separators=(",", ":")).encode() + b"\n"
+    except (TypeError, ValueError):
+        return b"[]\n"  # not JSON data at all: located as "not a JSON object"
 
 
 def convert_file(stream: BinaryStream, schema: ExportSchema, kind: ExportKind, options: ConvertOptions, sink: Any) -> int:

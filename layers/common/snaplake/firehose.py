@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from snaplake.ddb_parquet import _assign_names
+from snaplake.lake_keys import assign_column_names
 
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
 MAX_RECORD_BYTES = 1000 * 1024  # Firehose's largest record, before base64
@@ -81,7 +81,7 @@ def flatten_object(value: Mapping[str, Any], separator: str = "__", max_depth: i
     """A JSON object with nested objects flattened to one level; fields in name order."""
     leaves: list[tuple[tuple[str, ...], Any]] = []
     _leaves(value, (), max_depth, leaves)
-    names = _assign_names([path for path, _ in leaves], separator, frozenset())
+    names = assign_column_names([path for path, _ in leaves], separator, frozenset())
     return dict(sorted((names[path], leaf) for path, leaf in leaves))
 
 
