@@ -4,16 +4,16 @@ Two functions share this code (see template.yaml): one for RDS exports (the
 copy's landed manifest), one for DynamoDB exports (the published partitions).
 """
 
-import json
 import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 from snaplake import aws
-from snaplake.catalog import CatalogOptions, register_landed, register_partition
-from snaplake.errors import ConfigError, InvalidEvent
-from snaplake.handler_input import event_object
+from snaplake.catalog import CatalogOptions, dynamodb_partitions, parse_landed_manifest, register_landed, register_partition
+from snaplake.errors import ConfigError, InvalidEvent, LandedManifestInvalid
+from snaplake.handler_input import athena_identifier, bucket, event_object, s3_key
 from snaplake.lake_keys import athena_name
 
 logger = Logger()
@@ -33,8 +33,15 @@ def rds_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     manifest = event_object(event).get("landedManifest")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("bucket"), str) or not isinstance(manifest.get("key"), str):
         raise InvalidEvent("register catalog needs 'landedManifest' {'bucket', 'key'} from FinalizeCopy")
+    where = f"s3://{bucket(manifest['bucket'], 'landedManifest.bucket')}/{s3_key(manifest['key'], 'landedManifest.key')}"
     owner = {"ExpectedBucketOwner": os.environ["EXPORT_BUCKET_OWNER"]} if os.environ.get("EXPORT_BUCKET_OWNER") else {}
-    landed = json.loads(S3.get_object(Bucket=manifest["bucket"], Key=manifest["key"], **owner)["Body"].read())
+    try:
+        body = S3.get_object(Bucket=manifest["bucket"], Key=manifest["key"], **owner)["Body"].read()
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("NoSuchKey", "NoSuchBucket", "404"):
+            raise
+        raise LandedManifestInvalid(f"landed manifest {where} does not exist") from None
+    landed = parse_landed_manifest(body, where, lake_bucket=LAKE_BUCKET)
     for table in landed["tables"]:
         table["database"] = f"{DATABASE_PREFIX}{table['database']}"
     registered = [r.as_json() for r in register_landed(GLUE, S3, landed, options=OPTIONS)]
@@ -49,7 +56,9 @@ def dynamodb_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     kind, table, partitions = request.get("kind"), request.get("table"), request.get("partitions")
     if kind not in ("full", "incremental") or not isinstance(table, str) or not isinstance(partitions, list):
         raise InvalidEvent("register catalog needs 'kind', 'table' and 'partitions' from FinalizeConversion")
-    name = athena_name(table) if kind == "full" else athena_name(f"{table}_changes")
+    athena_identifier(table, "table")
+    prefixes = dynamodb_partitions(kind, table, partitions)
+    name = table if kind == "full" else athena_identifier(f"{table}_changes", "table")
     registered = [
         register_partition(
             GLUE,
@@ -57,10 +66,10 @@ def dynamodb_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
             database=f"{DATABASE_PREFIX}{DYNAMODB_DATABASE}",
             table=name,
             bucket=LAKE_BUCKET,
-            partition_prefix=str(prefix),
+            partition_prefix=prefix,
             options=OPTIONS,
         ).as_json()
-        for prefix in partitions
+        for prefix in prefixes
     ]
     logger.info("catalog registered", extra={"table": name, "partitions": len(registered)})
     return {"registered": registered}

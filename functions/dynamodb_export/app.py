@@ -15,17 +15,20 @@ from snaplake.ddb_export import (
     DynamoDbExportSettings,
     claim_export_lease,
     commit_checkpoint,
+    execution_arn,
     load_checkpoint,
+    parse_commit,
     parse_request,
     pitr_window,
     plan_next_export,
     poll_export,
     release_export_lease,
+    require_own_table,
     start_export,
     table_name,
 )
 from snaplake.errors import InvalidEvent
-from snaplake.lake_keys import iso_utc, parse_iso_utc
+from snaplake.lake_keys import iso_utc
 
 logger = Logger()
 DYNAMODB = aws.client("dynamodb")
@@ -42,6 +45,8 @@ def start_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     if not isinstance(execution, str) or not execution:
         raise InvalidEvent("start export needs {'request': {...}, 'execution': <execution ARN>}")
     table_arn, mode = parse_request(request)
+    require_own_table(table_arn, execution_arn(execution))
+    pitr_window(DYNAMODB, table_name(table_arn))  # the table exists and can be exported: checked before the lease is taken
     holder = claim_export_lease(DYNAMODB, SETTINGS.checkpoint_table, table_arn, execution, datetime.now(UTC))
     if holder is not None:
         busy = {"export": False, "tableArn": table_arn, "reason": f"another run is exporting this table: {holder}"}
@@ -72,21 +77,17 @@ def release_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     if not isinstance(event, dict) or not isinstance(event.get("execution"), str):
         raise InvalidEvent("release needs tableArn and execution")
     table_arn, _ = parse_request({"tableArn": event.get("tableArn")})
-    released = release_export_lease(DYNAMODB, SETTINGS.checkpoint_table, table_arn, event["execution"])
+    released = release_export_lease(DYNAMODB, SETTINGS.checkpoint_table, table_arn, execution_arn(event["execution"]))
     return {"released": released}
 
 
 @logger.inject_lambda_context
 def commit_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    if not isinstance(event, dict):
-        raise InvalidEvent("commit needs the export's tableArn, exportArn, exportType and exportedTo")
-    try:
-        table_arn, export_arn, kind = str(event["tableArn"]), str(event["exportArn"]), str(event["exportType"])
-        exported_to = parse_iso_utc(str(event["exportedTo"]))
-    except (KeyError, ValueError) as error:
-        raise InvalidEvent(f"commit needs tableArn, exportArn, exportType and an ISO exportedTo: {error}") from None
-    committed = commit_checkpoint(DYNAMODB, SETTINGS.checkpoint_table, table_arn, exported_to, export_arn, kind)
+    table_arn, export_arn, kind, exported_to = parse_commit(event)
     _, latest = pitr_window(DYNAMODB, table_name(table_arn))
+    if exported_to > latest:
+        raise InvalidEvent(f"exportedTo {iso_utc(exported_to)} is later than {table_arn} can be exported to ({iso_utc(latest)})")
+    committed = commit_checkpoint(DYNAMODB, SETTINGS.checkpoint_table, table_arn, exported_to, export_arn, kind)
     # A backlog longer than one window: the state machine runs the next window right away.
     more = committed and latest - exported_to >= MIN_WINDOW and kind == "INCREMENTAL_EXPORT"
     result = {"committed": committed, "exportedTo": iso_utc(exported_to), "more": more, "tableArn": table_arn}

@@ -33,6 +33,7 @@ from snaplake_local.stack import Execution, LocalStack
 
 RDS_STATE_MACHINE = "RdsExportStateMachine"
 DDB = "DynamoDbExportStateMachine"
+ATHENA = "AthenaEtlStateMachine"
 Printer = Callable[[str], None]
 
 
@@ -79,6 +80,15 @@ class StepPrinter:
         return self._describe_dynamodb(step, p)
 
     def _describe_dynamodb(self, step: str, p: dict[str, Any]) -> str | None:
+        if step == "AthenaQuery":
+            if "jobs" in p:
+                return f"{len(p['jobs'])} jobs valid: {', '.join(job['name'] for job in p['jobs'])}"
+            if not p["done"]:
+                return None
+            result = p["result"]
+            queries = f"{result['queries']} {'query' if result['queries'] == 1 else 'queries'}"
+            detail = f"skipped: {result['reason']}" if result["status"] == "SKIPPED" else queries
+            return f"job {result['job']} ({result['mode']}) {result['status']}: {detail}"
         if step == "DynamoDbStartExport":
             self.last_status = None
             if not p["export"]:
@@ -172,11 +182,13 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
 
         ok &= run_stream_demo(stack, echo)
         # --- end of the DynamoDB Streams addition
+        ok &= _run_athena(stack, echo)
         notifications = stack.notifications()
         echo(f"\nfailure notifications: {len(notifications)}")
     echo(f"\ndemo finished in {time.perf_counter() - wall:.1f}s: {'all executions succeeded' if ok else 'SOME EXECUTIONS FAILED'}")
     echo(
-        "emulated locally: RDS and DynamoDB export output and timing, Lambda (in-process), Wait/Retry time. See README 'What is emulated'."
+        "emulated locally: RDS and DynamoDB export output and timing, Athena's effects on Glue and S3, Lambda (in-process), "
+        "Wait/Retry time. See README 'What is emulated'."
     )
     return ok
 
@@ -202,6 +214,27 @@ def _run_dynamodb(stack: LocalStack, echo: Printer) -> bool:
     stack.clock.advance(3600)
     second = _run(stack, "scheduled run: incremental export from the checkpoint", {"tableArn": table_arn, "mode": "auto"}, echo, DDB)
     return ok and second.status == "SUCCEEDED"
+
+
+def _run_athena(stack: LocalStack, echo: Printer) -> bool:
+    """events/athena_etl_jobs.json over the world tables RegisterCatalog created: the SQL run, what Glue holds after."""
+    jobs = sample_event("athena_etl_jobs.json")
+    before = len(stack.athena.statements())
+    ok = _run(stack, "Athena SQL jobs events/athena_etl_jobs.json (ctas overwrite, ctas skip_if_exists, apas, query)", jobs, echo, ATHENA)
+    echo("    SQL sent to Athena:")
+    for state, sql in stack.athena.statements()[before:]:
+        echo(f"      {state:<9} {' '.join(sql.split())}")
+    glue = stack.client("glue")
+    for database in sorted({job["database"] for job in jobs["jobs"] if "table" in job}):
+        for table in glue.get_tables(DatabaseName=database)["TableList"]:
+            columns = ", ".join(f"{c['Name']} {c['Type']}" for c in table["StorageDescriptor"]["Columns"])
+            keys = [k["Name"] for k in table.get("PartitionKeys", [])]
+            pages = glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table["Name"])
+            values = ["/".join(p["Values"]) for page in pages for p in page["Partitions"]]
+            partitioned = f" partitioned by {', '.join(keys)}: {', '.join(values) or 'no partitions'}" if keys else ""
+            echo(f"    {database}.{table['Name']} ({columns}){partitioned}")
+            echo(f"      at {table['StorageDescriptor']['Location']}")
+    return ok.status == "SUCCEEDED"
 
 
 def _export_root(directory: Path) -> Path:

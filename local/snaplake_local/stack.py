@@ -26,6 +26,7 @@ import boto3
 
 from snaplake_local.emulator import (
     DEFAULT_ACCOUNT,
+    AthenaEmulator,
     DynamoDbExportEmulator,
     InProcessLambdas,
     LocalFunction,
@@ -99,6 +100,7 @@ class LocalStack:
         self.lambdas = InProcessLambdas()
         self.rds_exports = RdsExportEmulator(self.clock, self.account, self.region)
         self.dynamodb_exports = DynamoDbExportEmulator(self.clock, self.account, self.region)
+        self.athena = AthenaEmulator(self.clock, self.account, self.region)
         self.params = self._parameters()
         self.conditions: dict[str, bool] = {}
         self.physical: dict[str, dict[str, str]] = {}
@@ -114,6 +116,8 @@ class LocalStack:
             "AWS_SESSION_TOKEN": "testing",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "snaplake-local",
+            # moto's EC2 backend (which its RDS uses) otherwise loads thousands of sample machine images per stack.
+            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
         }.items():
             self._exit.enter_context(_env(key, value))
         self._exit.enter_context(_env("AWS_ENDPOINT_URL", None))
@@ -125,6 +129,7 @@ class LocalStack:
         self._exit.enter_context(self.lambdas.patched())
         self._exit.enter_context(self.rds_exports.patched())
         self._exit.enter_context(self.dynamodb_exports.patched())
+        self._exit.enter_context(self.athena.patched())
         self._deploy()
         return self
 

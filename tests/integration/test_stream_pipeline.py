@@ -28,21 +28,25 @@ def _statements(logical_id: str) -> list[dict[str, Any]]:
 
 def test_stream_event_source_mapping_reports_item_failures_bisects_and_is_bounded() -> None:
     function = RESOURCES["StreamFlattenFunction"]
-    mapping = function["Properties"]["Events"]["TableStream"]
+    mapping = RESOURCES["StreamFlattenEventSourceMapping"]
 
-    assert function["Condition"] == "HasDynamoDbStream"
+    assert function["Condition"] == mapping["Condition"] == "HasDynamoDbStream"
     assert TEMPLATE["Conditions"]["HasDynamoDbStream"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "DynamoDbStreamArn"}, ""]}]}
     assert TEMPLATE["Parameters"]["DynamoDbStreamArn"]["Default"] == ""
-    assert mapping["Type"] == "DynamoDB"
+    # A plain EventSourceMapping, not the function's DynamoDB event: SAM would attach AWSLambdaDynamoDBExecutionRole,
+    # which reads every stream in the account ("*").
+    assert "Events" not in function["Properties"]
+    assert mapping["Type"] == "AWS::Lambda::EventSourceMapping"
     props = mapping["Properties"]
-    assert props["Stream"] == {"Ref": "DynamoDbStreamArn"}
+    assert props["FunctionName"] == {"Ref": "StreamFlattenFunction"}
+    assert props["EventSourceArn"] == {"Ref": "DynamoDbStreamArn"}
     assert props["StartingPosition"] == "TRIM_HORIZON"
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BisectBatchOnFunctionError"] is True
     assert 0 <= props["MaximumRetryAttempts"] <= 10000
     assert 60 <= props["MaximumRecordAgeInSeconds"] < 24 * 3600  # bounded, and the records are still in the stream
     assert 1 <= props["BatchSize"] <= 10000
-    assert props["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["StreamFailureQueue", "Arn"]}}
+    assert props["DestinationConfig"]["OnFailure"] == {"Destination": {"Fn::GetAtt": ["StreamFailureQueue", "Arn"]}}
 
 
 def test_failure_queue_is_encrypted_and_its_depth_alarms_the_failure_topic() -> None:
@@ -76,11 +80,12 @@ def test_stream_function_may_read_only_its_stream_send_only_to_its_queue_and_put
     }
 
 
-def test_both_functions_run_on_the_globals_runtime_with_pyarrow_and_the_lake_environment() -> None:
+def test_both_functions_run_on_the_globals_runtime_and_only_the_stream_function_needs_pyarrow() -> None:
     for logical_id in ("StreamFlattenFunction", "FirehoseFlattenFunction"):
         props = RESOURCES[logical_id]["Properties"]
         assert "Runtime" not in props and "Architectures" not in props  # Globals: python3.13 on arm64
-        assert props["Layers"] == [{"Ref": "ArrowLayer"}]
+    assert RESOURCES["StreamFlattenFunction"]["Properties"]["Layers"] == [{"Ref": "ArrowLayer"}]
+    assert "Layers" not in RESOURCES["FirehoseFlattenFunction"]["Properties"]  # Globals: the common layer only
     environment = RESOURCES["StreamFlattenFunction"]["Properties"]["Environment"]["Variables"]
     assert set(environment) == {"LAKE_BUCKET", "LAKE_PREFIX", "LAKE_BUCKET_OWNER", "LAKE_KMS_KEY_ARN"}
     assert "Events" not in RESOURCES["FirehoseFlattenFunction"]["Properties"]

@@ -19,6 +19,8 @@ FUNCTION_EVENTS = {
     "finalize_copy.json",
     "catalog_rds.json",
     "catalog_dynamodb.json",
+    "athena_etl_jobs.json",  # the athena_etl state machine's input (also ValidateJobs' event)
+    "athena_query_step.json",  # RunJobStep: one job, its position and the cursor
 }
 
 

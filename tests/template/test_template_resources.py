@@ -1,4 +1,4 @@
-"""template.yaml resources: the snapshot-created rule, bucket hardening, topic encryption, log retention, alarm delivery."""
+"""template.yaml resources: the snapshot-created rule, bucket hardening, topic and queue encryption, log retention, alarm delivery."""
 
 from __future__ import annotations
 
@@ -55,6 +55,40 @@ def test_bucket_encrypts_with_kms(logical_id: str) -> None:
     assert rules, f"{logical_id}: no BucketEncryption"
     algorithms = [rule.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for rule in rules]
     assert algorithms == ["aws:kms"] * len(rules), f"{logical_id}: SSEAlgorithm {algorithms}"
+
+
+def _denies_insecure_transport(statement: Any, bucket: str) -> bool:
+    """A Deny of every S3 action by anyone on the bucket and its objects when the request is not over TLS."""
+    if not isinstance(statement, dict) or statement.get("Effect") != "Deny":
+        return False
+    resources = as_list(statement.get("Resource"))
+    return (
+        statement.get("Principal") in ("*", {"AWS": "*"})
+        and set(as_list(statement.get("Action"))) & {"s3:*", "*"} != set()
+        and statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") in ("false", False)
+        and {"Fn::GetAtt": [bucket, "Arn"]} in resources
+        and {"Fn::Sub": f"${{{bucket}.Arn}}/*"} in resources
+    )
+
+
+@pytest.mark.parametrize("logical_id", [logical_id for logical_id, _ in resources_of_type("AWS::S3::Bucket")])
+def test_bucket_policy_denies_requests_without_tls(logical_id: str) -> None:
+    policies = [
+        spec for _, spec in resources_of_type("AWS::S3::BucketPolicy") if spec.get("Properties", {}).get("Bucket") == {"Ref": logical_id}
+    ]
+    assert policies, f"{logical_id}: no AWS::S3::BucketPolicy with Bucket: !Ref {logical_id}"
+    statements = [s for spec in policies for s in as_list(spec["Properties"].get("PolicyDocument", {}).get("Statement", []))]
+    assert any(_denies_insecure_transport(s, logical_id) for s in statements), (
+        f"{logical_id}: no bucket policy statement denies s3:* on the bucket and its objects when aws:SecureTransport is false"
+    )
+
+
+@pytest.mark.parametrize("logical_id", [logical_id for logical_id, _ in resources_of_type("AWS::SQS::Queue")])
+def test_queue_is_encrypted(logical_id: str) -> None:
+    props = resources()[logical_id].get("Properties", {})
+    assert props.get("SqsManagedSseEnabled") is True or props.get("KmsMasterKeyId"), (
+        f"{logical_id}: neither SqsManagedSseEnabled: true nor KmsMasterKeyId"
+    )
 
 
 @pytest.mark.parametrize("logical_id", [logical_id for logical_id, _ in resources_of_type("AWS::SNS::Topic")])

@@ -1,19 +1,136 @@
-"""The one place boto3 clients are made.
+"""The one place boto3 clients are made, and AWS errors are given the names the state machines use.
 
 Handlers create their clients once at module level (reused across warm
 invocations) and pass them into library functions. `AWS_ENDPOINT_URL` is
 honoured by botocore itself, so the same code talks to AWS or to an emulator.
+
+All clients come from one boto3 Session per process, so botocore parses its
+endpoint and service-model files once rather than once per client (that
+parsing is most of a client's creation time, and of a cold start's). Clients
+are made at import time, on one thread, as a Session requires.
+
+Error names: Step Functions matches Retry/Catch on the exception's class name,
+and botocore names a ClientError after each service's own codes
+(`ThrottlingException`, `ProvisionedThroughputExceededException`, ...), while
+boto3's transfer manager hides it inside `S3UploadFailedError`. `named_errors`
+gives every handler one retryable name for throttling and AWS-side failures,
+`TransientAwsError`, and `lake_access` turns S3's bare 403 on the lake into an
+error that says what to check.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from snaplake.errors import KmsAccessDenied, LakeAccessDenied, SnaplakeError, TransientAwsError
 
 _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=64)
+_SESSION: boto3.session.Session | None = None
+
+# Error codes that mean "try again later" in the services snaplake calls (HTTP 5xx answers count too).
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
+_ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "KMS.AccessDeniedException"})
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = boto3.session.Session()
+    return _SESSION.client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+def client_error_of(error: BaseException | None) -> ClientError | None:
+    """The ClientError an SDK error stands for (itself, or the one boto3's transfer manager wrapped)."""
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, ClientError):
+            return error
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return None
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def is_transient(error: ClientError) -> bool:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return error_code(error) in TRANSIENT_ERROR_CODES or int(status) >= 500
+
+
+def named_errors(handler: Handler) -> Handler:
+    """Handler decorator: throttling and AWS-side failures that outlast the SDK's retries become TransientAwsError;
+    a ClientError wrapped by boto3's transfer manager is raised as itself (so Retry on ClientError matches it)."""
+
+    @functools.wraps(handler)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except SnaplakeError:
+            raise
+        except Exception as error:
+            cause = client_error_of(error)
+            if cause is None:
+                raise
+            if is_transient(cause):
+                message = cause.response.get("Error", {}).get("Message", "")
+                raise TransientAwsError(f"{cause.operation_name}: {error_code(cause)}: {message} (the SDK's retries ran out)") from error
+            if cause is not error:
+                raise cause from error
+            raise
+
+    return run  # type: ignore[return-value]
+
+
+@contextmanager
+def lake_access(bucket: str, owner: str | None, kms_key_arn: str | None, action: str) -> Iterator[None]:
+    """S3's 403 on a lake request -> LakeAccessDenied (KmsAccessDenied when S3 says the key refused) naming what to check.
+
+    S3 answers the same bare "Access Denied" for a bucket of another owner (ExpectedBucketOwner), a bucket
+    policy that does not allow the request, and a key this role may not use, so the message names all three.
+    """
+    try:
+        yield
+    except Exception as error:
+        cause = client_error_of(error)
+        if cause is None or error_code(cause) not in _ACCESS_DENIED_CODES:
+            raise
+        said = cause.response.get("Error", {}).get("Message", "")
+        permission = "kms:GenerateDataKey" if action == "write" else "kms:Decrypt"
+        checks = [f"the bucket is owned by account {owner or '(this account)'} (LakeBucketOwner, sent as ExpectedBucketOwner)"]
+        checks.append(f"the bucket policy lets this role {action} there")
+        if kms_key_arn:
+            checks.append(f"the lake key {kms_key_arn} lets this role use {permission} (its key policy and this role's policy)")
+        refused = f"S3 refused {cause.operation_name} in lake bucket {bucket} ({error_code(cause)}: {said})"
+        message = f"{refused}; check that " + "; ".join(checks)
+        kind = KmsAccessDenied if "kms" in said.lower() else LakeAccessDenied
+        raise kind(message) from error

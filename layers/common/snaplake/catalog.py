@@ -26,6 +26,7 @@ partition projection properties and nothing is registered per snapshot.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -37,7 +38,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from snaplake.errors import ConfigError, SnaplakeError
+from snaplake.errors import ConfigError, InvalidEvent, LandedManifestInvalid, SnaplakeError
+from snaplake.handler_input import athena_identifier, s3_key
 from snaplake.lake_keys import athena_name
 
 log = logging.getLogger(__name__)
@@ -778,3 +780,53 @@ def register_landed(
         )
         for entry in tables
     ]
+
+
+# --- Inputs of the catalog step ----------------------------------------------------------------
+
+
+def parse_landed_manifest(body: bytes, where: str, *, lake_bucket: str) -> dict[str, Any]:
+    """`landed.json` as FinalizeCopy writes it (read from `where`), checked whole before anything is registered.
+
+    Its names must already be Athena names (FinalizeCopy writes them so): a
+    name that is not did not come from FinalizeCopy and is refused, not made safe.
+    """
+    try:
+        landed = json.loads(body)
+    except ValueError as error:  # also UnicodeDecodeError
+        raise LandedManifestInvalid(f"landed manifest {where} is not JSON: {str(error)[:200]}") from None
+    if not isinstance(landed, dict) or not isinstance(landed.get("tables"), list):
+        raise LandedManifestInvalid(f"landed manifest {where} is not an object with a 'tables' list")
+    if landed.get("lakeBucket") != lake_bucket:
+        named = str(landed.get("lakeBucket"))[:100]
+        raise LandedManifestInvalid(f"landed manifest {where} names lake bucket {named!r}, not {lake_bucket!r}")
+    for index, entry in enumerate(landed["tables"]):
+        try:
+            if not isinstance(entry, dict):
+                raise InvalidEvent(f"the entry is a {type(entry).__name__}, not an object")
+            athena_identifier(entry.get("database"), "database")
+            athena_identifier(entry.get("table"), "table")
+            LandedPartition.parse(lake_bucket, s3_key(entry.get("partition"), "partition", folder=True))
+        except (InvalidEvent, UnsupportedPartitionLayout) as error:
+            raise LandedManifestInvalid(f"landed manifest {where} tables[{index}]: {error}") from None
+    return landed
+
+
+def dynamodb_partitions(kind: str, table: str, partitions: Sequence[Any]) -> list[str]:
+    """The partition prefixes FinalizeConversion published for `table`, checked before any is registered.
+
+    Each must be a Hive partition under the table's own folder: `.../dynamodb/<table>/...`
+    for a full export, `.../dynamodb_changes/<table>/...` for an incremental one.
+    """
+    folder = ("dynamodb" if kind == "full" else "dynamodb_changes", table)
+    checked = []
+    for index, raw in enumerate(partitions):
+        prefix = s3_key(raw, f"partitions[{index}]", folder=True)
+        try:
+            partition = LandedPartition.parse("", prefix)
+        except UnsupportedPartitionLayout as error:
+            raise InvalidEvent(f"partitions[{index}]: {error}") from None
+        if tuple(partition.table_prefix.rstrip("/").split("/")[-2:]) != folder:
+            raise InvalidEvent(f"partitions[{index}] {prefix[:200]!r} is not a partition of {'/'.join(folder)}/")
+        checked.append(prefix)
+    return checked

@@ -158,3 +158,49 @@ class LakeSettings:
             workers=_int(env, "COPY_WORKERS", 8, 1, 40),
             threads=_int(env, "COPY_THREADS", 16, 1, 64),
         )
+
+
+_WORK_GROUP_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def _s3_folder(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([A-Za-z0-9_=.-]+/)*", value):
+        raise ConfigError(f"environment variable {name}={value!r} must be an s3://bucket/prefix/ folder ending with '/'")
+    return value
+
+
+@dataclass(frozen=True)
+class AthenaSettings:
+    """Where Athena SQL jobs run and keep their files.
+
+    ATHENA_WORK_GROUP (default primary); ATHENA_OUTPUT_LOCATION (query results) and
+    ATHENA_WORK_LOCATION (plans and schema probes) default to `_snaplake/athena/...`
+    under LAKE_PREFIX in LAKE_BUCKET; a job's default table folder is `athena/<database>/<table>/` there.
+    """
+
+    work_group: str
+    output_location: str
+    work_location: str
+    tables_location: str
+    lake_bucket: str
+    lake_bucket_owner: str | None
+    lake_kms_key_arn: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> AthenaSettings:
+        bucket = _bucket(env, "LAKE_BUCKET")
+        prefix = _prefix(env, "LAKE_PREFIX")
+        root = f"s3://{bucket}/{prefix + '/' if prefix else ''}"
+        work_group = env.get("ATHENA_WORK_GROUP", "").strip() or "primary"
+        if not _WORK_GROUP_RE.match(work_group):
+            raise ConfigError(f"environment variable ATHENA_WORK_GROUP={work_group!r} is not a work group name")
+        return cls(
+            work_group=work_group,
+            output_location=_s3_folder(env, "ATHENA_OUTPUT_LOCATION", f"{root}_snaplake/athena/results/"),
+            work_location=_s3_folder(env, "ATHENA_WORK_LOCATION", f"{root}_snaplake/athena/"),
+            tables_location=f"{root}athena/",
+            lake_bucket=bucket,
+            lake_bucket_owner=_optional_account(env, "LAKE_BUCKET_OWNER"),
+            lake_kms_key_arn=env.get("LAKE_KMS_KEY_ARN", "").strip() or None,
+        )

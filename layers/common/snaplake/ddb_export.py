@@ -20,7 +20,17 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from snaplake.errors import ConfigError, DynamoDbExportsBusy, ExportFailed, ExportNotFound, InvalidEvent, PitrDisabled, WindowOutsidePitr
+from snaplake.errors import (
+    ConfigError,
+    DynamoDbExportsBusy,
+    DynamoDbTableNotFound,
+    ExportFailed,
+    ExportNotFound,
+    InvalidEvent,
+    PitrDisabled,
+    WindowOutsidePitr,
+)
+from snaplake.handler_input import integer, text, timestamp
 from snaplake.lake_keys import iso_utc, join_key, parse_iso_utc
 
 MIN_WINDOW = timedelta(minutes=15)
@@ -67,7 +77,10 @@ class Checkpoint:
 
 
 _TABLE_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/([A-Za-z0-9_.-]{3,255})")
-_EXPORT_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]{3,255}/export/[A-Za-z0-9-]+")
+EXPORT_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]{3,255}/export/[A-Za-z0-9-]+")
+_EXECUTION_ARN = re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:(execution|express):\S{1,1024}")
+EXPORT_TYPES = ("FULL_EXPORT", "INCREMENTAL_EXPORT")
+_REQUEST_FIELDS = frozenset({"tableArn", "mode"})
 
 
 def table_name(table_arn: Any) -> str:
@@ -80,12 +93,57 @@ def table_name(table_arn: Any) -> str:
 def parse_request(event: Any) -> tuple[str, Mode]:
     if not isinstance(event, dict):
         raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
+    unknown = sorted(set(event) - _REQUEST_FIELDS)
+    if unknown:
+        # A misspelt "mode" would otherwise run the default mode without a word.
+        raise InvalidEvent(f"unknown fields {[name[:40] for name in unknown[:5]]} in the export request; it takes 'tableArn' and 'mode'")
     table_arn = event.get("tableArn")
     table_name(table_arn)
     mode = event.get("mode", "auto")
     if mode not in ("auto", "full", "incremental"):
         raise InvalidEvent(f"mode must be 'auto', 'full' or 'incremental', got {str(mode)[:50]!r}")
     return str(table_arn), mode
+
+
+def execution_arn(value: Any) -> str:
+    """The Step Functions execution that holds (or releases) a table's export lease."""
+    if not isinstance(value, str) or not _EXECUTION_ARN.fullmatch(value):
+        raise InvalidEvent(f"'execution' must be a Step Functions execution ARN, got {str(value)[:200]!r}")
+    return value
+
+
+def require_own_table(table_arn: str, execution: str) -> None:
+    """The table must be in the account and region of the execution exporting it (this stack's).
+
+    DynamoDB is called with the table's name, so an ARN of another account or
+    region would otherwise export the local table of that name under its ARN.
+    """
+
+    def partition_region_account(arn: str) -> tuple[str, str, str]:
+        parts = arn.split(":")
+        return parts[1], parts[3], parts[4]
+
+    here = partition_region_account(execution)
+    if partition_region_account(table_arn) != here:
+        raise InvalidEvent(f"table {table_arn} is not in the partition, region and account of this pipeline {here}")
+
+
+def parse_commit(event: Any) -> tuple[str, str, str, datetime]:
+    """CommitCheckpoint's input: (tableArn, exportArn, exportType, exportedTo), each checked before anything is written."""
+    if not isinstance(event, dict):
+        raise InvalidEvent("commit needs the export's tableArn, exportArn, exportType and exportedTo")
+    for name in ("tableArn", "exportArn", "exportType", "exportedTo"):
+        if event.get(name) is None:
+            raise InvalidEvent(f"commit needs tableArn, exportArn, exportType and an ISO exportedTo: {name!r} is missing")
+    table_arn = event["tableArn"]
+    table_name(table_arn)
+    export_arn = text(event["exportArn"], "exportArn", EXPORT_ARN)
+    if not export_arn.startswith(f"{table_arn}/export/"):
+        raise InvalidEvent(f"export {export_arn} is not an export of {table_arn}")
+    kind = event["exportType"]
+    if kind not in EXPORT_TYPES:
+        raise InvalidEvent(f"exportType must be one of {EXPORT_TYPES}, got {str(kind)[:50]!r}")
+    return table_arn, export_arn, kind, timestamp(event["exportedTo"], "exportedTo")
 
 
 # ---------------------------------------------------------------- checkpoint table
@@ -198,7 +256,12 @@ class ExportPlan:
 
 
 def pitr_window(ddb: Any, name: str) -> tuple[datetime, datetime]:
-    described = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    try:
+        described = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("TableNotFoundException", "ResourceNotFoundException"):
+            raise DynamoDbTableNotFound(f"DynamoDB table {name} does not exist in this account and region") from None
+        raise
     pitr = described.get("PointInTimeRecoveryDescription", {})
     if pitr.get("PointInTimeRecoveryStatus") != "ENABLED":
         raise PitrDisabled(
@@ -311,8 +374,9 @@ def _started(plan: ExportPlan, export_arn: str, status: str) -> dict[str, Any]:
 
 def poll_export(ddb: Any, state: dict[str, Any]) -> dict[str, Any]:
     export_arn = state.get("exportArn")
-    if not isinstance(export_arn, str) or not _EXPORT_ARN.fullmatch(export_arn):
+    if not isinstance(export_arn, str) or not EXPORT_ARN.fullmatch(export_arn):
         raise InvalidEvent(f"poll needs the DynamoDB 'exportArn' from StartExport, got {str(export_arn)[:200]!r}")
+    polls = integer(state.get("polls", 0), "polls") + 1
     try:
         described = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
     except ClientError as error:
@@ -322,7 +386,6 @@ def poll_export(ddb: Any, state: dict[str, Any]) -> dict[str, Any]:
     status = described["ExportStatus"]
     if status == "FAILED":
         raise ExportFailed(f"export {export_arn} failed: {described.get('FailureCode')}: {described.get('FailureMessage')}")
-    polls = int(state.get("polls", 0)) + 1
     return {
         **state,
         "status": status,
@@ -341,10 +404,13 @@ def start_table_executions(sfn: Any, state_machine_arn: str, event: Any) -> list
     if not isinstance(event, dict) or not isinstance(event.get("tableArns"), list) or not event["tableArns"]:
         raise InvalidEvent("the schedule's input must be {'tableArns': [...], 'mode': ..., 'scheduledTime': ...}")
     mode = event.get("mode", "auto")
+    if event.get("scheduledTime") is not None:
+        timestamp(event["scheduledTime"], "scheduledTime")
     scheduled = re.sub(r"[^0-9A-Za-z]", "", str(event.get("scheduledTime") or iso_utc(datetime.now(UTC))))[:20]
+    for table_arn in event["tableArns"]:  # every table checked before any execution starts
+        parse_request({"tableArn": table_arn, "mode": mode})
     started = []
     for table_arn in event["tableArns"]:
-        parse_request({"tableArn": table_arn, "mode": mode})
         name = f"{table_name(table_arn)[:50]}-{scheduled}"
         try:
             started.append(

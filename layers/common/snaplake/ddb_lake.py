@@ -14,18 +14,23 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
 
 from snaplake.config import lake_write_args
-from snaplake.ddb_export import table_name
-from snaplake.errors import ConversionIncomplete, CountMismatch, InvalidEvent, ManifestMissing
+from snaplake.ddb_export import EXPORT_ARN, table_name
+from snaplake.errors import ConversionIncomplete, CountMismatch, InvalidEvent, ManifestMissing, PlanMissing
+from snaplake.handler_input import athena_identifier, bucket, integer, s3_key, text, timestamp
 from snaplake.lake_keys import SUCCESS_MARKER, athena_name, iso_utc, join_key, parse_iso_utc, snapshot_time_value
 
 FULL, INCREMENTAL = "full", "incremental"
+_EXPORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")  # the last segment of an export ARN
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,17 @@ class _S3:
     def read_json(self, key: str) -> Any:
         return json.loads(self.read_export(key))
 
+    def read_plan(self, key: str) -> Any:
+        """A file of the conversion plan; PlanMissing when it is not there."""
+        try:
+            return self.read_json(key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "NoSuchBucket", "404"):
+                raise PlanMissing(
+                    f"s3://{self.export_bucket}/{key} does not exist: the plan was deleted, or the step that writes it did not run"
+                ) from None
+            raise
+
     def list_export(self, prefix: str) -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.export_bucket, Prefix=prefix, **self._export_owner())
         return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
@@ -107,16 +123,44 @@ class Plan:
         raw = request.get("plan")
         if not isinstance(raw, dict) or not isinstance(raw.get("bucket"), str) or not str(raw.get("prefix", "")).endswith("/"):
             raise InvalidEvent("'plan' must be an object with 'bucket' and a 'prefix' folder")
-        return cls(raw["bucket"], raw["prefix"])
+        return cls(bucket(raw["bucket"], "plan.bucket"), s3_key(raw["prefix"], "plan.prefix", folder=True))
+
+
+def _plan_files(io: _S3, plan: Plan, count: int) -> list[dict[str, Any]]:
+    """The plan's data files; `count` (from the request) must be how many there are."""
+    files = io.read_plan(f"{plan.prefix}files.json")
+    if not isinstance(files, list) or len(files) != count:
+        raise InvalidEvent(f"the request counts {count} data files, the plan {len(files) if isinstance(files, list) else '?'}")
+    return files
+
+
+def _conversion(request: dict[str, Any]) -> tuple[Literal["full", "incremental"], str, str, str]:
+    """(kind, table, exportedTo, exportId) as PlanConversion returned them: they name lake keys, so each is checked."""
+    for name in ("kind", "table", "exportedTo", "exportId"):
+        if request.get(name) is None:
+            raise InvalidEvent(f"needs {name!r} from PlanConversion")
+    if request["kind"] not in (FULL, INCREMENTAL):
+        raise InvalidEvent(f"'kind' must be {FULL!r} or {INCREMENTAL!r}, got {str(request['kind'])[:50]!r}")
+    kind: Literal["full", "incremental"] = "full" if request["kind"] == FULL else "incremental"
+    timestamp(request["exportedTo"], "exportedTo")
+    return kind, athena_identifier(request["table"], "table"), request["exportedTo"], text(request["exportId"], "exportId", _EXPORT_ID)
 
 
 def plan_conversion(s3: Any, request: dict[str, Any], settings: DynamoDbLakeSettings, plan_root: str) -> dict[str, Any]:
     """Read the manifests of a COMPLETED export and write the conversion plan."""
-    bucket, summary_key, export_arn = request.get("bucket"), request.get("manifestSummaryKey"), request.get("exportArn")
-    if not all(isinstance(v, str) and v for v in (bucket, summary_key, export_arn)):
+    export_bucket, summary_key, export_arn = request.get("bucket"), request.get("manifestSummaryKey"), request.get("exportArn")
+    if not all(isinstance(v, str) and v for v in (export_bucket, summary_key, export_arn)):
         raise InvalidEvent("plan conversion needs 'bucket', 'manifestSummaryKey' and 'exportArn' from PollExport")
-    assert isinstance(bucket, str) and isinstance(summary_key, str) and isinstance(export_arn, str)
-    io = _S3(s3, settings, bucket)
+    export_bucket = bucket(export_bucket, "bucket")
+    summary_key = s3_key(summary_key, "manifestSummaryKey")
+    export_arn = text(export_arn, "exportArn", EXPORT_ARN)
+    table_arn = request.get("tableArn")
+    name = table_name(table_arn)
+    if not export_arn.startswith(f"{table_arn}/export/"):
+        raise InvalidEvent(f"export {export_arn} is not an export of {table_arn}")
+    if request.get("exportedTo") is not None:
+        timestamp(request["exportedTo"], "exportedTo")
+    io = _S3(s3, settings, export_bucket)
     try:
         summary = io.read_json(summary_key)
         files_key = summary["manifestFilesS3Key"]
@@ -125,21 +169,28 @@ def plan_conversion(s3: Any, request: dict[str, Any], settings: DynamoDbLakeSett
         raise ManifestMissing(f"cannot read the manifests of {export_arn} ({summary_key}): {error}") from None
     files: list[dict[str, Any]] = []
     for number, line in enumerate(filter(None, (raw.strip() for raw in lines))):
-        entry = json.loads(line)
-        key, count = entry.get("dataFileS3Key"), entry.get("itemCount")
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise ManifestMissing(f"{files_key} line {number + 1} is not JSON") from None
+        key, count = (entry.get("dataFileS3Key"), entry.get("itemCount")) if isinstance(entry, dict) else (None, None)
         if not isinstance(key, str) or not isinstance(count, int):
             raise ManifestMissing(f"{files_key} line {number + 1} lacks dataFileS3Key/itemCount")
         files.append({"key": key, "items": count})
     kind = INCREMENTAL if summary.get("exportType") == "INCREMENTAL_EXPORT" else FULL
     export_id = export_arn.rsplit("/", 1)[-1]
-    plan = Plan(bucket, join_key(plan_root, table_name(str(request.get("tableArn"))), export_id) + "/")
+    plan = Plan(export_bucket, join_key(plan_root, name, export_id) + "/")
     exported_to = str(request.get("exportedTo") or summary.get("exportTime") or summary.get("exportToTime"))
+    try:
+        parse_iso_utc(exported_to)
+    except ValueError:
+        raise ManifestMissing(f"{summary_key} has no export time and the request no 'exportedTo'") from None
     io.write_export(f"{plan.prefix}files.json", json.dumps(files).encode())
     workers = max(1, min(settings.workers, len(files)))
     return {
         "plan": {"bucket": plan.bucket, "prefix": plan.prefix},
         "kind": kind,
-        "table": athena_name(table_name(str(request.get("tableArn")))),
+        "table": athena_name(name),
         "exportId": export_id,
         "exportedTo": iso_utc(parse_iso_utc(exported_to)),
         "files": len(files),
@@ -150,16 +201,14 @@ def plan_conversion(s3: Any, request: dict[str, Any], settings: DynamoDbLakeSett
 
 def _share(request: dict[str, Any]) -> tuple[Plan, int, int, int, int]:
     plan = Plan.from_request(request)
-    share, cursor = request.get("share"), request.get("cursor") or 0
-    try:
-        if not isinstance(share, dict):
-            raise TypeError
-        worker, workers, count = int(share["worker"]), int(share["workers"]), int(share["files"])
-        start = int(cursor) if cursor else worker
-    except (KeyError, TypeError, ValueError):
-        raise InvalidEvent("needs 'plan' and 'share' with integer 'worker', 'workers', 'files'") from None
-    if not (0 <= worker < workers and start % workers == worker):
-        raise InvalidEvent(f"worker {worker} of {workers} (cursor {start}) is out of range")
+    share, cursor = request.get("share"), request.get("cursor")
+    if not isinstance(share, dict):
+        raise InvalidEvent("needs 'plan' and 'share' with integer 'worker', 'workers', 'files'")
+    worker, workers = integer(share.get("worker"), "share.worker"), integer(share.get("workers"), "share.workers", 1)
+    count = integer(share.get("files"), "share.files")
+    start = worker if cursor is None else integer(cursor, "cursor")
+    if not (worker < workers and start % workers == worker) or (cursor is not None and start >= count):
+        raise InvalidEvent(f"worker {worker} of {workers} (cursor {start}, {count} files) is out of range")
     return plan, worker, workers, count, start
 
 
@@ -174,9 +223,11 @@ def scan_files(
     from snaplake.ddb_parquet import ConvertOptions, scan_file
 
     plan, _, workers, count, index = _share(request)
-    io = _S3(s3, settings, plan.bucket)
-    files = io.read_json(f"{plan.prefix}files.json")
     kind = request.get("kind", FULL)
+    if kind not in (FULL, INCREMENTAL):
+        raise InvalidEvent(f"'kind' must be {FULL!r} or {INCREMENTAL!r}, got {str(kind)[:50]!r}")
+    io = _S3(s3, settings, plan.bucket)
+    files = _plan_files(io, plan, count)
     done_one = False
     while index < count:
         if done_one and remaining_ms() < reserve_ms:
@@ -197,18 +248,27 @@ def merge_schemas(s3: Any, request: dict[str, Any], settings: DynamoDbLakeSettin
     from snaplake.ddb_parquet import ExportSchema
 
     plan = Plan.from_request(request)
+    count, expected = _totals(request)
     io = _S3(s3, settings, plan.bucket)
-    count = int(request["files"])
+    _plan_files(io, plan, count)
     merged = ExportSchema()
     total = 0
     for index in range(count):
-        scanned = io.read_json(plan.file_result("schemas", index))
+        scanned = io.read_plan(plan.file_result("schemas", index))
         merged = merged.merge(ExportSchema.from_json(scanned["schema"]))
         total += int(scanned["rows"])
-    if total != int(request["expectedItems"]):
-        raise CountMismatch(f"the export's data files hold {total} items, manifest-summary.json says {request['expectedItems']}")
+    if total != expected:
+        raise CountMismatch(f"the export's data files hold {total} items, manifest-summary.json says {expected}")
     io.write_export(f"{plan.prefix}schema.json", json.dumps(merged.to_json()).encode())
     return {"schemaKey": f"{plan.prefix}schema.json", "rows": total}
+
+
+def _totals(request: dict[str, Any]) -> tuple[int, int]:
+    """The plan's ("files", "expectedItems") as PlanConversion returned them."""
+    for name in ("files", "expectedItems"):
+        if name not in request:
+            raise InvalidEvent(f"needs {name!r} from PlanConversion")
+    return integer(request["files"], "files"), integer(request["expectedItems"], "expectedItems")
 
 
 def lake_partition(settings: DynamoDbLakeSettings, kind: str, table: str, exported_to: str, hour: datetime | None = None) -> str:
@@ -228,10 +288,10 @@ def convert_files(
     from snaplake.ddb_parquet import ConvertOptions, ExportSchema, convert_block, iter_blocks
 
     plan, _, workers, count, index = _share(request)
+    kind, table, exported_to, export_id = _conversion(request)
     io = _S3(s3, settings, plan.bucket)
-    files = io.read_json(f"{plan.prefix}files.json")
-    schema = ExportSchema.from_json(io.read_json(f"{plan.prefix}schema.json"))
-    kind, table, exported_to, export_id = request["kind"], request["table"], request["exportedTo"], request["exportId"]
+    files = _plan_files(io, plan, count)
+    schema = ExportSchema.from_json(io.read_plan(f"{plan.prefix}schema.json"))
     options = ConvertOptions()
     arrow_schema = schema.arrow_schema(kind, options)
     done_one = False
@@ -298,23 +358,25 @@ def _carry(request: dict[str, Any]) -> dict[str, Any]:
 def finalize_conversion(s3: Any, request: dict[str, Any], settings: DynamoDbLakeSettings) -> dict[str, Any]:
     """Every file converted and the rows add up to the manifest: then `_SUCCESS` in each partition, last."""
     plan = Plan.from_request(request)
+    count, expected = _totals(request)
+    kind, table, exported_to, export_id = _conversion(request)
     io = _S3(s3, settings, plan.bucket)
-    count, expected = int(request["files"]), int(request["expectedItems"])
+    _plan_files(io, plan, count)
     converted = set(io.list_export(f"{plan.prefix}converted/"))
     missing = [i for i in range(count) if plan.file_result("converted", i) not in converted]
     if missing:
         raise ConversionIncomplete(f"{len(missing)} of {count} data files are not converted (first: {missing[0]})")
-    results = [io.read_json(plan.file_result("converted", i)) for i in range(count)]
+    results = [io.read_plan(plan.file_result("converted", i)) for i in range(count)]
     rows = sum(int(r["rows"]) for r in results)
     if rows != expected:
         raise CountMismatch(f"wrote {rows} rows in all, manifest-summary.json says {expected} items")
     # Nothing of this export is visible in the lake until every file converted and the counts add up.
     for result in results:
         for key in result["keys"]:
-            io.publish(staging_key(settings, str(request["exportId"]), key), key)
+            io.publish(staging_key(settings, export_id, key), key)
     partitions = sorted({key.rsplit("/", 1)[0] for r in results for key in r["keys"]})
-    if not partitions and request.get("kind") == FULL:
-        partitions = [lake_partition(settings, FULL, request["table"], request["exportedTo"])]
+    if not partitions and kind == FULL:
+        partitions = [lake_partition(settings, FULL, table, exported_to)]
     for partition in partitions:
         io.put_lake(f"{partition}/{SUCCESS_MARKER}", b"")
     return {

@@ -96,3 +96,55 @@ class CountMismatch(SnaplakeError):
 
 class ConversionIncomplete(SnaplakeError):
     """Finalize found data files that were not converted."""
+
+
+class TransientAwsError(SnaplakeError):
+    """AWS throttled a request or failed internally, and the SDK's own retries ran out (the state machines retry it)."""
+
+
+class LakeAccessDenied(SnaplakeError):
+    """S3 refused a request on the lake bucket: its owner, its bucket policy or the lake key's policy; the message says which to check."""
+
+
+class KmsAccessDenied(LakeAccessDenied):
+    """S3 refused a lake request because this role may not use the lake's KMS key; the message names the key and the permission."""
+
+
+class InvalidJob(SnaplakeError):
+    """An Athena SQL job document is malformed: unknown mode or field, a missing or mistyped value."""
+
+
+class TableNotFound(SnaplakeError):
+    """A job's target table does not exist in the Glue Data Catalog."""
+
+
+class LocationNotEmpty(SnaplakeError):
+    """An S3 location a query is about to write into already holds objects (Athena never overwrites data)."""
+
+
+class UnsafeOverwrite(SnaplakeError):
+    """An overwrite would delete data outside the job's own external location."""
+
+
+class DataDeletionFailed(SnaplakeError):
+    """S3 refused to delete some of a replaced table's or partition's old objects."""
+
+
+class QueryFailed(SnaplakeError):
+    """An Athena query ended FAILED; the message carries Athena's StateChangeReason."""
+
+
+class QueryCancelled(SnaplakeError):
+    """An Athena query ended CANCELLED (stopped by someone, or by the work group's limits)."""
+
+
+class PlanMissing(SnaplakeError):
+    """The plan folder named by the event holds no plan, or not the file asked for (a wrong prefix, or the plan was deleted)."""
+
+
+class LandedManifestInvalid(SnaplakeError):
+    """The landed manifest named by RegisterCatalog's input is missing, unreadable or not what FinalizeCopy writes."""
+
+
+class DynamoDbTableNotFound(SnaplakeError):
+    """The DynamoDB table named by the request does not exist in this account and region."""

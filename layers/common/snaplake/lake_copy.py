@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -23,18 +24,25 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from snaplake.config import LakeSettings, lake_write_args
-from snaplake.errors import CopyIncomplete, DestinationMismatch, ExportFilesMissing, InvalidEvent, KeyCollision
-from snaplake.lake_keys import SUCCESS_MARKER, SnapshotLayout, join_key, parse_export_key, parse_iso_utc
+from snaplake.errors import CopyIncomplete, DestinationMismatch, ExportFilesMissing, InvalidEvent, KeyCollision, PlanMissing
+from snaplake.handler_input import bucket as bucket_name
+from snaplake.handler_input import integer, s3_key, text, timestamp
+from snaplake.lake_keys import SUCCESS_MARKER, SnapshotLayout, join_key, parse_export_key
+from snaplake.rds_export import EXPORT_TASK_IDENTIFIER
+from snaplake.snapshots import SOURCE_IDENTIFIER
 
 log = logging.getLogger(__name__)
 
 MAX_SINGLE_COPY_BYTES = 5 * 1024**3  # CopyObject limit
 MAX_PARTS = 10_000
+MAX_BATCHES = 1_000_000  # a plan of more batches would list over a billion objects
 MIN_PART_BYTES = 512 * 1024**2
 SOURCE_ETAG_METADATA = "snaplake-source-etag"
 CONTENT_TYPE = "application/octet-stream"
 
 _DONE = "done"
+_PLAN_FOLDER = re.compile(r"^plan-[0-9a-f]{16}$")
+_MISSING = ("NoSuchKey", "NoSuchBucket", "404")
 # Planning figure for the time budget: server-side copy throughput of one CopyObject / UploadPartCopy stream.
 COPY_BYTES_PER_SECOND = 50 * 1024**2
 MULTIPART_COPY_THREADS = 8
@@ -84,9 +92,10 @@ class PlanRef:
     def from_json(cls, raw: Any) -> PlanRef:
         if not isinstance(raw, dict) or not isinstance(raw.get("bucket"), str) or not isinstance(raw.get("prefix"), str):
             raise InvalidEvent("'plan' must be an object with 'bucket' and 'prefix'")
-        if not raw["prefix"].endswith("/") or ".." in raw["prefix"].split("/"):
-            raise InvalidEvent(f"plan prefix {raw['prefix']!r} is not a plan folder")
-        return cls(raw["bucket"], raw["prefix"])
+        prefix = s3_key(raw["prefix"], "plan.prefix", folder=True)
+        if not _PLAN_FOLDER.fullmatch(prefix[:-1].rsplit("/", 1)[-1]):
+            raise InvalidEvent(f"plan prefix {prefix[:200]!r} is not a plan folder (.../plan-<digest>/)")
+        return cls(bucket_name(raw["bucket"], "plan.bucket"), prefix)
 
 
 class LakeWriter:
@@ -126,6 +135,15 @@ class LakeWriter:
     def get_source_json(self, key: str) -> Any:
         body = self.s3.get_object(Bucket=self.source_bucket, Key=key, **self._source_owner())["Body"].read()
         return json.loads(body)
+
+    def get_plan_json(self, key: str) -> Any:
+        """A file of the copy plan; PlanMissing when it is not there."""
+        try:
+            return self.get_source_json(key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _MISSING:
+                raise PlanMissing(f"s3://{self.source_bucket}/{key} does not exist: the plan was deleted or never written") from None
+            raise
 
     def put_source(self, key: str, body: bytes) -> None:
         self.s3.put_object(Bucket=self.source_bucket, Key=key, Body=body, **self._source_owner())
@@ -203,25 +221,29 @@ class LakeWriter:
 
 
 def _layout(request: dict[str, Any]) -> SnapshotLayout:
-    try:
-        return SnapshotLayout(
-            engine=str(request.get("engine", "")),
-            source_id=str(request["sourceIdentifier"]),
-            export_id=str(request["exportTaskIdentifier"]),
-            snapshot_time=parse_iso_utc(str(request["snapshotTime"])),
-        )
-    except KeyError as missing:
-        raise InvalidEvent(f"plan copy needs {missing.args[0]!r} from the earlier steps") from None
-    except ValueError as error:
-        raise InvalidEvent(str(error)) from None
+    for name in ("sourceIdentifier", "exportTaskIdentifier", "snapshotTime"):
+        if request.get(name) is None:
+            raise InvalidEvent(f"plan copy needs {name!r} from the earlier steps")
+    engine = request.get("engine", "")
+    if not isinstance(engine, str):
+        raise InvalidEvent(f"'engine' must be a string, got {type(engine).__name__}")
+    return SnapshotLayout(
+        engine=engine,
+        source_id=text(request["sourceIdentifier"], "sourceIdentifier", SOURCE_IDENTIFIER),
+        export_id=text(request["exportTaskIdentifier"], "exportTaskIdentifier", EXPORT_TASK_IDENTIFIER),
+        snapshot_time=timestamp(request["snapshotTime"], "snapshotTime"),
+    )
 
 
 def plan_copy(s3: Any, request: dict[str, Any], lake: LakeSettings, plan_root: str) -> dict[str, Any]:
     """List the finished export and write the copy plan; returns a small summary."""
     layout = _layout(request)
-    bucket, export_root = request.get("exportBucket"), request.get("exportRoot")
-    if not isinstance(bucket, str) or not isinstance(export_root, str) or not export_root.endswith("/"):
+    if request.get("exportBucket") is None or request.get("exportRoot") is None:
         raise InvalidEvent("plan copy needs 'exportBucket' and 'exportRoot' from PollExport")
+    bucket = bucket_name(request["exportBucket"], "exportBucket")
+    export_root = s3_key(request["exportRoot"], "exportRoot", folder=True)
+    if export_root != f"{layout.export_id}/" and not export_root.endswith(f"/{layout.export_id}/"):
+        raise InvalidEvent(f"exportRoot {export_root[:200]!r} is not the folder of export {layout.export_id}")
     writer = LakeWriter(s3, lake, bucket)
     items: list[CopyItem] = []
     batch_markers: list[str] = []  # lake keys of the export's per-batch _SUCCESS markers
@@ -277,7 +299,16 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: LakeSettings, plan_root: s
         writer.put_source(plan.batch_key(index), json.dumps([i.as_json() for i in batch]).encode())
     writer.put_source(
         plan.markers_key,
-        json.dumps({"batchMarkers": batch_markers, "tables": sorted(tables.values(), key=lambda t: t["partition"])}).encode(),
+        json.dumps(
+            {
+                "batchMarkers": batch_markers,
+                "tables": sorted(tables.values(), key=lambda t: t["partition"]),
+                # What the workers' shares and FinalizeCopy's input must agree with.
+                "batches": len(batches),
+                "batchSize": lake.batch_size,
+                "objects": len(items),
+            }
+        ).encode(),
     )
     workers = min(lake.workers, len(batches))
     log.info("planned copy", extra={"objects": len(items), "batches": len(batches), "tables": len(tables), "ignored": ignored})
@@ -338,19 +369,20 @@ def copy_batches(
     plan = PlanRef.from_json(request.get("plan"))
     share = request.get("share")
     cursor = request.get("cursor") or {}
-    try:
-        if not isinstance(share, dict) or not isinstance(cursor, dict):
-            raise TypeError
-        worker, workers, batch_count = int(share["worker"]), int(share["workers"]), int(share["batches"])
-        batch_size, object_count = int(share["batchSize"]), int(share["objects"])
-        batch, offset = int(cursor.get("batch", worker)), int(cursor.get("offset", 0))
-    except (KeyError, TypeError, ValueError):
+    if not isinstance(share, dict) or not isinstance(cursor, dict):
         raise InvalidEvent(
             "copy batch needs 'share' with integer 'worker', 'workers', 'batches', 'batchSize', 'objects' (and an optional 'cursor')"
-        ) from None
-    if not (0 <= worker < workers and batch_count >= 0 and batch_size > 0 and batch % workers == worker and offset >= 0):
+        )
+    worker, workers = integer(share.get("worker"), "share.worker"), integer(share.get("workers"), "share.workers", 1)
+    batch_count = integer(share.get("batches"), "share.batches", 0, MAX_BATCHES)
+    batch_size, object_count = integer(share.get("batchSize"), "share.batchSize", 1), integer(share.get("objects"), "share.objects")
+    batch, offset = integer(cursor.get("batch", worker), "cursor.batch"), integer(cursor.get("offset", 0), "cursor.offset")
+    for tally_name in ("copied", "skipped", "copiedBytes"):  # carried over from the previous invocation
+        integer(request.get(tally_name, 0), tally_name)
+    if not (worker < workers and batch % workers == worker) or (cursor and batch >= batch_count):
         raise InvalidEvent(f"worker {worker} of {workers} (cursor batch {batch}, offset {offset}) is out of range")
     writer = LakeWriter(s3, lake, plan.bucket)
+    _check_share(writer.get_plan_json(plan.markers_key), batches=batch_count, batchSize=batch_size, objects=object_count)
     tally = {"copied": 0, "skipped": 0, "bytes": 0}
     tally_lock = threading.Lock()
     started_any = False
@@ -372,7 +404,9 @@ def copy_batches(
                 tally["skipped"] += min(batch_size, object_count - batch * batch_size)
                 batch, offset = batch + workers, 0
                 continue
-            items = [CopyItem.from_json(raw) for raw in writer.get_source_json(plan.batch_key(batch))]
+            items = [CopyItem.from_json(raw) for raw in writer.get_plan_json(plan.batch_key(batch))]
+            if offset >= len(items):  # a returned cursor always points at an object still to copy
+                raise InvalidEvent(f"cursor offset {offset} is past the end of batch {batch} ({len(items)} objects)")
             # Each invocation claims the offset it starts from. Finding the claim
             # already there means an earlier invocation started here and died
             # (a crash or timeout, retried with the same input): it may have
@@ -402,6 +436,14 @@ def copy_batches(
     return _progress(request, batch, 0, tally, done=True)
 
 
+def _check_share(planned: Any, **share: int) -> None:
+    """The share's figures are the plan's (plans written before they were recorded are taken on trust)."""
+    wrong = [name for name, value in share.items() if isinstance(planned, dict) and name in planned and planned[name] != value]
+    if wrong:
+        given = ", ".join(f"{name}={share[name]}" for name in wrong)
+        raise InvalidEvent(f"{given} does not match the plan ({', '.join(f'{name}={planned[name]}' for name in wrong)})")
+
+
 def _claim(offset: int) -> str:
     return f"from-{offset}"
 
@@ -428,16 +470,16 @@ def finalize_copy(s3: Any, request: dict[str, Any], lake: LakeSettings) -> dict[
     """Check every batch is done, then write the `_SUCCESS` markers: the
     export's per-batch markers first, each table partition's own marker last."""
     plan = PlanRef.from_json(request.get("plan"))
-    try:
-        batch_count = int(request["batches"])
-    except (KeyError, TypeError, ValueError):
-        raise InvalidEvent("finalize needs the integer 'batches' from PlanCopy") from None
+    if "batches" not in request:
+        raise InvalidEvent("finalize needs the integer 'batches' from PlanCopy")
+    batch_count = integer(request["batches"], "batches", 0, MAX_BATCHES)
     writer = LakeWriter(s3, lake, plan.bucket)
+    manifest = writer.get_plan_json(plan.markers_key)
+    _check_share(manifest, batches=batch_count)
     done = {obj["Key"] for obj in writer.list_source(f"{plan.prefix}progress/")}
     missing = [i for i in range(batch_count) if plan.progress_key(i, _DONE) not in done]
     if missing:
         raise CopyIncomplete(f"{len(missing)} of {batch_count} copy batches are not done (first: {missing[0]}); re-run the copy")
-    manifest = writer.get_source_json(plan.markers_key)
     tables = manifest["tables"]
     with ThreadPoolExecutor(max_workers=lake.threads) as pool:
         list(pool.map(writer.put_marker, manifest["batchMarkers"]))

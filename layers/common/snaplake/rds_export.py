@@ -11,13 +11,18 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from snaplake.config import ExportSettings
-from snaplake.errors import ExportCanceled, ExportFailed, ExportNotFound, ExportSlotsBusy, InvalidEvent
+from snaplake.errors import ExportCanceled, ExportFailed, ExportNotFound, ExportSlotsBusy, InvalidEvent, SnapshotNotFound
+from snaplake.handler_input import integer, text
 from snaplake.lake_keys import join_key
+from snaplake.snapshots import export_attempt, parse_snapshot_arn
 
 MAX_CONCURRENT_EXPORTS = 5  # per account, AWS quota
 _ACTIVE_STATUSES = ("starting", "in_progress", "canceling")
 _IDENTIFIER_MAX = 60
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
+# What StartExportTask accepts as ExportTaskIdentifier (and so all DescribeExportTasks can know).
+EXPORT_TASK_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,59}$")
+_SNAPSHOT_NOT_FOUND = ("DBSnapshotNotFound", "DBSnapshotNotFoundFault", "DBClusterSnapshotNotFoundFault")
 
 # Poll quickly while the export starts, then settle: exports take minutes to hours.
 _FIRST_WAIT_SECONDS = 60
@@ -101,9 +106,8 @@ def start_export(rds: Any, request: dict[str, Any], settings: ExportSettings) ->
     snapshot_arn = request.get("snapshotArn")
     if not isinstance(snapshot_arn, str) or not snapshot_arn.startswith("arn:"):
         raise InvalidEvent("start export needs the filter's output with a 'snapshotArn'")
-    attempt = request.get("exportAttempt", 1)
-    if not isinstance(attempt, int):
-        raise InvalidEvent("exportAttempt must be an integer")
+    parse_snapshot_arn(snapshot_arn)
+    attempt = export_attempt(request)
     identifier = export_task_identifier(snapshot_arn, attempt)
     existing = describe_export(rds, identifier)
     reused = existing is not None
@@ -128,6 +132,8 @@ def start_export(rds: Any, request: dict[str, Any], settings: ExportSettings) ->
         except ClientError as error:
             code = error.response["Error"]["Code"]
             message = error.response["Error"].get("Message", "")
+            if code in _SNAPSHOT_NOT_FOUND:
+                raise SnapshotNotFound(f"snapshot {snapshot_arn} does not exist in this account and region: {message}") from None
             if code == "ExportTaskAlreadyExists":
                 existing, reused = describe_export(rds, identifier), True
                 if existing is None:
@@ -176,6 +182,8 @@ def poll_export(rds: Any, state: dict[str, Any]) -> dict[str, Any]:
     identifier = state.get("exportTaskIdentifier")
     if not isinstance(identifier, str) or not identifier:
         raise InvalidEvent("poll export needs 'exportTaskIdentifier'")
+    text(identifier, "exportTaskIdentifier", EXPORT_TASK_IDENTIFIER)
+    polls = integer(state.get("polls", 0), "polls") + 1
     status = describe_export(rds, identifier)
     if status is None:
         raise ExportNotFound(f"export task {identifier} does not exist")
@@ -183,7 +191,6 @@ def poll_export(rds: Any, state: dict[str, Any]) -> dict[str, Any]:
         raise ExportFailed(f"export task {identifier} failed: {status.failure_cause or 'no FailureCause given'}")
     if status.status in ("CANCELED", "CANCELING"):
         raise ExportCanceled(f"export task {identifier} was canceled")
-    polls = int(state.get("polls", 0)) + 1
     return {
         **{k: v for k, v in state.items() if k not in ("status", "percentProgress", "waitSeconds", "polls", "warnings")},
         "exportTaskIdentifier": identifier,

@@ -27,7 +27,7 @@ SNAPSHOT_CREATED_EVENT_IDS = {
 }
 _DETAIL_TYPES = {"RDS DB Snapshot Event": "instance", "RDS DB Cluster Snapshot Event": "cluster"}
 _SNAPSHOT_ARN = re.compile(r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:(snapshot|cluster-snapshot):([A-Za-z0-9:._-]{1,255})$")
-_SOURCE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
+SOURCE_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
 
 SourceType = Literal["cluster", "instance"]
 
@@ -89,20 +89,31 @@ def parse_request(event: Any) -> SnapshotRef | LatestOf | Ignored:
     if "detail-type" in event or event.get("source") == "aws.rds":
         return _parse_eventbridge(event)
     if "snapshotArn" in event:
+        _only_known_fields(event, "snapshotArn")
         return parse_snapshot_arn(event["snapshotArn"])
     if "latestSnapshotOf" in event:
+        _only_known_fields(event, "latestSnapshotOf")
         source_id = event["latestSnapshotOf"]
-        if not isinstance(source_id, str) or not _SOURCE_ID.fullmatch(source_id):
+        if not isinstance(source_id, str) or not SOURCE_IDENTIFIER.fullmatch(source_id):
             raise InvalidEvent(f"latestSnapshotOf must be a DB cluster or instance identifier, got {str(source_id)[:100]!r}")
         return LatestOf(source_id)
     raise InvalidEvent('unsupported event: expected an EventBridge RDS snapshot event, {"snapshotArn": ...} or {"latestSnapshotOf": ...}')
+
+
+def _only_known_fields(request: dict[str, Any], kind: str) -> None:
+    """A direct request is typed by hand: a misspelt field must not be ignored (`exportAtempt` would re-use a failed export)."""
+    unknown = sorted(set(request) - {kind, "exportAttempt"})
+    if unknown:
+        raise InvalidEvent(
+            f"unknown fields {[name[:40] for name in unknown[:5]]} in a {kind!r} request; it takes {kind!r} and 'exportAttempt'"
+        )
 
 
 def export_attempt(event: Any) -> int:
     """A backfill may ask for a fresh export of a snapshot whose earlier export failed."""
     attempt = event.get("exportAttempt", 1) if isinstance(event, dict) else 1
     if not isinstance(attempt, int) or isinstance(attempt, bool) or not 1 <= attempt <= 999:
-        raise InvalidEvent(f"exportAttempt must be an integer from 1 to 999, got {attempt!r}")
+        raise InvalidEvent(f"exportAttempt must be an integer from 1 to 999, got {attempt!r:.60}")
     return attempt
 
 

@@ -1,0 +1,96 @@
+"""Athena SQL job documents: defaults, named errors for bad input, stable run identity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from snaplake.athena_job import Cursor, JobMode, parse_job, run_id_for, validate_jobs
+from snaplake.athena_sql import InvalidIdentifier, InvalidLiteral, InvalidOption, InvalidSelect, SaveMode, validate_identifier
+from snaplake.errors import InvalidJob
+
+CTAS = {"mode": "ctas", "database": "marts", "table": "daily", "query": "SELECT 1 AS a;"}
+
+
+def test_a_ctas_job_gets_the_documented_defaults() -> None:
+    job = parse_job(CTAS, index=2)
+    assert job.mode is JobMode.CTAS and job.name == "3_ctas_daily"
+    assert job.save_mode is SaveMode.ERROR_IF_EXISTS
+    assert job.options is not None and (job.options.format, job.options.write_compression) == ("PARQUET", "SNAPPY")
+    assert job.options.external_location is None  # the default table folder is chosen at run time
+    assert job.query == "SELECT 1 AS a"
+
+
+def test_the_normalized_document_parses_back_to_the_same_job() -> None:
+    docs: list[dict[str, Any]] = [
+        {**CTAS, "saveMode": "Overwrite", "partitionedBy": ["dt"], "bucketedBy": ["a"], "bucketCount": 4, "writeCompression": None},
+        {"mode": "apas", "database": "m", "table": "t", "query": "SELECT 1", "partition": {"dt": "2024-05-01", "hour": 7}},
+        {"mode": "add_partition", "database": "m", "table": "t", "partitions": [{"values": {"dt": "x"}, "location": "s3://b-b/t/x/"}]},
+        {"mode": "query", "query": "WITH x AS (SELECT 1 a) SELECT a FROM x", "workGroup": "etl", "outputLocation": "s3://b-b/r/"},
+    ]
+    for index, doc in enumerate(docs):
+        job = parse_job(doc, index)
+        assert parse_job(job.as_json(), index) == job
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({**CTAS, "save_mode": "overwrite"}, r"fields \['save_mode'\] are not used by mode 'ctas'"),
+        ({**CTAS, "mode": "merge"}, "'mode' must be one of"),
+        ({**CTAS, "table": None}, "'table' must be a non-empty string"),
+        ({"mode": "apas", "database": "m", "table": "t", "query": "SELECT 1"}, "needs 'partition'"),
+        ({"mode": "apas", "database": "m", "table": "t", "query": "SELECT 1", "partition": {"dt": True}}, "string or an integer"),
+        ({"mode": "add_partition", "database": "m", "table": "t", "partitions": []}, "non-empty list"),
+        ({"mode": "add_partition", "database": "m", "table": "t", "query": "SELECT 1", "partitions": [{"values": {"a": "b"}}]}, "not used"),
+        ({**CTAS, "name": "a b"}, "'name' must be"),
+        ({**CTAS, "bucketCount": "4"}, "'bucketCount' must be an integer"),
+        ("SELECT 1", "must be a JSON object"),
+    ],
+)
+def test_malformed_jobs_raise_invalid_job_naming_the_problem(doc: Any, message: str) -> None:
+    with pytest.raises(InvalidJob, match=message):
+        parse_job(doc)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"table": "a; DROP TABLE x"}, InvalidIdentifier),
+        ({"database": "`marts`"}, InvalidIdentifier),
+        ({"partitionedBy": ['dt"']}, InvalidIdentifier),
+        ({"query": "DELETE FROM x"}, InvalidSelect),
+        ({"externalLocation": "s3://b-b/o'/"}, InvalidLiteral),
+        ({"format": "CSV"}, InvalidOption),
+        ({"saveMode": "replace"}, InvalidOption),
+    ],
+)
+def test_unsafe_or_invalid_values_raise_the_sql_builders_errors(change: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        parse_job({**CTAS, **change})
+
+
+def test_a_job_list_must_be_non_empty_with_unique_names() -> None:
+    with pytest.raises(InvalidJob, match="non-empty list"):
+        validate_jobs([])
+    with pytest.raises(InvalidJob, match=r"repeated: \['x'\]"):
+        validate_jobs([{**CTAS, "name": "x"}, {**CTAS, "name": "x"}])
+    assert [job["name"] for job in validate_jobs([CTAS, CTAS])] == ["1_ctas_daily", "2_ctas_daily"]
+
+
+def test_run_ids_are_stable_per_execution_and_job_and_valid_identifiers() -> None:
+    execution, started = "arn:aws:states:eu-west-1:1:execution:m:e", "2024-05-02T05:00:00.123Z"
+    first = run_id_for(execution, started, 0)
+    assert first == run_id_for(execution, started, 0) and first.startswith("20240502t050000_")
+    assert first != run_id_for(execution, started, 1)
+    assert validate_identifier(first) == first
+    with pytest.raises(InvalidJob):
+        run_id_for(execution, "yesterday", 0)
+
+
+def test_a_cursor_from_another_run_is_refused() -> None:
+    cursor = Cursor("r1", phase="steps", step=2, steps=3, query_execution_id="q")
+    assert Cursor.parse(cursor.as_json(), "r1") == cursor
+    assert Cursor.parse({}, "r1") == Cursor("r1")
+    with pytest.raises(InvalidJob):
+        Cursor.parse(cursor.as_json(), "r2")
