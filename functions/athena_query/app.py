@@ -22,6 +22,7 @@ CLIENTS = AthenaClients(athena=aws.client("athena"), glue=aws.client("glue"), s3
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     request = event_object(event)
     if "job" in request:

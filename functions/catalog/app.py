@@ -28,6 +28,7 @@ S3 = aws.client("s3")
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def rds_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """{"landedManifest": {"bucket", "key"}}: one Glue table per exported table, one database per source database."""
     manifest = event_object(event).get("landedManifest")
@@ -50,6 +51,7 @@ def rds_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def dynamodb_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """{"kind": "full"|"incremental", "table": <name>, "partitions": [<lake prefix>, ...]}."""
     request = event_object(event)

@@ -20,6 +20,7 @@ S3 = aws.client("s3")
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def plan_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     result = plan_conversion(S3, event_object(event), SETTINGS, PLAN_ROOT)
     logger.info("conversion planned", extra={k: v for k, v in result.items() if k != "workers"})
@@ -27,11 +28,13 @@ def plan_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def scan_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     return scan_files(S3, event_object(event), SETTINGS, context.get_remaining_time_in_millis)
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def merge_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     result = merge_schemas(S3, event_object(event), SETTINGS)
     logger.info("schema merged", extra=result)
@@ -39,11 +42,13 @@ def merge_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def convert_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     return convert_files(S3, event_object(event), SETTINGS, context.get_remaining_time_in_millis)
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def finalize_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     result = finalize_conversion(S3, event_object(event), SETTINGS)
     logger.info("conversion finalized", extra=result)

@@ -21,6 +21,7 @@ S3 = aws.client("s3")
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def plan_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     result = plan_copy(S3, event_object(event), LAKE, PLAN_ROOT)
     logger.info("copy planned", extra={k: v for k, v in result.items() if k != "workers"})
@@ -28,6 +29,7 @@ def plan_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def copy_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     result = copy_batches(S3, event_object(event), LAKE, context.get_remaining_time_in_millis)
     logger.info("copy progress", extra=result)
@@ -35,6 +37,7 @@ def copy_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def finalize_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     result = finalize_copy(S3, event_object(event), LAKE)
     logger.info("copy finalized", extra=result)

@@ -38,6 +38,7 @@ SETTINGS = DynamoDbExportSettings.from_env()
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def start_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """Input: {"request": <the execution input>, "execution": <execution ARN>}."""
     request = event.get("request") if isinstance(event, dict) else None
@@ -65,6 +66,7 @@ def start_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def poll_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     result = poll_export(DYNAMODB, event if isinstance(event, dict) else {})
     logger.info("dynamodb export status", extra={"status": result["status"], "exportArn": result["exportArn"]})
@@ -72,6 +74,7 @@ def poll_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def release_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """After a failure: {"tableArn": ..., "execution": <execution ARN>} gives up the export lease."""
     if not isinstance(event, dict) or not isinstance(event.get("execution"), str):
@@ -82,6 +85,7 @@ def release_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def commit_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     table_arn, export_arn, kind, exported_to = parse_commit(event)
     _, latest = pitr_window(DYNAMODB, table_name(table_arn))

@@ -17,6 +17,7 @@ SFN = aws.client("stepfunctions")
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """{"tableArns": [...], "mode": ..., "scheduledTime": ...} -> one execution per table."""
     started = start_table_executions(SFN, STATE_MACHINE_ARN, event)

@@ -12,6 +12,7 @@ RDS = aws.client("rds")
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     result = poll_export(RDS, event if isinstance(event, dict) else {})
     if result["warnings"] and result["done"]:

@@ -14,6 +14,7 @@ RDS = aws.client("rds")
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     decision = decide(RDS, event, SELECTION.patterns)
     logger.info("snapshot decision", extra=decision)

@@ -14,6 +14,7 @@ RDS = aws.client("rds")
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     result = start_export(RDS, event if isinstance(event, dict) else {}, SETTINGS)
     logger.info("export task", extra=result)

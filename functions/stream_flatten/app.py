@@ -20,6 +20,7 @@ WRITE = lake_writer(S3, SETTINGS.bucket, SETTINGS.bucket_owner, SETTINGS.kms_key
 
 
 @logger.inject_lambda_context
+@aws.named_errors
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     outcome = flatten_batch(event, SETTINGS.prefix, OPTIONS, WRITE)
     for sequence, why in outcome.problems.items():

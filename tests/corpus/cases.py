@@ -160,12 +160,6 @@ class Case:
 INVALID = Raises("InvalidEvent")
 
 
-# Reasons of the expected failures (the files are other engineers' to change).
-SURROGATE_IN_STREAM = (
-    "ddb_parquet.convert_lines: pyarrow raises UnicodeEncodeError for a lone surrogate; change_log catches only conversion errors"
-)
-
-
 def _eventbridge(**detail: Any) -> dict[str, Any]:
     event = sample_event("rds_manual_cluster_snapshot.json")
     event["detail"].update(detail)
@@ -807,21 +801,18 @@ CASES: list[Case] = [
         STREAM,
         _stream(_stream_record("100", {"NewImage": {"pk": {"S": "a" + BROKEN_UTF8}}})),
         BatchItemFailures(("100", "200")),
-        xfail=SURROGATE_IN_STREAM,
     ),
     Case(
         "stream-attribute-name-broken-utf8",
         STREAM,
         _stream(_stream_record("100", {"NewImage": {"pk": {"S": "a"}, BROKEN_UTF8: {"S": "x"}}})),
         BatchItemFailures(("100", "200")),
-        xfail=SURROGATE_IN_STREAM,
     ),
     Case(
         "stream-map-nested-too-deep",
         STREAM,
         _stream(_stream_record("100", {"NewImage": {"pk": {"S": "a"}, "deep": _nested(700)}})),
         BatchItemFailures(("100", "200")),
-        xfail="ddb_parquet recurses once per map level (convert_lines via change_log.change_table): RecursionError escapes flatten_batch",
     ),
     Case(
         "stream-10k-records-first-bad",
@@ -834,7 +825,6 @@ CASES: list[Case] = [
         STREAM,
         [_stream_record("100")],
         Raises("MalformedStreamRecord"),
-        xfail="change_log.flatten_batch answers a non-object event (or one without Records) as an empty batch, not a named error",
     ),
     # ---------------------------------------------------------------- Athena SQL jobs (ValidateJobs, RunJobStep)
     Case("athena-event-is-a-list", ATHENA, [sample_event("athena_etl_jobs.json")], INVALID),
@@ -900,20 +890,17 @@ CASES: list[Case] = [
         FIREHOSE,
         _firehose(_b64(b'{"a": "\\udcff"}'), GOOD_FIREHOSE_DATA),
         ProcessingFailed(("r1",)),
-        xfail="firehose._flattened: json.loads accepts the escape \\udcff, the flattened line's .encode() raises UnicodeEncodeError",
     ),
     Case(
         "firehose-data-nested-too-deep",
         FIREHOSE,
         _firehose(_b64(b"[" * 100_000 + b"]" * 100_000), GOOD_FIREHOSE_DATA),
         ProcessingFailed(("r1",)),
-        xfail="firehose._flattened: json.loads of deeply nested JSON raises RecursionError, which escapes the handler",
     ),
     Case(
         "firehose-records-a-string",
         FIREHOSE,
         {"records": "x"},
         Raises("InvalidEvent"),
-        xfail="firehose.transform_records answers an event whose records are not a list with an empty response, not a named error",
     ),
 ]

@@ -484,6 +484,15 @@ class LakeContents:
         keys = tuple(key for key in self.keys if key.startswith(prefix))
         return LakeContents(keys, {key: rows for key, rows in self.rows.items() if key.startswith(prefix)})
 
+    def export_time_masked(self) -> LakeContents:
+        """The same contents with every `export_time=<instant>` folder named `export_time=*` (for runs whose
+        full export legitimately started at another instant)."""
+
+        def mask(key: str) -> str:
+            return re.sub(r"export_time=[^/]+", "export_time=*", key)
+
+        return LakeContents(tuple(mask(key) for key in self.keys), {mask(key): rows for key, rows in self.rows.items()})
+
     def table_rows(self) -> dict[str, Counter[str]]:
         tables: dict[str, Counter[str]] = {}
         for key, rows in self.rows.items():

@@ -254,7 +254,7 @@ def test_s3_slowdown_outlasting_botocores_attempts_is_retried_by_the_copy(
     faults: FaultInjector, stack: LocalStack, fault_free: LakeContents
 ) -> None:
     """Injected: SlowDown on all 11 attempts botocore makes to copy one object into the lake,
-    so it gives up and CopyBatch fails with ClientError. Must survive: the CopyBatch Retry
+    so it gives up and CopyBatch fails with TransientAwsError. Must survive: the CopyBatch Retry
     runs it again; the lake equals the fault-free run's."""
     faults.add(s3_slow_down(one_object(lake_write(stack)), rate=1.0, limit=BOTOCORE_ATTEMPTS))
 
@@ -262,15 +262,10 @@ def test_s3_slowdown_outlasting_botocores_attempts_is_retried_by_the_copy(
 
     assert_succeeded({"rds": execution})
     assert len(faults.fired()) == BOTOCORE_ATTEMPTS
-    assert lambda_errors(execution) == ["ClientError"]
+    assert lambda_errors(execution) == ["TransientAwsError"]
     assert_lake_is(stack, fault_free.under(LAKE_PREFIXES["rds"]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ConvertFiles uploads with s3.upload_file, which wraps the ClientError in boto3's S3UploadFailedError; "
-    "the ConvertBatch Retry lists ClientError, so the error is not retried and the run fails",
-)
 def test_s3_slowdown_outlasting_botocores_attempts_is_retried_by_the_conversion(
     faults: FaultInjector, stack: LocalStack, fault_free: LakeContents
 ) -> None:
@@ -311,11 +306,6 @@ def test_throttled_start_and_describe_calls_still_start_one_export_each_and_land
     assert_lake_is(stack, fault_free)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="botocore raises DynamoDB's ThrottlingException as its own modeled class, so the Lambda error is "
-    "'ThrottlingException', not 'ClientError': StartExport's Retry (ClientError, DynamoDbExportsBusy) does not match it",
-)
 def test_dynamodb_throttling_outlasting_botocores_attempts_is_retried_by_the_state_machine(
     faults: FaultInjector, stack: LocalStack, fault_free: LakeContents
 ) -> None:
@@ -329,8 +319,12 @@ def test_dynamodb_throttling_outlasting_botocores_attempts_is_retried_by_the_sta
 
     assert len(faults.fired()) == BOTOCORE_ATTEMPTS
     assert_succeeded({"dynamodb": execution})
+    assert lambda_errors(execution) == ["TransientAwsError"]
     assert len(stack.dynamodb_exports.exports) == 1
-    assert_lake_is(stack, fault_free.under(LAKE_PREFIXES["dynamodb"]))
+    # A full export is taken at the latest restorable second when it starts; the retry started it seconds later.
+    expected = fault_free.under(LAKE_PREFIXES["dynamodb"]).export_time_masked()
+    problems = lake_problems(LakeContents.read(stack).export_time_masked(), expected, PREFIX)
+    assert not problems, "\n".join(problems)
 
 
 # --------------------------------------------------------------------------- Lambda timeouts
@@ -376,33 +370,16 @@ def is_second_publish(stack: LocalStack) -> Callable[[Call], bool]:
     return matches
 
 
-PUBLISH_NOT_IDEMPOTENT = (
-    "finalize_conversion publishes file by file (copy the staged object to its key, delete the staged copy); retried, "
-    "it starts again at the first file, whose staged copy it already deleted: HeadObject 404 on every attempt, the run "
-    "fails with part-00000 published without _SUCCESS and the other files left in _snaplake_staging"
-)
-
-
 @pytest.mark.parametrize(
     "failure",
-    [
-        pytest.param("slowdown", marks=pytest.mark.xfail(strict=True, reason=PUBLISH_NOT_IDEMPOTENT)),
-        pytest.param(
-            "timeout",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="FinalizeConversion's Retry lists ClientError and Lambda.*, not Sandbox.Timedout: a timeout while "
-                "publishing fails the run at once (and a retry would then hit the non-idempotent publish)",
-            ),
-        ),
-    ],
+    ["slowdown", "timeout"],
 )
 def test_conversion_finalize_failing_mid_publish_is_retried_and_publishes_everything(
     failure: str, faults: FaultInjector, stack: LocalStack, fault_free: LakeContents
 ) -> None:
     """Injected: FinalizeConversion fails as it publishes the second converted file, the
-    first already copied to its lake key and its staged copy deleted: either S3 answers
-    all 11 attempts of that copy with SlowDown (botocore gives up, ClientError) or the
+    first already copied to its lake key: either S3 answers
+    all 11 attempts of that copy with SlowDown (botocore gives up, TransientAwsError) or the
     function times out there (Sandbox.Timedout). Must survive: the Retry finishes
     publishing; the lake equals the fault-free run's."""
     if failure == "slowdown":
@@ -482,11 +459,6 @@ def test_kms_access_denied_on_the_lake_key_fails_both_runs_notifies_and_writes_n
     assert_lake_empty(stack)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the lake write's 403 surfaces as botocore's AccessDenied (RDS: CopyObject) or boto3's S3UploadFailedError "
-    "(DynamoDB: upload_file), naming neither the KMS key nor kms:GenerateDataKey; needs a snaplake error (e.g. KmsAccessDenied)",
-)
 def test_kms_access_denied_fails_with_a_named_error_naming_the_key_and_the_permission(faults: FaultInjector, stack: LocalStack) -> None:
     """Injected: S3 answers every lake write encrypted with the lake key with a bare 403
     "Access Denied" (as when the key policy denies). Must survive: each run fails with a
@@ -528,11 +500,6 @@ def test_lake_bucket_owned_by_another_account_is_refused_and_nothing_is_written(
     assert_lake_empty(stack)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the refusal surfaces as botocore's AccessDenied 'Access Denied' (RDS: PlanCopy's ListObjectsV2) or boto3's "
-    "S3UploadFailedError (DynamoDB), naming neither the lake bucket nor the expected owner; needs a snaplake error",
-)
 def test_lake_bucket_owner_mismatch_fails_with_a_named_error_naming_the_bucket_and_owner(foreign_lake_stack: LocalStack) -> None:
     """Injected: LakeBucketOwner names another account than the lake bucket's. Must survive:
     each run fails with a snaplake error named for it, whose cause names the bucket and

@@ -4,6 +4,7 @@ Step Functions executor, with the real handlers in-process and the emulated expo
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -197,16 +198,19 @@ def test_skipped_tables_warning_is_surfaced_in_the_output(stack: LocalStack) -> 
 
 
 def _crash_copies_after(count: int, times: int) -> Callable[[], None]:
-    """After `count` successful copies, make the next `times` CopyObject calls fail."""
-    state = {"copied": 0, "crashes": 0}
+    """Let the first `count` CopyObject calls through, then make the next `times` calls fail (counted as they start,
+    so concurrent copy workers cannot all slip past the threshold together)."""
+    state = {"calls": 0}
+    lock = threading.Lock()
     original = lake_copy.LakeWriter.copy
 
     def flaky(self: lake_copy.LakeWriter, item: lake_copy.CopyItem, multipart_threshold: int = lake_copy.MAX_SINGLE_COPY_BYTES) -> None:
-        if state["copied"] >= count and state["crashes"] < times:
-            state["crashes"] += 1
+        with lock:
+            state["calls"] += 1
+            crash = count < state["calls"] <= count + times
+        if crash:
             raise ClientError({"Error": {"Code": "InternalError", "Message": "injected crash mid-batch"}}, "CopyObject")
         original(self, item, multipart_threshold)
-        state["copied"] += 1
 
     lake_copy.LakeWriter.copy = flaky  # type: ignore[method-assign]
     return lambda: setattr(lake_copy.LakeWriter, "copy", original)
@@ -220,7 +224,7 @@ def test_copy_crash_mid_batch_is_retried_and_completes_without_duplicates(stack:
         restore()
 
     assert execution.status == "SUCCEEDED", execution.cause
-    assert failed_attempts(execution, "ClientError") == 1
+    assert failed_attempts(execution, "TransientAwsError") == 1  # S3's InternalError, named for the Retry
     assert len(data_keys(stack)) == 8
     results = execution.output["copyResults"][0]
     assert results["copied"] + results["skipped"] >= 8

@@ -37,15 +37,6 @@ from ._support import PROJECT_ROOT, template
 
 LIBRARY_DIR = PROJECT_ROOT / "layers" / "common" / "snaplake"
 
-# Permissions template.yaml lacks, found by this check and reported to whoever owns template.yaml; this test file
-# does not edit it. Each stays a strict xfail below: once the permission is granted that test passes unexpectedly
-# and fails, so the entry is deleted here.
-KNOWN_GAPS: dict[tuple[str, str], str] = {}
-
-# Modules whose AWS_CALLS entries are missing while their owner is still writing them: a strict xfail, so the
-# test starts failing (XPASS) once the entries are in, and the line is deleted here.
-PENDING_TABLE_ENTRIES: dict[str, str] = {}
-
 
 @cache
 def codebase() -> Codebase:
@@ -81,17 +72,12 @@ def test_the_scan_finds_client_calls_in_the_library_and_the_handlers() -> None:
     assert any(unit.calls for unit_id, unit in units.items() if unit_id.module.startswith("functions/"))
 
 
-def _module_param(module_key: str) -> Any:
-    why = PENDING_TABLE_ENTRIES.get(module_key)
-    return pytest.param(module_key, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=why)) if why else module_key
-
-
 def test_permission_table_names_only_modules_that_exist() -> None:
     unknown = sorted(set(AWS_CALLS) - set(codebase().modules))
     assert not unknown, f"AWS_CALLS names modules the scan does not know: {unknown}"
 
 
-@pytest.mark.parametrize("module_key", [_module_param(key) for key in sorted(codebase().modules)])
+@pytest.mark.parametrize("module_key", sorted(codebase().modules))
 def test_permission_table_lists_exactly_the_client_calls_in_the_code(module_key: str) -> None:
     problems = table_problems(codebase(), AWS_CALLS, module_key)
     assert not problems, f"snaplake.permissions.AWS_CALLS and {module_key} disagree:\n" + "\n".join(problems)
@@ -120,20 +106,8 @@ def test_function_policy_allows_every_aws_call_its_handler_can_make(function_id:
     assert UnitId(module_key, handler.name) in codebase().units(), f"{function_id}: {module_key} defines no {handler.name}"
     unlisted = unlisted_calls(codebase(), AWS_CALLS, handler)
     assert not unlisted, f"{function_id} reaches client calls snaplake.permissions.AWS_CALLS does not list:\n" + "\n".join(unlisted)
-    found = [gap for gap in _function_gaps(template(), handler) if (gap.logical_id, gap.action) not in KNOWN_GAPS]
+    found = _function_gaps(template(), handler)
     assert not found, f"{function_id}'s policy in template.yaml lacks:\n" + "\n".join(map(str, found))
-
-
-@pytest.mark.parametrize(
-    ("function_id", "action"),
-    [
-        pytest.param(*key, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=f"template.yaml gap: {why}"))
-        for key, why in KNOWN_GAPS.items()
-    ],
-)
-def test_known_gap_is_granted(function_id: str, action: str) -> None:
-    open_gaps = [gap for gap in _function_gaps(template(), _handler(function_id)) if gap.action == action]
-    assert not open_gaps, "\n".join(map(str, open_gaps))
 
 
 # ---------------------------------------------------------------------- state machine policies

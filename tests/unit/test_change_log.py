@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -97,8 +98,22 @@ def test_empty_batch_writes_nothing_and_reports_nothing() -> None:
     lake = Lake()
 
     assert flatten({"Records": []}, lake) == {"batchItemFailures": []}
-    assert flatten({}, lake) == {"batchItemFailures": []}
     assert lake.objects == {}
+
+
+@pytest.mark.parametrize("event", [{}, None, [], "Records", {"records": []}, {"Records": None}], ids=repr)
+def test_event_that_is_not_a_stream_batch_fails_the_invocation(event: Any) -> None:
+    # Answering "nothing failed" would let Lambda move on; a wrong trigger or payload must show up as an error.
+    lake = Lake()
+
+    with pytest.raises(MalformedStreamRecord, match="Records"):
+        flatten_batch(event, "lake", OPTIONS, lake.write)
+    assert lake.objects == {}
+
+
+def test_list_of_records_instead_of_an_event_fails_the_invocation() -> None:
+    with pytest.raises(MalformedStreamRecord, match="an object with a Records list"):
+        flatten_batch(_batch(2)["Records"], "lake", OPTIONS, Lake().write)
 
 
 def test_ttl_delete_is_flagged_only_for_the_dynamodb_service_principal() -> None:
@@ -124,6 +139,16 @@ def _sequences(event: dict[str, Any]) -> list[str]:
     return [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
 
 
+BROKEN_UTF8 = "\udcff"  # an undecodable byte under surrogateescape, or the JSON escape \udcff
+
+
+def _nested(levels: int, descriptor: str = "M") -> dict[str, Any]:
+    value: dict[str, Any] = {"S": "bottom"}
+    for _ in range(levels):
+        value = {"M": {"a": value}} if descriptor == "M" else {"L": [value]}
+    return value
+
+
 def test_poison_record_is_reported_with_every_later_record_and_earlier_neighbours_are_written() -> None:
     event = _batch(10)
     event["Records"][4]["dynamodb"]["NewImage"]["total"] = {"N": "not a number"}
@@ -146,8 +171,28 @@ def test_poison_record_is_reported_with_every_later_record_and_earlier_neighbour
         lambda r: r.update(eventName="UPSERT"),
         lambda r: r["dynamodb"].update(ApproximateCreationDateTime="yesterday"),
         lambda r: r.update(eventSourceARN="arn:aws:kinesis:eu-west-1:123456789012:stream/x"),
+        lambda r: r["dynamodb"]["NewImage"].update(status={"S": "PAID" + BROKEN_UTF8}),
+        lambda r: r["dynamodb"]["NewImage"]["customer"]["M"].update({BROKEN_UTF8: {"S": "x"}}),
+        lambda r: r["dynamodb"]["NewImage"].update(tags={"SS": ["gift", BROKEN_UTF8]}),
+        lambda r: r.update(eventID="c4ca4238" + BROKEN_UTF8),
+        lambda r: r.update(eventSourceARN=r["eventSourceARN"] + BROKEN_UTF8),
+        lambda r: r["dynamodb"]["NewImage"].update(deep=_nested(33)),
     ],
-    ids=["two-descriptors", "unknown-descriptor", "set-not-a-list", "image-not-object", "event-name", "creation-time", "source-arn"],
+    ids=[
+        "two-descriptors",
+        "unknown-descriptor",
+        "set-not-a-list",
+        "image-not-object",
+        "event-name",
+        "creation-time",
+        "source-arn",
+        "broken-utf8-value",
+        "broken-utf8-name",
+        "broken-utf8-set-member",
+        "broken-utf8-event-id",
+        "broken-utf8-source-arn",
+        "nested-too-deep",
+    ],
 )
 def test_malformed_record_is_reported_not_raised(damage: Any) -> None:
     event = _batch(6)
@@ -159,6 +204,56 @@ def test_malformed_record_is_reported_not_raised(damage: Any) -> None:
     assert outcome.failed == _sequences(event)[3:]
     assert list(outcome.problems) == [_sequences(event)[3]]
     assert sorted(r["_sequence_number"] for r in lake.rows()) == _sequences(event)[:3]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda image: image.update(status={"S": "PAID" + BROKEN_UTF8}),
+        lambda image: image.update({"status" + BROKEN_UTF8: {"S": "PAID"}}),
+    ],
+    ids=["value", "name"],
+)
+def test_broken_utf8_is_reported_as_not_unicode_and_the_changes_before_it_are_written_once(damage: Any) -> None:
+    event = _batch(10)  # records 0-4 in one partition: the broken one fails the conversion of its neighbours too
+    damage(event["Records"][1]["dynamodb"]["NewImage"])
+    lake = Lake()
+
+    outcome = flatten_batch(event, "lake", OPTIONS, lake.write)
+
+    sequences = _sequences(event)
+    assert outcome.failed == sequences[1:]
+    assert list(outcome.problems) == [sequences[1]]
+    assert "not valid Unicode" in outcome.problems[sequences[1]]
+    assert [r["_sequence_number"] for r in lake.rows()] == sequences[:1]
+    assert lake.puts == 1
+
+
+@pytest.mark.parametrize("descriptor", ["M", "L"])
+def test_image_nested_deeper_than_dynamodb_allows_is_reported_without_converting_it(descriptor: str) -> None:
+    event = _batch(6)
+    event["Records"][3]["dynamodb"]["NewImage"]["deep"] = _nested(5000, descriptor)
+    lake = Lake()
+
+    started = time.monotonic()
+    outcome = flatten_batch(event, "lake", OPTIONS, lake.write)
+    elapsed = time.monotonic() - started
+
+    sequences = _sequences(event)
+    assert outcome.failed == sequences[3:]
+    assert outcome.problems == {sequences[3]: "NewImage: maps and lists nested more than 32 levels deep"}
+    assert [r["_sequence_number"] for r in lake.rows()] == sequences[:3]
+    assert elapsed < 5  # converting it took about 90 s (pyarrow's time grows with the square of the depth)
+
+
+def test_image_nested_as_deep_as_dynamodb_allows_is_written() -> None:
+    event = _batch(1)
+    event["Records"][0]["dynamodb"]["NewImage"]["deep"] = _nested(32)
+    lake = Lake()
+
+    assert flatten(event, lake) == {"batchItemFailures": []}
+
+    assert lake.rows()[0]["new__deep__a__a"] == '{"a":' * 30 + '"bottom"' + "}" * 30  # maps 3 to 32 of 32
 
 
 def test_lambda_redelivery_after_a_poison_record_writes_every_good_change_exactly_once() -> None:

@@ -28,7 +28,16 @@ from snaplake.ddb_parquet import (
     iter_blocks,
     scan_file,
 )
-from snaplake.dynamodb_types import InvalidAttributeValue, attribute_json, canonical_number, deserialize, number_digits
+from snaplake.dynamodb_types import (
+    InvalidAttributeValue,
+    attribute_json,
+    canonical_number,
+    check_attribute_value,
+    check_attributes,
+    deserialize,
+    nested_too_deep,
+    number_digits,
+)
 
 DEFAULT = ConvertOptions()
 
@@ -685,6 +694,31 @@ def test_convert_lines_rejects_a_line_that_is_not_an_object() -> None:
         convert_lines([{"Keys": {"pk": {"S": "a"}}}, None], "incremental", DEFAULT)  # type: ignore[list-item]
 
 
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ({"pk": {"S": "a\udcff"}}, r"line 2: NewImage\.pk: S holds a string that is not valid Unicode"),
+        ({"pk": {"S": "a"}, "\udcff": {"S": "x"}}, r"line 2: NewImage: attribute name '\\udcff' is not valid Unicode"),
+        ({"pk": {"L": [{"SS": ["\udcff"]}]}}, r"line 2: NewImage\.pk\[0\]: SS holds a string that is not valid Unicode"),
+    ],
+    ids=["value", "name", "set-member-in-a-list"],
+)
+def test_convert_lines_names_a_string_that_is_not_valid_unicode(image: dict[str, Any], message: str) -> None:
+    # pyarrow raises UnicodeEncodeError for a lone surrogate; the caller gets the named error for its line.
+    good = {"Keys": {"pk": {"S": "a"}}, "NewImage": {"pk": {"S": "a"}}}
+    with pytest.raises(MalformedExportLine, match=message):
+        convert_lines([good, {"Keys": {"pk": {"S": "a"}}, "NewImage": image}], "incremental", DEFAULT)
+
+
+def test_convert_lines_names_a_line_nested_too_deep_for_its_recursion() -> None:
+    deep: dict[str, Any] = {"S": "bottom"}
+    for _ in range(700):
+        deep = {"M": {"a": deep}}
+
+    with pytest.raises(MalformedExportLine, match=r"line 1: NewImage: maps and lists nested more than 32 levels deep"):
+        convert_lines([{"Keys": {"pk": {"S": "a"}}, "NewImage": {"deep": deep}}], "incremental", DEFAULT)
+
+
 def test_incremental_lines_without_metadata_get_a_null_write_time() -> None:
     data = lines({"Keys": {"pk": {"S": "a"}}, "NewImage": {"pk": {"S": "a"}}}, {"Keys": {"pk": {"S": "b"}}})
     table = convert(data, kind="incremental")
@@ -766,6 +800,28 @@ def test_deserialize_gives_plain_python_values() -> None:
     }
     with pytest.raises(InvalidAttributeValue, match="exactly one type descriptor"):
         deserialize({"S": "x", "N": "1"})
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"N": "1"}
+    for level in range(levels):
+        value = {"M": {"a": value}} if level % 2 else {"L": [{"S": "x"}, value]}
+    return value
+
+
+def test_nesting_up_to_dynamodbs_32_levels_is_accepted_and_deeper_is_refused_without_recursion() -> None:
+    assert not nested_too_deep({"a": _nested(32)})
+    check_attributes({"a": _nested(32)})
+    assert nested_too_deep({"a": _nested(33)})
+    assert nested_too_deep({"ok": {"S": "x"}}, {"a": _nested(100_000)})
+    with pytest.raises(InvalidAttributeValue, match="nested more than 32 levels deep"):
+        check_attributes({"a": _nested(100_000)}, "Item")
+    with pytest.raises(InvalidAttributeValue, match="nested more than 32 levels deep"):
+        check_attribute_value(_nested(100_000))
+
+
+def test_nesting_check_skips_malformed_values_for_the_full_check_to_report() -> None:
+    assert not nested_too_deep({"a": "not a value", "b": {"M": ["not", "a", "map"]}, "c": {"L": {"not": "a list"}}, "d": None})
 
 
 # --------------------------------------------------------------------------- benchmark

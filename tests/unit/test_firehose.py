@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from typing import Any
 
 import pytest
-from snaplake.errors import ConfigError
+from snaplake.errors import ConfigError, InvalidEvent
 from snaplake.firehose import MAX_RESPONSE_BYTES, FlattenSettings, flatten_object, transform_records
 
 from tests.unit.helpers import load_event
@@ -68,14 +69,54 @@ def test_names_are_athena_safe_and_collisions_resolved_deterministically() -> No
         base64.b64encode(b"null").decode(),
         base64.b64encode(b"[{}]").decode(),
         base64.b64encode(b'{"big": "' + b"x" * (1000 * 1024) + b'"}').decode(),
+        base64.b64encode(b'{"a": "\\udcff"}').decode(),
+        base64.b64encode(b'{"a": {"b": {"c": {"d": ["x\\ud800y"]}}}}').decode(),
+        base64.b64encode(b"[" * 100_000 + b"]" * 100_000).decode(),
+        base64.b64encode(b'{"a":' * 100_000 + b"1" + b"}" * 100_000).decode(),
     ],
-    ids=["bad-base64", "not-utf8", "bad-json", "json-string", "json-null", "json-array", "over-1000-kib"],
+    ids=[
+        "bad-base64",
+        "not-utf8",
+        "bad-json",
+        "json-string",
+        "json-null",
+        "json-array",
+        "over-1000-kib",
+        "lone-surrogate-escape",
+        "lone-surrogate-escape-in-json-text",
+        "arrays-nested-too-deep",
+        "objects-nested-too-deep",
+    ],
 )
 def test_bad_input_is_processing_failed_never_an_exception(data: str) -> None:
     outcome = transform_records({"records": [{"recordId": "r1", "data": data}]}, SETTINGS)
 
     assert outcome.response()["records"][0]["result"] == "ProcessingFailed"
     assert "r1" in outcome.problems
+
+
+def test_lone_surrogate_escape_fails_only_its_record() -> None:
+    event = {"records": [record("r1", b'{"a": 1}'), record("r2", b'{"a": "x\\udcffy"}'), record("r3", b'{"a": "\\u00e9"}')]}
+
+    outcome = transform_records(event, SETTINGS)
+
+    answered = outcome.response()["records"]
+    assert [a["result"] for a in answered] == ["Ok", "ProcessingFailed", "Ok"]
+    assert answered[1]["data"] == event["records"][1]["data"]
+    assert "not valid Unicode" in outcome.problems["r2"]
+    assert decoded(answered[2]) == {"a": "\u00e9"}
+
+
+def test_json_nested_around_the_recursion_limit_is_answered_never_raised() -> None:
+    # Somewhere in this range json.loads stops refusing, and just past it json.dumps of the nested part (one call deeper) still may.
+    limit = sys.getrecursionlimit()
+    depths = range(limit - 100, limit + 10)
+    event = {"records": [record(f"r{depth}", b'{"a":' * depth + b"1" + b"}" * depth) for depth in depths]}
+
+    answered = transform_records(event, SETTINGS).response()["records"]
+
+    assert [a["recordId"] for a in answered] == [f"r{depth}" for depth in depths]
+    assert {a["result"] for a in answered} == {"Ok", "ProcessingFailed"}
 
 
 def test_record_without_data_is_processing_failed() -> None:
@@ -137,8 +178,15 @@ def test_many_small_records_all_fit() -> None:
     assert {a["result"] for a in answered} == {"Ok"} and len(answered) == 5000
 
 
-def test_event_without_records_answers_nothing() -> None:
-    assert transform_records({}, SETTINGS).response() == {"records": []}
+def test_empty_records_list_answers_nothing() -> None:
+    assert transform_records({"records": []}, SETTINGS).response() == {"records": []}
+
+
+@pytest.mark.parametrize("event", [{}, {"records": "x"}, {"records": None}, [], None, "records"], ids=repr)
+def test_event_without_a_records_list_fails_the_invocation(event: Any) -> None:
+    # There is no recordId to answer: an empty response would tell Firehose nothing, a named error makes it retry.
+    with pytest.raises(InvalidEvent, match="records list"):
+        transform_records(event, SETTINGS)
 
 
 def test_the_firehose_handler_loads_without_pyarrow() -> None:

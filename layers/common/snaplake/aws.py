@@ -112,7 +112,7 @@ def named_errors(handler: Handler) -> Handler:
 
 
 @contextmanager
-def lake_access(bucket: str, owner: str | None, kms_key_arn: str | None, action: str) -> Iterator[None]:
+def lake_access(bucket: str, owner: str | None, kms_key_arn: str | None, action: str, source_bucket: str | None = None) -> Iterator[None]:
     """S3's 403 on a lake request -> LakeAccessDenied (KmsAccessDenied when S3 says the key refused) naming what to check.
 
     S3 answers the same bare "Access Denied" for a bucket of another owner (ExpectedBucketOwner), a bucket
@@ -130,6 +130,8 @@ def lake_access(bucket: str, owner: str | None, kms_key_arn: str | None, action:
         checks.append(f"the bucket policy lets this role {action} there")
         if kms_key_arn:
             checks.append(f"the lake key {kms_key_arn} lets this role use {permission} (its key policy and this role's policy)")
+        if source_bucket:
+            checks.append(f"this role may read the copy's source in bucket {source_bucket}")
         refused = f"S3 refused {cause.operation_name} in lake bucket {bucket} ({error_code(cause)}: {said})"
         message = f"{refused}; check that " + "; ".join(checks)
         kind = KmsAccessDenied if "kms" in said.lower() else LakeAccessDenied

@@ -26,7 +26,9 @@ record that cannot be processed (malformed, or its partition's put failed); that
 record and every later one are reported in `batchItemFailures`. With
 BisectBatchOnFunctionError the poison record is isolated in a few retries, goes
 to the on-failure destination once its retries are exhausted, and its
-neighbours after it are written by the following invocations.
+neighbours after it are written by the following invocations. What cannot be
+answered record by record (an event without a `Records` list, a record without a
+sequence number) raises MalformedStreamRecord: the whole invocation fails.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import pyarrow.parquet as pq
 
 from snaplake.config import lake_write_args
 from snaplake.ddb_parquet import ConvertOptions, convert_lines
-from snaplake.dynamodb_types import InvalidAttributeValue, check_attributes
+from snaplake.dynamodb_types import MAX_NESTING_DEPTH, InvalidAttributeValue, check_attributes, nested_too_deep, valid_unicode
 from snaplake.errors import SnaplakeError
 from snaplake.lake_keys import athena_name, join_key
 
@@ -53,13 +55,13 @@ CHANGE_LOG_FOLDER = "dynamodb_changes"
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
 _STREAM_ARN = re.compile(r"^arn:[a-z0-9-]+:dynamodb:[a-z0-9-]+:\d{12}:table/(?P<table>[A-Za-z0-9_.-]{1,255})/stream/(?P<label>[^/]+)$")
-_SEQUENCE = re.compile(r"^\d{1,40}$")
+_SEQUENCE = re.compile(r"^[0-9]{1,40}$")
 # Largest ApproximateCreationDateTime accepted as seconds (year 5138); larger values are rejected, not guessed.
 _MAX_EPOCH_SECONDS = 10**11
 
 
 class MalformedStreamRecord(SnaplakeError):
-    """A stream record is not a DynamoDB stream record this pipeline can convert; the message says why."""
+    """A stream record (or the event holding them) is not what this pipeline can convert; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class StreamRecord:
 
 @functools.lru_cache(maxsize=64)
 def _table_of(stream_arn: str) -> str | None:
-    match = _STREAM_ARN.match(stream_arn)
+    match = _STREAM_ARN.match(stream_arn) if stream_arn.isascii() else None
     return match["table"] if match else None
 
 
@@ -158,10 +160,14 @@ def parse_record(record: Any, position: int) -> StreamRecord:
         and identity.get("principalId") == TTL_PRINCIPAL
     )
     event_id = record.get("eventID")
+    if not isinstance(event_id, str):
+        event_id = ""
+    elif not valid_unicode(event_id):
+        raise MalformedStreamRecord("eventID is not valid Unicode (a lone surrogate)")
     return StreamRecord(
         position=position,
         sequence_number=sequence,
-        event_id=event_id if isinstance(event_id, str) else "",
+        event_id=event_id,
         event_name=event_name,
         ttl_delete=ttl_delete,
         table=table,
@@ -174,6 +180,9 @@ def parse_record(record: Any, position: int) -> StreamRecord:
 
 def change_table(records: list[StreamRecord], options: ConvertOptions) -> pa.Table:
     """The change rows of some records (one partition), typed by the export's rules, stream columns first."""
+    if nested_too_deep(*(section for record in records for section in record.line.values())):
+        # Refused before pyarrow, whose time grows with the square of the depth (5,000 levels: over a minute).
+        raise MalformedStreamRecord(f"an image nests maps and lists more than {MAX_NESTING_DEPTH} levels deep")
     converted = convert_lines([record.line for record in records], "incremental", options)
     front = {
         "_change_type": pa.array([r.event_name for r in records], pa.string()),
@@ -250,9 +259,10 @@ def flatten_batch(event: Any, prefix: str, options: ConvertOptions, write: Write
 
     `write(key, body)` puts one object; an exception from it fails that partition's records (and later ones).
     """
-    raw_records = event.get("Records") if isinstance(event, dict) else None
-    if raw_records is None:
-        raw_records = []
+    if not isinstance(event, dict) or "Records" not in event:
+        # Not a stream event at all (a wrong trigger or a test payload): fail the invocation rather than answer "all done".
+        raise MalformedStreamRecord("a DynamoDB stream event is an object with a Records list")
+    raw_records = event["Records"]
     if not isinstance(raw_records, list):
         raise MalformedStreamRecord("the event's Records must be a list")
     sequences: list[str | None] = [sequence_number_of(raw) for raw in raw_records]

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
+from snaplake.aws import lake_access
 from snaplake.config import lake_write_args
 from snaplake.ddb_export import EXPORT_ARN, table_name
 from snaplake.errors import ConversionIncomplete, CountMismatch, InvalidEvent, ManifestMissing, PlanMissing
@@ -91,23 +92,58 @@ class _S3:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.export_bucket, Prefix=prefix, **self._export_owner())
         return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
+    def _lake_access(self, action: str) -> Any:
+        return lake_access(self.settings.bucket, self.settings.bucket_owner, self.settings.kms_key_arn, action)
+
+    def _lake_owner(self) -> dict[str, str]:
+        return {"ExpectedBucketOwner": self.settings.bucket_owner} if self.settings.bucket_owner else {}
+
     def upload_lake(self, path: str, key: str) -> None:
         args = self._lake_args()
         bucket = args.pop("Bucket")
         args.pop("BucketKeyEnabled", None)  # not an upload_file argument; the bucket's default applies
-        self.s3.upload_file(path, bucket, key, ExtraArgs=args)
+        with self._lake_access("write"):
+            self.s3.upload_file(path, bucket, key, ExtraArgs=args)
 
     def put_lake(self, key: str, body: bytes) -> None:
-        self.s3.put_object(Key=key, Body=body, **self._lake_args())
+        with self._lake_access("write"):
+            self.s3.put_object(Key=key, Body=body, **self._lake_args())
 
     def publish(self, staged: str, key: str) -> None:
-        """Copy a staged object to its place in the lake (multipart when large), then drop the staged copy."""
+        """Copy a staged object to its place in the lake (multipart when large); the staged copy stays (see drop_staged).
+
+        Repeatable: when a retry finds the staged copy gone, the object must already be in its place.
+        """
         args = self._lake_args()
         bucket = args.pop("Bucket")
         args.pop("BucketKeyEnabled", None)  # source and target are both in the lake bucket, whose owner is checked
-        self.s3.copy({"Bucket": bucket, "Key": staged}, bucket, key, ExtraArgs=args)
-        owner = {"ExpectedBucketOwner": self.settings.bucket_owner} if self.settings.bucket_owner else {}
-        self.s3.delete_object(Bucket=bucket, Key=staged, **owner)
+        with self._lake_access("write"):
+            try:
+                self.s3.copy({"Bucket": bucket, "Key": staged}, bucket, key, ExtraArgs=args)
+            except ClientError as error:
+                if error.response["Error"]["Code"] not in ("404", "NoSuchKey") or not self._lake_has(key):
+                    raise
+                # published by an earlier attempt, which also dropped the staged copy
+
+    def _lake_has(self, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.settings.bucket, Key=key, **self._lake_owner())
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey"):
+                return False
+            raise
+        return True
+
+    def drop_staged(self, keys: list[str]) -> None:
+        """Delete staged copies once everything is published (deleting a missing key is not an error in S3)."""
+        with self._lake_access("delete"):
+            for start in range(0, len(keys), 1000):
+                chunk = [{"Key": key} for key in keys[start : start + 1000]]
+                answer = self.s3.delete_objects(Bucket=self.settings.bucket, Delete={"Objects": chunk, "Quiet": True}, **self._lake_owner())
+                if answer.get("Errors"):
+                    first = answer["Errors"][0]
+                    why = f"{first.get('Code')} {first.get('Message')}"
+                    raise ConversionIncomplete(f"could not delete staged object {first.get('Key')}: {why}")
 
 
 @dataclass(frozen=True)
@@ -371,6 +407,8 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: DynamoDbLake
     if rows != expected:
         raise CountMismatch(f"wrote {rows} rows in all, manifest-summary.json says {expected} items")
     # Nothing of this export is visible in the lake until every file converted and the counts add up.
+    # Publishing copies every file, then marks the partitions, and only then drops the staged copies,
+    # so a retry after a failure anywhere in between finds everything it needs.
     for result in results:
         for key in result["keys"]:
             io.publish(staging_key(settings, export_id, key), key)
@@ -379,6 +417,7 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: DynamoDbLake
         partitions = [lake_partition(settings, FULL, table, exported_to)]
     for partition in partitions:
         io.put_lake(f"{partition}/{SUCCESS_MARKER}", b"")
+    io.drop_staged([staging_key(settings, export_id, key) for r in results for key in r["keys"]])
     return {
         "rows": rows,
         "files": count,

@@ -1120,16 +1120,20 @@ def convert_lines(lines: Sequence[Mapping[str, Any]], kind: ExportKind, options:
         sections = {field.name: rows.field(index) for index, field in enumerate(row_type)}
         schema._observe_sections(sections, kind, options)
         return _convert_sections(sections, len(rows), schema._plan(kind, options), kind)
-    except (SnaplakeError, pa.ArrowException) as error:
-        block = b"".join(_json_line(line) for line in lines)
-        raise _located_problem(block, kind, 1, None, error) from None
+    except (SnaplakeError, pa.ArrowException, UnicodeError, RecursionError) as error:
+        # pyarrow raises UnicodeEncodeError for a string with a lone surrogate; the schema code recurses per map level.
+        raise _located_line_problem(lines, kind, error) from None
 
 
-def _json_line(line: Any) -> bytes:
-    try:
-        return json.dumps(line, separators=(",", ":")).encode() + b"\n"
-    except (TypeError, ValueError):
-        return b"[]\n"  # not JSON data at all: located as "not a JSON object"
+def _located_line_problem(lines: Sequence[Any], kind: ExportKind, cause: Exception) -> SnaplakeError:
+    """A named error for the first of the decoded lines that is wrong (slow; only on the error path)."""
+    for number, line in enumerate(lines, 1):
+        problem = _line_problem(line, kind)
+        if problem:
+            return MalformedExportLine(f"line {number}: {problem}")
+    if isinstance(cause, SnaplakeError):
+        return cause
+    return MalformedExportLine(f"lines from 1: {cause}")
 
 
 def convert_file(stream: BinaryStream, schema: ExportSchema, kind: ExportKind, options: ConvertOptions, sink: Any) -> int:

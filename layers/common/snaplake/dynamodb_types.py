@@ -22,7 +22,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +43,8 @@ _PLAIN_NUMBER = re.compile(_PLAIN)
 # DynamoDB numbers range over 1E-130 .. 9.99E+125; anything far outside is not
 # a DynamoDB number and would expand into an absurdly long plain form.
 _MAX_ADJUSTED_EXPONENT = 400
+# DynamoDB's limit for maps and lists inside one another.
+MAX_NESTING_DEPTH = 32
 
 
 class InvalidAttributeValue(SnaplakeError):
@@ -90,6 +92,67 @@ def descriptor_of(value: Any, path: str = "") -> tuple[str, Any]:
 
 def check_attribute_value(value: Any, path: str = "") -> None:
     """Raise InvalidAttributeValue unless `value` is a well-formed AttributeValue (recursively)."""
+    _check_nesting([value], path)
+    _check_value(value, path)
+
+
+def check_attributes(attributes: Any, path: str = "") -> None:
+    """Raise InvalidAttributeValue unless `attributes` maps names to well-formed AttributeValues (an item, a map)."""
+    if isinstance(attributes, Mapping):
+        _check_nesting(attributes.values(), path)
+    _check_attributes(attributes, path)
+
+
+def nested_too_deep(*attribute_maps: Mapping[str, Any]) -> bool:
+    """Whether maps and lists nest more than MAX_NESTING_DEPTH levels deep in any of these items (or maps).
+
+    Iterative, so any depth is safe to check, and cheap enough for every stream batch: it follows
+    only M and L containers and skips malformed values (check_attributes reports those).
+    """
+    return _too_deep([value for attributes in attribute_maps for value in attributes.values()])
+
+
+def valid_unicode(text: str) -> bool:
+    """False for a string that UTF-8 cannot encode, one with a lone surrogate: pyarrow and .encode() raise on it.
+
+    JSON decoding gives one for the escape \\udcff, and surrogateescape for an undecodable byte.
+    """
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _too_deep(values: Iterable[Any]) -> bool:
+    # type() and `in` rather than isinstance() and .get(): this runs for every stream record.
+    level = list(values)
+    for _ in range(MAX_NESTING_DEPTH + 1):
+        nested: list[Any] = []
+        for value in level:
+            if type(value) is dict:
+                if "M" in value:
+                    members = value["M"]
+                    if type(members) is dict:
+                        nested.extend(members.values())
+                elif "L" in value:
+                    elements = value["L"]
+                    if type(elements) is list:
+                        nested.extend(elements)
+        if not nested:
+            return False
+        level = nested
+    return True
+
+
+def _check_nesting(values: Iterable[Any], path: str) -> None:
+    if _too_deep(values):
+        raise InvalidAttributeValue(f"{path or 'item'}: maps and lists nested more than {MAX_NESTING_DEPTH} levels deep")
+
+
+def _check_value(value: Any, path: str) -> None:
     descriptor, payload = descriptor_of(value, path)
     where = path or "value"
     if descriptor in ("S", "B"):
@@ -97,6 +160,8 @@ def check_attribute_value(value: Any, path: str = "") -> None:
             raise InvalidAttributeValue(f"{where}: {descriptor} must hold a string")
         if descriptor == "B":
             _checked(where, decode_binary, payload)
+        elif not valid_unicode(payload):
+            raise InvalidAttributeValue(f"{where}: S holds a string that is not valid Unicode (a lone surrogate)")
     elif descriptor == "N":
         if not isinstance(payload, str):
             raise InvalidAttributeValue(f"{where}: N must hold the number as a string")
@@ -112,13 +177,15 @@ def check_attribute_value(value: Any, path: str = "") -> None:
                 _checked(where, canonical_number, member)
             elif descriptor == "BS":
                 _checked(where, decode_binary, member)
+            elif not valid_unicode(member):
+                raise InvalidAttributeValue(f"{where}: SS holds a string that is not valid Unicode (a lone surrogate)")
     elif descriptor == "L":
         if not isinstance(payload, list):
             raise InvalidAttributeValue(f"{where}: L must hold a list")
         for index, element in enumerate(payload):
-            check_attribute_value(element, f"{where}[{index}]")
+            _check_value(element, f"{where}[{index}]")
     else:  # M
-        check_attributes(payload, where)
+        _check_attributes(payload, where)
 
 
 def _checked(where: str, check: Callable[[str], Any], payload: str) -> None:
@@ -128,12 +195,14 @@ def _checked(where: str, check: Callable[[str], Any], payload: str) -> None:
         raise InvalidAttributeValue(f"{where}: {error}") from None
 
 
-def check_attributes(attributes: Any, path: str = "") -> None:
-    """Raise InvalidAttributeValue unless `attributes` maps names to well-formed AttributeValues (an item, a map)."""
+def _check_attributes(attributes: Any, path: str) -> None:
     if not isinstance(attributes, Mapping):
         raise InvalidAttributeValue(f"{path or 'item'}: expected an object of attributes, got {_short(attributes)}")
     for name, value in attributes.items():
-        check_attribute_value(value, f"{path}.{name}" if path else name)
+        if isinstance(name, str) and not valid_unicode(name):
+            # Checked before the name becomes part of a path: the messages end up in logs.
+            raise InvalidAttributeValue(f"{path or 'item'}: attribute name {name!r} is not valid Unicode (a lone surrogate)")
+        _check_value(value, f"{path}.{name}" if path else name)
 
 
 def deserialize(value: Mapping[str, Any]) -> Any:

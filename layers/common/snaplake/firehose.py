@@ -9,11 +9,15 @@ Every input recordId comes back exactly once, with one of:
   deeper object, and every array, is kept as JSON text.
 - `Dropped`: the record is an empty JSON object `{}` (nothing to deliver).
 - `ProcessingFailed`: the data is not valid base64, larger than 1,000 KiB, not
-  JSON, not a JSON object, lacks a configured partition key field, or its
-  result (or an earlier record's) would not fit in the 6 MB response. Firehose then writes it to the
+  JSON, not a JSON object, nested too deeply to parse, holds a string that is
+  not valid Unicode (an escaped lone surrogate such as `\\udcff`), lacks a
+  configured partition key field, or its result (or an earlier record's) would
+  not fit in the 6 MB response. Firehose then writes it to the
   `processing-failed/` error prefix with the original data: nothing is lost.
 
-Nothing here raises for a bad record: one record never fails the batch.
+Nothing here raises for a bad record: one record never fails the batch. An
+event without a `records` list has no recordId to answer: InvalidEvent fails the
+invocation, and Firehose retries it or sends it to its error output.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from snaplake.errors import InvalidEvent
 from snaplake.lake_keys import assign_column_names
 
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
@@ -103,18 +108,26 @@ def _flattened(data: Any, settings: FlattenSettings) -> tuple[bytes | None, dict
         value = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as error:
         raise _Rejected(f"not JSON: {error}") from None
+    except RecursionError:
+        raise _Rejected("JSON nested too deeply to parse") from None
     if not isinstance(value, dict):
         raise _Rejected(f"JSON {type(value).__name__} is not an object")
     if not value:
         return None, {}
-    flat = flatten_object(value, settings.separator, settings.max_depth)
+    try:
+        flat = flatten_object(value, settings.separator, settings.max_depth)
+        line = json.dumps(flat, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    except RecursionError:  # json.loads stopped just short of the limit, json.dumps of a nested part (a deeper call) did not
+        raise _Rejected("JSON nested too deeply to write") from None
+    except UnicodeEncodeError:  # json.loads accepts an escaped lone surrogate (\udcff); UTF-8 cannot hold it
+        raise _Rejected("JSON holds a string that is not valid Unicode (a lone surrogate)") from None
     keys = {}
     for name in settings.partition_key_fields:
         found = flat.get(name)
         if found is None or isinstance(found, bool) or not isinstance(found, str | int | float):
             raise _Rejected(f"partition key field {name!r} is missing or not a scalar")
         keys[name] = str(found)
-    return json.dumps(flat, ensure_ascii=False, separators=(",", ":")).encode() + b"\n", keys
+    return line, keys
 
 
 def _size(entry: dict[str, Any]) -> int:
@@ -124,9 +137,9 @@ def _size(entry: dict[str, Any]) -> int:
 def transform_records(event: Any, settings: FlattenSettings) -> TransformOutcome:
     """Firehose transformation response for an event: every recordId once, within the response size limit."""
     records = event.get("records") if isinstance(event, Mapping) else None
-    outcome = TransformOutcome()
     if not isinstance(records, list):
-        return outcome
+        raise InvalidEvent("a Firehose transformation event is an object with a records list")
+    outcome = TransformOutcome()
     ids = [str(r.get("recordId", "")) if isinstance(r, Mapping) else "" for r in records]
     # The smallest answer for each record still to come, kept in reserve so a full response can always end.
     reserve = sum(_size({"recordId": record_id, "result": FAILED, "data": ""}) for record_id in ids)

@@ -23,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from snaplake.aws import lake_access
 from snaplake.config import LakeSettings, lake_write_args
 from snaplake.errors import CopyIncomplete, DestinationMismatch, ExportFilesMissing, InvalidEvent, KeyCollision, PlanMissing
 from snaplake.handler_input import bucket as bucket_name
@@ -122,10 +123,14 @@ class LakeWriter:
             args["ExpectedSourceBucketOwner"] = self.lake.source_bucket_owner
         return args
 
+    def _lake_access(self, action: str, source: bool = False) -> Any:
+        return lake_access(self.lake.bucket, self.lake.bucket_owner, self.lake.kms_key_arn, action, self.source_bucket if source else None)
+
     def list_lake(self, prefix: str) -> Iterator[dict[str, Any]]:
         owner = {"ExpectedBucketOwner": self.lake.bucket_owner} if self.lake.bucket_owner else {}
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.lake.bucket, Prefix=prefix, **owner):
-            yield from page.get("Contents", [])
+        with self._lake_access("list"):
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.lake.bucket, Prefix=prefix, **owner):
+                yield from page.get("Contents", [])
 
     def list_source(self, prefix: str) -> Iterator[dict[str, Any]]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.source_bucket, Prefix=prefix, **self._source_owner())
@@ -154,6 +159,10 @@ class LakeWriter:
         return {obj["Key"].rsplit(".", 1)[-1] for obj in page.get("Contents", [])}
 
     def already_copied(self, item: CopyItem) -> bool:
+        with self._lake_access("read"):
+            return self._same_object_in_lake(item)
+
+    def _same_object_in_lake(self, item: CopyItem) -> bool:
         try:
             head = self.s3.head_object(
                 Bucket=self.lake.bucket,
@@ -167,6 +176,10 @@ class LakeWriter:
         return head.get("ContentLength") == item.size and head.get("Metadata", {}).get(SOURCE_ETAG_METADATA) == item.etag
 
     def copy(self, item: CopyItem, multipart_threshold: int = MAX_SINGLE_COPY_BYTES) -> None:
+        with self._lake_access("write", source=True):
+            self._copy(item, multipart_threshold)
+
+    def _copy(self, item: CopyItem, multipart_threshold: int) -> None:
         source = {"Bucket": self.source_bucket, "Key": item.source}
         metadata = {SOURCE_ETAG_METADATA: item.etag}
         if item.size <= multipart_threshold:
@@ -217,7 +230,8 @@ class LakeWriter:
             raise
 
     def put_marker(self, key: str) -> None:
-        self.s3.put_object(Key=key, Body=b"", **self._dest_args())
+        with self._lake_access("write"):
+            self.s3.put_object(Key=key, Body=b"", **self._dest_args())
 
 
 def _layout(request: dict[str, Any]) -> SnapshotLayout:

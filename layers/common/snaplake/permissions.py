@@ -69,7 +69,9 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "_S3.list_export": ("s3.list_objects_v2 dynamodb-export",),
         "_S3.upload_lake": ("s3.upload_file lake",),
         "_S3.put_lake": ("s3.put_object lake",),
-        "_S3.publish": ("s3.copy lake -> lake", "s3.delete_object lake"),
+        "_S3.publish": ("s3.copy lake -> lake",),
+        "_S3._lake_has": ("s3.head_object lake",),
+        "_S3.drop_staged": ("s3.delete_objects lake",),
     },
     "snaplake.lake_copy": {
         "LakeWriter.list_lake": ("s3.list_objects_v2 lake",),
@@ -77,8 +79,8 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "LakeWriter.get_source_json": ("s3.get_object rds-export",),
         "LakeWriter.put_source": ("s3.put_object rds-export",),
         "LakeWriter.batch_progress": ("s3.list_objects_v2 rds-export",),
-        "LakeWriter.already_copied": ("s3.head_object lake",),
-        "LakeWriter.copy": ("s3.copy_object rds-export -> lake",),
+        "LakeWriter._same_object_in_lake": ("s3.head_object lake",),
+        "LakeWriter._copy": ("s3.copy_object rds-export -> lake",),
         "LakeWriter._multipart_copy": (
             "s3.create_multipart_upload lake",
             "s3.upload_part_copy rds-export -> lake",
