@@ -1218,8 +1218,9 @@ class AthenaEmulator:
             for term in _or_terms(where.this):
                 pairs = {}
                 for eq in _and_terms(term):
-                    if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Column) and isinstance(eq.expression, exp.Literal):
-                        pairs[eq.this.name] = str(eq.expression.this)
+                    column = eq.this.this if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Cast) else getattr(eq, "this", None)
+                    if isinstance(eq, exp.EQ) and isinstance(column, exp.Column) and isinstance(eq.expression, exp.Literal):
+                        pairs[column.name] = str(eq.expression.this)
                 if set(pairs) != set(keys):
                     break
                 found.append(tuple(pairs[k] for k in keys))

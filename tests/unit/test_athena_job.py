@@ -94,3 +94,38 @@ def test_a_cursor_from_another_run_is_refused() -> None:
     assert Cursor.parse({}, "r1") == Cursor("r1")
     with pytest.raises(InvalidJob):
         Cursor.parse(cursor.as_json(), "r2")
+
+
+def _glue_errors(*codes: str) -> dict[str, Any]:
+    return {
+        "Errors": [
+            {"PartitionValues": [f"2024-05-0{i}"], "ErrorDetail": {"ErrorCode": c, "ErrorMessage": "no"}} for i, c in enumerate(codes)
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("answer", "tolerated", "raised"),
+    [
+        (_glue_errors("InvalidInputException"), "", "CatalogUpdateFailed"),
+        (_glue_errors("ThrottlingException"), "", "TransientAwsError"),
+        (_glue_errors("AlreadyExistsException", "EntityNotFoundException"), "AlreadyExistsException", "CatalogUpdateFailed"),
+        (_glue_errors("AlreadyExistsException"), "AlreadyExistsException", None),
+        ({}, "", None),
+    ],
+)
+def test_partition_swap_stops_on_any_failure_glue_reports_in_its_answer(answer: dict[str, Any], tolerated: str, raised: str | None) -> None:
+    # Glue's batch partition calls answer per-entry failures instead of raising; the overwrite deletes the old
+    # data right after the swap, so an unnoticed failure would leave a partition pointing at deleted data.
+    from snaplake.athena_job import _Run
+    from snaplake.config import AthenaSettings
+
+    settings = AthenaSettings.from_env({"LAKE_BUCKET": "lake-bucket"})
+    run = _Run(None, settings, parse_job(CTAS, 0), 0, "run1", lambda: 60_000)  # type: ignore[arg-type]
+    if raised is None:
+        run._check_partition_errors("create", "daily", answer, tolerated=tolerated)
+        return
+    with pytest.raises(Exception) as caught:
+        run._check_partition_errors("create", "daily", answer, tolerated=tolerated)
+    assert type(caught.value).__name__ == raised
+    assert "marts.daily" in str(caught.value)

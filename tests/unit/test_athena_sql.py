@@ -137,6 +137,19 @@ def test_more_than_100_partitions_are_split_into_ctas_and_insert_batches() -> No
     assert written == [100, 100, 50]
 
 
+def test_partition_batches_compare_each_column_as_text_so_date_and_integer_columns_work() -> None:
+    # GetQueryResults returns every value as text; `"dt" = '2024-01-01'` against a DATE column fails in Athena.
+    options = CtasOptions(external_location=LOCATION, partitioned_by=("dt", "hour"))
+    [statement] = build_partitioned_ctas("marts", "t", SELECT, options, [("2024-01-01", 7)])
+    where = parse(statement).find(exp.Where)
+    assert where is not None
+    comparisons = list(where.find_all(exp.EQ))
+    assert [(c.this.sql(), c.expression.sql()) for c in comparisons] == [
+        ('CAST("dt" AS VARCHAR)', "'2024-01-01'"),
+        ('CAST("hour" AS VARCHAR)', "'7'"),
+    ]
+
+
 def test_bucketing_reduces_the_partitions_per_query() -> None:
     options = CtasOptions(external_location=LOCATION, partitioned_by=("dt",), bucketed_by=("id",), bucket_count=5)
     statements = build_partitioned_ctas("marts", "t", SELECT, options, [(f"d{i}",) for i in range(45)])

@@ -167,6 +167,7 @@ def test_poison_record_is_reported_with_every_later_record_and_earlier_neighbour
         lambda r: r["dynamodb"]["NewImage"].update(total={"N": "1", "S": "1"}),
         lambda r: r["dynamodb"]["NewImage"].update(total={"X": "1"}),
         lambda r: r["dynamodb"]["NewImage"].update(tags={"SS": "not a list"}),
+        lambda r: r["dynamodb"]["NewImage"].update(status={"S": 2**70}),  # pyarrow: OverflowError, not a type error
         lambda r: r["dynamodb"].update(NewImage="not an object"),
         lambda r: r.update(eventName="UPSERT"),
         lambda r: r["dynamodb"].update(ApproximateCreationDateTime="yesterday"),
@@ -182,6 +183,7 @@ def test_poison_record_is_reported_with_every_later_record_and_earlier_neighbour
         "two-descriptors",
         "unknown-descriptor",
         "set-not-a-list",
+        "integer-beyond-int64-as-string",
         "image-not-object",
         "event-name",
         "creation-time",

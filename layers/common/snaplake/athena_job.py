@@ -60,16 +60,19 @@ from snaplake.athena_sql import (
     validate_location,
     validate_select,
 )
+from snaplake.aws import TRANSIENT_ERROR_CODES
 from snaplake.catalog import CatalogOptions, ensure_database
 from snaplake.catalog import _get_table as get_glue_table
 from snaplake.config import AthenaSettings, lake_write_args
 from snaplake.errors import (
+    CatalogUpdateFailed,
     DataDeletionFailed,
     InvalidJob,
     LocationNotEmpty,
     QueryCancelled,
     QueryFailed,
     TableNotFound,
+    TransientAwsError,
     UnsafeOverwrite,
 )
 
@@ -518,16 +521,34 @@ class _Run:
         new = {tuple(p["Values"]): {k: p[k] for k in keep if k in p} for p in self._partitions(source_table)}
         old = {tuple(p["Values"]) for p in self._partitions(table)}
         updates = [{"PartitionValueList": list(values), "PartitionInput": new[values]} for values in new if values in old]
+        # Glue reports per-partition failures in the answer instead of raising: any of them must stop the job
+        # before the old data is deleted (a partition still pointing at it would lose its rows).
         for start in range(0, len(updates), MAX_PARTITIONS_PER_QUERY):
-            glue.batch_update_partition(DatabaseName=database, TableName=table, Entries=updates[start : start + MAX_PARTITIONS_PER_QUERY])
+            entries = updates[start : start + MAX_PARTITIONS_PER_QUERY]
+            answer = glue.batch_update_partition(DatabaseName=database, TableName=table, Entries=entries)
+            self._check_partition_errors("repoint", table, answer)
         created = [new[values] for values in new if values not in old]
         for start in range(0, len(created), MAX_PARTITIONS_PER_QUERY):
             chunk = created[start : start + MAX_PARTITIONS_PER_QUERY]
-            glue.batch_create_partition(DatabaseName=database, TableName=table, PartitionInputList=chunk)
+            answer = glue.batch_create_partition(DatabaseName=database, TableName=table, PartitionInputList=chunk)
+            self._check_partition_errors("create", table, answer, tolerated="AlreadyExistsException")
         gone = [{"Values": list(values)} for values in old if values not in new]
         for start in range(0, len(gone), GLUE_PARTITION_BATCH):
-            chunk = gone[start : start + GLUE_PARTITION_BATCH]
-            glue.batch_delete_partition(DatabaseName=database, TableName=table, PartitionsToDelete=chunk)
+            removed = gone[start : start + GLUE_PARTITION_BATCH]
+            answer = glue.batch_delete_partition(DatabaseName=database, TableName=table, PartitionsToDelete=removed)
+            self._check_partition_errors("remove", table, answer, tolerated="EntityNotFoundException")
+
+    def _check_partition_errors(self, action: str, table: str, answer: Mapping[str, Any], tolerated: str = "") -> None:
+        failures = [e for e in answer.get("Errors", []) if e.get("ErrorDetail", {}).get("ErrorCode") != tolerated]
+        if not failures:
+            return
+        detail = failures[0].get("ErrorDetail", {})
+        code, message = detail.get("ErrorCode", ""), detail.get("ErrorMessage", "")
+        what = f"job {self.job.name}: could not {action} {len(failures)} partition(s) of {self._database}.{table}"
+        what += f" (first {failures[0].get('PartitionValues')}: {code} {message})"
+        if code in TRANSIENT_ERROR_CODES or code in ("InternalServiceException", "ConcurrentModificationException"):
+            raise TransientAwsError(what)
+        raise CatalogUpdateFailed(what)
 
     def _check_schema(self, table: str, probe: str) -> None:
         target, produced = self._table(table), self._table(probe)

@@ -269,13 +269,19 @@ PartitionValues = tuple[str | int, ...]
 
 
 def partition_filter(columns: Sequence[str], values: Sequence[PartitionValues]) -> str:
-    """`("dt" = '2024-05-01' AND "hour" = 7) OR (...)`, one term per partition."""
+    """`(CAST("dt" AS varchar) = '2024-05-01' AND CAST("hour" AS varchar) = '7') OR (...)`, one term per partition.
+
+    The values are the text GetQueryResults returned for the partition columns, whatever their type (date,
+    timestamp, integer, ...): comparing the columns' text with it is right for every type, where a quoted
+    literal against a date column is a type error in Athena.
+    """
     names = [dml_name(c) for c in columns]
     terms = []
     for row in values:
         if len(row) != len(names):
             raise InvalidOption(f"partition value {row!r} does not have one value per column {list(columns)}")
-        terms.append("(" + " AND ".join(f"{n} = {sql_literal(v)}" for n, v in zip(names, row, strict=True)) + ")")
+        pairs = zip(names, row, strict=True)
+        terms.append("(" + " AND ".join(f"CAST({n} AS varchar) = {sql_literal(str(v))}" for n, v in pairs) + ")")
     if not terms:
         raise InvalidOption("no partition values to write")
     return " OR ".join(terms)

@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as NoConnection
 
 from snaplake.errors import KmsAccessDenied, LakeAccessDenied, SnaplakeError, TransientAwsError
 
@@ -55,7 +56,8 @@ TRANSIENT_ERROR_CODES = frozenset(
         "ServiceUnavailableException",
     }
 )
-_ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "KMS.AccessDeniedException"})
+# S3 answers a HEAD with no body, so its 403 arrives as the code "403".
+_ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "KMS.AccessDeniedException", "403"})
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -88,8 +90,9 @@ def is_transient(error: ClientError) -> bool:
 
 
 def named_errors(handler: Handler) -> Handler:
-    """Handler decorator: throttling and AWS-side failures that outlast the SDK's retries become TransientAwsError;
-    a ClientError wrapped by boto3's transfer manager is raised as itself (so Retry on ClientError matches it)."""
+    """Handler decorator: throttling, AWS-side failures and lost connections that outlast the SDK's retries become
+    TransientAwsError; a ClientError wrapped by boto3's transfer manager is raised as itself (so Retry on
+    ClientError matches it)."""
 
     @functools.wraps(handler)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -97,6 +100,9 @@ def named_errors(handler: Handler) -> Handler:
             return handler(*args, **kwargs)
         except SnaplakeError:
             raise
+        except (NoConnection, HTTPClientError) as error:
+            # No answer at all (endpoint unreachable, read timeout) after the SDK's retries: as transient as a 503.
+            raise TransientAwsError(f"no answer from AWS: {error}") from error
         except Exception as error:
             cause = client_error_of(error)
             if cause is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import re
 import tempfile
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from snaplake.aws import lake_access
+from snaplake.aws import error_code, lake_access
 from snaplake.config import lake_write_args
 from snaplake.ddb_export import EXPORT_ARN, table_name
 from snaplake.errors import ConversionIncomplete, CountMismatch, InvalidEvent, ManifestMissing, PlanMissing
@@ -32,6 +33,8 @@ from snaplake.lake_keys import SUCCESS_MARKER, athena_name, iso_utc, join_key, p
 
 FULL, INCREMENTAL = "full", "incremental"
 _EXPORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")  # the last segment of an export ARN
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,15 +138,25 @@ class _S3:
         return True
 
     def drop_staged(self, keys: list[str]) -> None:
-        """Delete staged copies once everything is published (deleting a missing key is not an error in S3)."""
-        with self._lake_access("delete"):
-            for start in range(0, len(keys), 1000):
-                chunk = [{"Key": key} for key in keys[start : start + 1000]]
+        """Delete staged copies once everything is published; best effort (deleting a missing key is not an error).
+
+        By now the export is in the lake with its `_SUCCESS` markers: failing the run here would make the next
+        run export the window again and count its changes twice. Leftovers expire with the lake bucket's
+        lifecycle rule for `_snaplake_staging/`.
+        """
+        for start in range(0, len(keys), 1000):
+            chunk = [{"Key": key} for key in keys[start : start + 1000]]
+            try:
                 answer = self.s3.delete_objects(Bucket=self.settings.bucket, Delete={"Objects": chunk, "Quiet": True}, **self._lake_owner())
-                if answer.get("Errors"):
-                    first = answer["Errors"][0]
-                    why = f"{first.get('Code')} {first.get('Message')}"
-                    raise ConversionIncomplete(f"could not delete staged object {first.get('Key')}: {why}")
+            except ClientError as error:
+                answer = {"Errors": [{"Key": chunk[0]["Key"], "Code": error_code(error), "Message": str(error)}]}
+            for failed in answer.get("Errors", [])[:5]:
+                log.warning(
+                    "staged copy not deleted (its lifecycle rule will): %s: %s %s",
+                    failed.get("Key"),
+                    failed.get("Code"),
+                    failed.get("Message"),
+                )
 
 
 @dataclass(frozen=True)

@@ -1120,8 +1120,9 @@ def convert_lines(lines: Sequence[Mapping[str, Any]], kind: ExportKind, options:
         sections = {field.name: rows.field(index) for index, field in enumerate(row_type)}
         schema._observe_sections(sections, kind, options)
         return _convert_sections(sections, len(rows), schema._plan(kind, options), kind)
-    except (SnaplakeError, pa.ArrowException, UnicodeError, RecursionError) as error:
-        # pyarrow raises UnicodeEncodeError for a string with a lone surrogate; the schema code recurses per map level.
+    except (SnaplakeError, pa.ArrowException, UnicodeError, RecursionError, OverflowError, TypeError, ValueError) as error:
+        # pyarrow raises UnicodeEncodeError for a string with a lone surrogate and OverflowError for an integer beyond
+        # int64 where text belongs; the schema code recurses per map level.
         raise _located_line_problem(lines, kind, error) from None
 
 

@@ -148,3 +148,7 @@ class LandedManifestInvalid(SnaplakeError):
 
 class DynamoDbTableNotFound(SnaplakeError):
     """The DynamoDB table named by the request does not exist in this account and region."""
+
+
+class CatalogUpdateFailed(SnaplakeError):
+    """Glue refused part of a batch partition update; nothing that depends on it (such as deleting old data) was done."""
