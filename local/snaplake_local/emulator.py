@@ -7,7 +7,8 @@ local results rest on:
   clock instead of sleeping (moto's executor really sleeps).
 - InProcessLambdas: Lambda tasks run the real handlers in this process (moto
   would need Docker), each with its function's environment from template.yaml.
-- enforce_expected_bucket_owner: S3's ExpectedBucketOwner check (moto ignores it).
+- enforce_expected_bucket_owner: S3's ExpectedBucketOwner check (moto ignores it), and S3
+  requests handled one at a time (moto can close a buffer a concurrent request still reads).
 - RdsExportEmulator: moto's export tasks complete instantly and write nothing.
   Here a task goes STARTING -> IN_PROGRESS -> COMPLETE on the virtual clock
   and, on completion, writes the export's files in AWS's documented layout
@@ -156,14 +157,17 @@ class LocalFunction:
             spec.loader.exec_module(module)
         self._entry = getattr(module, attr)
 
-    def invoke(self, event: Any, remaining_ms: Callable[[], int] | None = None) -> tuple[Any, bool]:
-        """Run the handler; returns (payload, errored) the way Lambda reports them."""
+    def call(self, event: Any, remaining_ms: Callable[[], int] | None = None) -> Any:
+        """Run the handler with a Lambda context; its exceptions propagate."""
         if self._entry is None:
             self.load()
         assert self._entry is not None
-        context = _LambdaContext(self, remaining_ms)
+        return self._entry(event, _LambdaContext(self, remaining_ms))
+
+    def invoke(self, event: Any, remaining_ms: Callable[[], int] | None = None) -> tuple[Any, bool]:
+        """Run the handler; returns (payload, errored) the way Lambda reports them."""
         try:
-            return self._entry(event, context), False
+            return self.call(event, remaining_ms), False
         except Exception as error:  # Lambda's own behaviour: report the error type and message.
             return {
                 "errorType": type(error).__name__,

@@ -21,6 +21,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 
@@ -124,6 +125,7 @@ class LocalStack:
         from moto import mock_aws
 
         self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        self._exit.enter_context(_validate_each_definition_once())
         self._exit.enter_context(fast_forward_step_functions(self.clock))
         self._exit.enter_context(enforce_expected_bucket_owner())
         self._exit.enter_context(self.lambdas.patched())
@@ -449,3 +451,25 @@ def _env(key: str, value: str | None) -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = old
+
+
+# State machine definitions moto has validated in this process.
+_VALID_DEFINITIONS: set[str] = set()
+
+
+@contextmanager
+def _validate_each_definition_once() -> Iterator[None]:
+    """moto parses a state machine's definition to validate it on every CreateStateMachine (~0.2 s per file, every
+    stack); a definition that passed once passes again. An invalid one is never remembered and fails every time."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    validate = StepFunctionsParserBackend._validate_definition
+
+    def validate_once(definition: str) -> None:
+        if definition not in _VALID_DEFINITIONS:
+            validate(definition=definition)
+            _VALID_DEFINITIONS.add(definition)
+
+    # mock restores the staticmethod itself, not the plain function getattr returns.
+    with mock.patch.object(StepFunctionsParserBackend, "_validate_definition", staticmethod(validate_once)):
+        yield

@@ -14,7 +14,6 @@ export tasks.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,22 +27,6 @@ from tests.corpus.cases import CASES, BatchItemFailures, Case, ProcessingFailed,
 
 # What a handler must never let escape: Lambda would report these with a stack trace of library internals.
 UNNAMED = (KeyError, TypeError, AttributeError, ValueError, IndexError, UnicodeError, RecursionError, AssertionError)
-
-
-class _Context:
-    """The Lambda context the handlers use (powertools reads these attributes)."""
-
-    def __init__(self, function: LocalFunction) -> None:
-        self.function_name = function.name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = function.arn
-        self.memory_limit_in_mb = function.memory_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function.name}"
-        self.log_stream_name = "corpus"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 600_000
 
 
 def _seed(stack: LocalStack) -> Seeded:
@@ -120,11 +103,8 @@ def _function(stack: LocalStack, handler: str) -> LocalFunction:
 
 
 def _invoke(function: LocalFunction, event: Any) -> tuple[Any, BaseException | None]:
-    if function._entry is None:
-        function.load()
-    assert function._entry is not None
     try:
-        return function._entry(event, _Context(function)), None
+        return function.call(event, remaining_ms=lambda: 600_000), None
     except Exception as error:
         return None, error
 

@@ -21,10 +21,8 @@ left in the lake with what the fault-free run leaves.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import os
 import re
 import threading
 import time
@@ -44,42 +42,6 @@ from snaplake_local.stack import LocalStack
 
 S3_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload"})
 KMS_KEY_HEADER = "x-amz-server-side-encryption-aws-kms-key-id"
-
-
-# --------------------------------------------------------------------------- speed
-
-
-@contextmanager
-def shared_botocore_loader() -> Iterator[None]:
-    """One botocore data loader for every session created while active.
-
-    snaplake.aws makes a new boto3 Session per client, and each Session parses
-    botocore's endpoint and model JSON again (~0.25 s): a LocalStack deploy
-    spends ~5 s of its ~6 s there. botocore already shares one loader between
-    the clients of a session; this shares it between sessions. Test speed only.
-    """
-    import botocore.loaders
-    import botocore.session
-
-    with mock.patch.object(botocore.session, "create_loader", functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)):
-        yield
-
-
-@contextmanager
-def quick_deploys() -> Iterator[None]:
-    """A LocalStack deploy in ~0.6 s instead of ~6 s, changing nothing the pipelines see:
-    one botocore loader for all sessions, no default AMIs in moto's EC2 backend (RDS
-    creates one), and each state machine definition validated by moto once, not on
-    every deploy (the parse moto runs to execute it is untouched)."""
-    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-
-    validate_once = staticmethod(functools.lru_cache(maxsize=None)(StepFunctionsParserBackend._validate_definition))
-    with (
-        shared_botocore_loader(),
-        mock.patch.dict(os.environ, {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}),
-        mock.patch.object(StepFunctionsParserBackend, "_validate_definition", validate_once),
-    ):
-        yield
 
 
 @dataclass

@@ -41,7 +41,6 @@ from tests.integration.faults import (
     is_s3_write,
     kms_access_denied,
     lake_problems,
-    quick_deploys,
     rds_throttling,
     s3_slow_down,
     set_clock,
@@ -73,12 +72,6 @@ def deployed(**parameters: str) -> Iterator[LocalStack]:
         seed_sample_sources(stack)
         set_clock(stack, CLOCK)
         yield stack
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _quick_deploys() -> Iterator[None]:
-    with quick_deploys():
-        yield
 
 
 @pytest.fixture
