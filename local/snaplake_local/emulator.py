@@ -8,7 +8,8 @@ local results rest on:
 - InProcessLambdas: Lambda tasks run the real handlers in this process (moto
   would need Docker), each with its function's environment from template.yaml.
 - enforce_expected_bucket_owner: S3's ExpectedBucketOwner check (moto ignores it), and S3
-  requests handled one at a time (moto can close a buffer a concurrent request still reads).
+  requests handled one at a time (moto can close a buffer a concurrent request still reads);
+  the emulators' own writes take the same turn (emulated_s3).
 - RdsExportEmulator: moto's export tasks complete instantly and write nothing.
   Here a task goes STARTING -> IN_PROGRESS -> COMPLETE on the virtual clock
   and, on completion, writes the export's files in AWS's documented layout
@@ -89,19 +90,31 @@ def fast_forward_step_functions(clock: VirtualClock) -> Iterator[None]:
         yield
 
 
+# S3 applies each request atomically; moto does not: overwriting a key closes the old
+# object's buffer even while a concurrent request (another in-process Lambda thread) is
+# still reading it. The emulated S3 therefore serves one request at a time, and the
+# emulators below write through the same lock.
+_S3_ONE_REQUEST_AT_A_TIME = threading.RLock()
+
+
+@contextmanager
+def emulated_s3(account: str) -> Iterator[Any]:
+    """moto's S3 backend, held for one atomic step of an emulator."""
+    from moto.s3.models import s3_backends
+
+    with _S3_ONE_REQUEST_AT_A_TIME:
+        yield s3_backends[account]["aws"]
+
+
 @contextmanager
 def enforce_expected_bucket_owner() -> Iterator[None]:
     """S3 refuses a request whose ExpectedBucketOwner (or ExpectedSourceBucketOwner)
     is not the bucket's account with 403 AccessDenied; moto ignores both headers.
     Every emulated bucket belongs to the emulator's one account.
 
-    Requests are also handled one at a time: moto closes an object's buffer when the
-    key is overwritten, even while a concurrent request (another in-process Lambda
-    thread) is still reading it, which AWS never does."""
+    Requests are also handled one at a time (_S3_ONE_REQUEST_AT_A_TIME)."""
     from moto.s3 import responses
     from moto.s3.exceptions import S3AccessDeniedError
-
-    one_at_a_time = threading.RLock()
 
     def checked(original: Callable[..., Any]) -> Callable[..., Any]:
         def check_owner(self: Any, request: Any, full_url: str) -> Any:
@@ -109,7 +122,7 @@ def enforce_expected_bucket_owner() -> Iterator[None]:
                 expected = request.headers.get(header)
                 if expected and expected != self.current_account:
                     raise S3AccessDeniedError()
-            with one_at_a_time:
+            with _S3_ONE_REQUEST_AT_A_TIME:
                 return original(self, request, full_url)
 
         return check_owner
@@ -408,6 +421,9 @@ class RdsExportEmulator:
         self.plans: dict[str, _Plan] = {}
         self.tasks: dict[str, _Task] = {}
         self.started_exports: list[str] = []
+        # Concurrent DescribeExportTasks calls (one per execution) must see one task
+        # complete once: its files are written exactly once, before it reads COMPLETE.
+        self._lock = threading.RLock()
 
     # ---- what tests and the runner configure
     def add_source(self, snapshot_arn: str, source: ExportSource) -> None:
@@ -473,18 +489,20 @@ class RdsExportEmulator:
         emulator = self
 
         def start_export_task(backend: Any, kwargs: dict[str, Any]) -> Any:
-            task = original_start(backend, kwargs)
-            arn, identifier = kwargs["source_arn"], str(task.export_task_identifier)
-            emulator.tasks[identifier] = _Task(identifier, arn, emulator.clock.now(), emulator.plans.get(arn, _Plan()))
-            emulator.started_exports.append(identifier)
-            emulator._refresh(task)
-            return task
+            with emulator._lock:
+                task = original_start(backend, kwargs)
+                arn, identifier = kwargs["source_arn"], str(task.export_task_identifier)
+                emulator.tasks[identifier] = _Task(identifier, arn, emulator.clock.now(), emulator.plans.get(arn, _Plan()))
+                emulator.started_exports.append(identifier)
+                emulator._refresh(task)
+                return task
 
         def describe_export_tasks(backend: Any, export_task_identifier: str) -> Any:
-            tasks = list(original_describe(backend, export_task_identifier))
-            for task in tasks:
-                emulator._refresh(task)
-            return tasks
+            with emulator._lock:
+                tasks = list(original_describe(backend, export_task_identifier))
+                for task in tasks:
+                    emulator._refresh(task)
+                return tasks
 
         with (
             patched_attribute(models.RDSBackend, "start_export_task", start_export_task),
@@ -493,6 +511,10 @@ class RdsExportEmulator:
             yield
 
     def _refresh(self, task: Any) -> None:
+        with self._lock:
+            self._advance(task)
+
+    def _advance(self, task: Any) -> None:
         state = self.tasks.get(task.export_task_identifier)
         if state is None:
             return
@@ -519,8 +541,6 @@ class RdsExportEmulator:
             task.warning_message = json.dumps(plan.warning)
 
     def _write_export(self, task: Any, state: _Task) -> None:
-        from moto.s3.models import s3_backends
-
         snapshot = task.snapshot
         source_id = snapshot.cluster.db_cluster_identifier if hasattr(snapshot, "cluster") else snapshot.database.db_instance_identifier
         source = self.sources.get(state.source_arn) or self.databases.get(source_id) or TablesSource(engine="", database="", tables={})
@@ -537,10 +557,11 @@ class RdsExportEmulator:
             "role": task.iam_role_arn,
             "kms": task.kms_key_id,
         }
-        s3 = s3_backends[self.account]["aws"]
         root = f"{prefix}/{task.export_task_identifier}" if prefix else task.export_task_identifier
-        for relative, body in source.files(task.export_task_identifier, details).items():
-            s3.put_object(task.s3_bucket, f"{root}/{relative}", body)
+        files = source.files(task.export_task_identifier, details)
+        with emulated_s3(self.account) as s3:
+            for relative, body in files.items():
+                s3.put_object(task.s3_bucket, f"{root}/{relative}", body)
 
 
 # --------------------------------------------------------------------------- DynamoDB exports
@@ -843,10 +864,9 @@ class DynamoDbExportEmulator:
         return out
 
     def _put(self, export: _DynamoDbExport, relative: str, body: bytes) -> str:
-        from moto.s3.models import s3_backends
-
         key = f"{export.prefix}/{relative}" if export.prefix else relative
-        s3_backends[self.account]["aws"].put_object(export.bucket, key, body)
+        with emulated_s3(self.account) as s3:
+            s3.put_object(export.bucket, key, body)
         return key
 
     def _lines(self, export: _DynamoDbExport) -> list[dict[str, Any]]:
@@ -1128,11 +1148,6 @@ class AthenaEmulator:
 
         return glue_backends[self.account][self.region]
 
-    def _s3(self) -> Any:
-        from moto.s3.models import s3_backends
-
-        return s3_backends[self.account]["aws"]
-
     def _glue_table(self, database: str, table: str) -> dict[str, Any] | None:
         glue = self._glue()
         if database not in glue.databases or table not in glue.databases[database].tables:
@@ -1248,8 +1263,9 @@ class AthenaEmulator:
         if keys:
             folders = [prefix + folder for folder in folders]
         if self.write_placeholders and partitions != []:
-            for folder in folders:
-                self._s3().put_object(bucket, f"{folder}{query.id}_00000", _PLACEHOLDER)
+            with emulated_s3(self.account) as s3:
+                for folder in folders:
+                    s3.put_object(bucket, f"{folder}{query.id}_00000", _PLACEHOLDER)
         return [f"s3://{bucket}/{folder}" for folder in folders]
 
     def _add_partitions(self, database: str, table: str, keys: list[str], values: list[tuple[str, ...]], locations: list[str]) -> None:
@@ -1281,7 +1297,8 @@ class AthenaEmulator:
         if properties.get("external_location"):
             bucket, _, prefix = location.removeprefix("s3://").partition("/")
             try:
-                listed = self._s3().list_objects(self._s3().get_bucket(bucket), prefix, None, None, 1)[0]
+                with emulated_s3(self.account) as s3:
+                    listed = s3.list_objects(s3.get_bucket(bucket), prefix, None, None, 1)[0]
             except Exception as error:  # moto's MissingBucket
                 raise _AthenaFailure(f"HIVE_PATH_ALREADY_EXISTS: cannot use {location}: {error}") from None
             if listed:
@@ -1384,7 +1401,8 @@ class AthenaEmulator:
             lines = [",".join(f'"{name}"' for name, _ in columns)]
             lines += [",".join("" if value is None else f'"{value}"' for value in row) for row in query.rows]
             folder = prefix if prefix.endswith("/") or not prefix else prefix + "/"
-            self._s3().put_object(bucket, f"{folder}{query.id}.csv", ("\n".join(lines) + "\n").encode())
+            with emulated_s3(self.account) as s3:
+                s3.put_object(bucket, f"{folder}{query.id}.csv", ("\n".join(lines) + "\n").encode())
 
 
 def _sqlglot_type(glue_type: str) -> str:

@@ -209,11 +209,6 @@ class FaultInjector:
         self.rules: list[Rule] = []
         self.backoff = Backoff()
         self._lock = threading.Lock()
-        # moto's S3 is not safe for concurrent writes of one key: the write that replaces an
-        # object closes the old one's buffer while the other request still reads it
-        # ("ValueError: I/O operation on closed file" in FakeKey.etag). S3 itself applies
-        # each request atomically, so the emulator's S3 is given one request at a time.
-        self._s3_lock = threading.RLock()
 
     def add(self, rule: Rule) -> Rule:
         with self._lock:
@@ -258,9 +253,6 @@ class FaultInjector:
             injected = injector.intercept(event_name, request)
             if injected is not None:
                 return injected
-            if event_name.startswith("before-send.s3."):
-                with injector._s3_lock:
-                    return original(stubber, event_name, request, **kwargs)
             return original(stubber, event_name, request, **kwargs)
 
         with mock.patch.object(BotocoreStubber, "__call__", before_send), instant_botocore_retries(self.backoff):

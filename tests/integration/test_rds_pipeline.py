@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from unittest import mock
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 from snaplake import lake_copy
-from snaplake_local.emulator import ManyFilesSource
+from snaplake_local.emulator import ManyFilesSource, RdsExportEmulator
 from snaplake_local.sample_data import shop_mysql_tables, world_postgres_tables
 from snaplake_local.sources import (
     SHOP_INSTANCE,
@@ -145,6 +149,43 @@ def test_same_event_delivered_three_times_concurrently_lands_once(stack: LocalSt
     assert len(stack.rds_exports.started_exports) == 1
     assert len(data_keys(stack)) == 8
     assert rows_by_table(stack)["rds/world/city"] == world_postgres_tables()["public.city"].num_rows
+
+
+def test_emulated_export_completing_under_concurrent_describes_writes_its_files_once(stack: LocalStack) -> None:
+    """Each execution polls DescribeExportTasks; however many poll at the moment the task
+    completes, its files are written once, as AWS writes them once (an overwrite in moto
+    closes the object a concurrent listing is reading)."""
+    create_cluster(stack, "race-cluster")
+    arn = cluster_snapshot(stack, "race-cluster", "race-snapshot", world_source())
+    rds = stack.client("rds")
+    rds.start_export_task(
+        ExportTaskIdentifier="race-export",
+        SourceArn=arn,
+        S3BucketName=stack.export_bucket,
+        IamRoleArn=f"arn:aws:iam::{stack.account}:role/export",
+        KmsKeyId=f"arn:aws:kms:{stack.region}:{stack.account}:key/race",
+    )
+    stack.clock.advance(2 * 3600)
+    writes: list[str] = []
+    original = RdsExportEmulator._write_export
+
+    def slow_write(emulator: RdsExportEmulator, task: Any, state: Any) -> None:
+        writes.append(task.export_task_identifier)
+        time.sleep(0.05)  # widen the window in which a second poll could write again
+        original(emulator, task, state)
+
+    pollers = 8
+    barrier = threading.Barrier(pollers)
+
+    def poll(_: int) -> str:
+        barrier.wait()
+        return str(rds.describe_export_tasks(ExportTaskIdentifier="race-export")["ExportTasks"][0]["Status"])
+
+    with mock.patch.object(RdsExportEmulator, "_write_export", slow_write), ThreadPoolExecutor(pollers) as pool:
+        statuses = list(pool.map(poll, range(pollers)))
+
+    assert statuses == ["COMPLETE"] * pollers
+    assert writes == ["race-export"]
 
 
 def test_failed_export_fails_the_execution_with_its_cause_and_notifies(stack: LocalStack) -> None:
