@@ -1,6 +1,6 @@
-"""DynamoDB export steps: StartExport (next window), PollExport, CommitCheckpoint, ReleaseLease.
+"""DynamoDB export steps: StartExport (next window), PollExport, MarkPublishing, CommitCheckpoint, ReleaseLease.
 
-Four functions share this code (see template.yaml), one handler each; the
+Five functions share this code (see template.yaml), one handler each; the
 schedule's fan-out is in schedule.py.
 """
 
@@ -16,14 +16,17 @@ from snaplake.ddb_export import (
     claim_export_lease,
     commit_checkpoint,
     execution_arn,
-    load_checkpoint,
+    load_export_state,
+    mark_publishing,
     parse_commit,
+    parse_publishing,
     parse_request,
     pitr_window,
     plan_next_export,
     poll_export,
     release_export_lease,
     require_own_table,
+    resume_publishing_export,
     start_export,
     table_name,
 )
@@ -53,12 +56,16 @@ def start_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         busy = {"export": False, "tableArn": table_arn, "reason": f"another run is exporting this table: {holder}"}
         logger.info("dynamodb export", extra=busy)
         return busy
-    checkpoint = load_checkpoint(DYNAMODB, SETTINGS.checkpoint_table, table_arn)
-    plan = plan_next_export(DYNAMODB, table_arn, mode, checkpoint)
-    if plan is None:
+    checkpoint, publishing = load_export_state(DYNAMODB, SETTINGS.checkpoint_table, table_arn)
+    resumed, forgotten = resume_publishing_export(DYNAMODB, SETTINGS.checkpoint_table, execution, mode, checkpoint, publishing)
+    if forgotten:
+        logger.warning(forgotten, extra={"tableArn": table_arn})
+    if resumed is not None:
+        result: dict[str, Any] = {"export": True, **resumed}
+    elif (plan := plan_next_export(DYNAMODB, table_arn, mode, checkpoint)) is None:
         release_export_lease(DYNAMODB, SETTINGS.checkpoint_table, table_arn, execution)
         since = iso_utc(checkpoint.exported_to) if checkpoint else "?"
-        result: dict[str, Any] = {"export": False, "tableArn": table_arn, "reason": f"less than 15 minutes of changes since {since}"}
+        result = {"export": False, "tableArn": table_arn, "reason": f"less than 15 minutes of changes since {since}"}
     else:
         result = {"export": True, **start_export(DYNAMODB, plan, SETTINGS)}
     logger.info("dynamodb export", extra=result)
@@ -82,6 +89,15 @@ def release_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     table_arn, _ = parse_request({"tableArn": event.get("tableArn")})
     released = release_export_lease(DYNAMODB, SETTINGS.checkpoint_table, table_arn, execution_arn(event["execution"]))
     return {"released": released}
+
+
+@logger.inject_lambda_context
+@aws.named_errors
+def publishing_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    """Before the first lake write: from here on a failed run is finished by the next one, not redone."""
+    holder, publishing = parse_publishing(event)
+    mark_publishing(DYNAMODB, SETTINGS.checkpoint_table, holder, publishing)
+    return {"marked": True}
 
 
 @logger.inject_lambda_context

@@ -26,6 +26,7 @@ STEP_EVENTS = {
     "ConvertScanFunction": "dynamodb_scan_files.json",
     "ConvertMergeFunction": "dynamodb_merge_schema.json",
     "ConvertFilesFunction": "dynamodb_convert_files.json",
+    "DynamoDbMarkPublishingFunction": "dynamodb_mark_publishing.json",
     "ConvertFinalizeFunction": "dynamodb_finalize_conversion.json",
     "DynamoDbCommitFunction": "dynamodb_commit_checkpoint.json",
     "RdsCatalogFunction": "catalog_rds.json",

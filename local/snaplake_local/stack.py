@@ -85,6 +85,14 @@ class Execution:
         """State transitions as Step Functions bills them: one per state entered."""
         return sum(1 for event in self.history if event["type"].endswith("StateEntered"))
 
+    def step_outputs(self, state: str) -> list[Any]:
+        """The output of each time the named state was left, in order."""
+        return [
+            json.loads(event["stateExitedEventDetails"]["output"])
+            for event in self.history
+            if event["type"].endswith("StateExited") and event["stateExitedEventDetails"]["name"] == state
+        ]
+
 
 @dataclass
 class LocalStack:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ DDB_CATALOG = "functions/catalog/app.py:dynamodb_handler"
 DDB_START = "functions/dynamodb_export/app.py:start_handler"
 DDB_POLL = "functions/dynamodb_export/app.py:poll_handler"
 DDB_COMMIT = "functions/dynamodb_export/app.py:commit_handler"
+DDB_PUBLISHING = "functions/dynamodb_export/app.py:publishing_handler"
 DDB_RELEASE = "functions/dynamodb_export/app.py:release_handler"
 SCHEDULE = "functions/dynamodb_export/schedule.py:lambda_handler"
 CONVERT_PLAN = "functions/convert_export/app.py:plan_handler"
@@ -188,6 +190,11 @@ def _nested(depth: int) -> dict[str, Any]:
 def _firehose(*data: Any) -> dict[str, Any]:
     records = [{"recordId": f"r{i}", "approximateArrivalTimestamp": 1764054000123, "data": d} for i, d in enumerate(data, 1)]
     return {"invocationId": "corpus", "deliveryStreamArn": "arn:aws:firehose:eu-west-1:123456789012:deliverystream/x", "records": records}
+
+
+def _publishing(**fields: Any) -> Callable[[Seeded], dict[str, Any]]:
+    """The MarkPublishing sample for the seeded export, with `fields` changed."""
+    return lambda s: {**sample_event("dynamodb_mark_publishing.json"), "exportArn": s.ddb_export_arn, **fields}
 
 
 def _b64(raw: bytes) -> str:
@@ -592,6 +599,30 @@ CASES: list[Case] = [
         {**sample_event("dynamodb_commit_checkpoint.json"), "exportArn": "01795564952290-0847f1aa"},
         INVALID,
     ),
+    # ---------------------------------------------------------------- DynamoDB MarkPublishing
+    Case("ddb-publishing-event-is-a-list", DDB_PUBLISHING, [sample_event("dynamodb_mark_publishing.json")], INVALID),
+    Case("ddb-publishing-execution-missing", DDB_PUBLISHING, _publishing(execution=None), INVALID),
+    Case("ddb-publishing-execution-not-an-arn", DDB_PUBLISHING, _publishing(execution="run-1"), INVALID),
+    Case("ddb-publishing-incremental-without-window-start", DDB_PUBLISHING, _publishing(exportType="INCREMENTAL_EXPORT"), INVALID),
+    Case(
+        "ddb-publishing-window-start-after-its-end",
+        DDB_PUBLISHING,
+        _publishing(exportType="INCREMENTAL_EXPORT", windowFrom="2026-11-25T00:57:32Z"),
+        INVALID,
+    ),
+    Case(
+        "ddb-publishing-window-start-not-a-time",
+        DDB_PUBLISHING,
+        _publishing(exportType="INCREMENTAL_EXPORT", windowFrom=1732492652),
+        INVALID,
+    ),
+    Case(
+        "ddb-publishing-export-of-another-table",
+        DDB_PUBLISHING,
+        lambda s: {**_publishing()(s), "exportArn": s.ddb_export_arn.replace("table/shop-orders/", "table/other-table/")},
+        INVALID,
+    ),
+    Case("ddb-publishing-by-a-run-without-the-lease", DDB_PUBLISHING, _publishing(execution=EXECUTION), Raises("ExportLeaseLost")),
     # ---------------------------------------------------------------- DynamoDB ReleaseLease
     Case("ddb-release-event-is-a-list", DDB_RELEASE, [sample_event("dynamodb_release_lease.json")], INVALID),
     Case("ddb-release-execution-a-number", DDB_RELEASE, {"tableArn": TABLE_ARN, "execution": 7}, INVALID),

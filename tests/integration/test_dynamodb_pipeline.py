@@ -32,7 +32,9 @@ def lake_rows(stack: LocalStack, prefix: str) -> list[dict[str, Any]]:
 def checkpoint(stack: LocalStack) -> dict[str, Any] | None:
     table = stack.environment("DynamoDbCommitFunction")["CHECKPOINT_TABLE"]
     item = stack.client("dynamodb").get_item(TableName=table, Key={"tableArn": {"S": ORDERS_TABLE_ARN}}).get("Item")
-    return None if item is None else {k: v["S"] for k, v in item.items()}
+    if item is None:
+        return None
+    return {k: v["S"] if "S" in v else {name: field["S"] for name, field in v["M"].items()} for k, v in item.items()}
 
 
 def full_export(stack: LocalStack) -> Execution:
@@ -147,6 +149,7 @@ def test_conversion_failure_publishes_nothing_and_the_rerun_lands_each_change_on
     assert failed.status == "FAILED" and failed.error == "CountMismatch"
     assert lake_rows(stack, "dynamodb_changes/shop_orders/") == []
     assert "leaseHolder" not in (checkpoint(stack) or {})
+    assert "publishingExport" not in (checkpoint(stack) or {})  # it failed before publishing: the rerun exports again
     stack.clock.advance(3600)
 
     rerun = run(stack, {"tableArn": ORDERS_TABLE_ARN})
@@ -155,6 +158,50 @@ def test_conversion_failure_publishes_nothing_and_the_rerun_lands_each_change_on
     rows = [r for r in lake_rows(stack, "dynamodb_changes/shop_orders/") if r["key__pk"] == "ORDER#00500"]
     assert len(rows) == 1
     assert not any("_snaplake_staging" in k for k in stack.lake_objects() if k.endswith(".parquet") and "00500" in k)
+
+
+def test_run_that_failed_after_publishing_is_finished_by_the_next_run_without_duplicating_a_change(stack: LocalStack) -> None:
+    """Publishing succeeded, then CommitCheckpoint failed past its retries. Exporting the same
+    window again would land its changes a second time under the new export's keys; the next
+    run instead finishes the recorded export (same keys, overwritten), then exports onwards."""
+    full_export(stack)
+    ddb = stack.client("dynamodb")
+    ddb.put_item(TableName=ORDERS_TABLE, Item=orders_items(start=500, count=1)[0])
+    stack.clock.advance(3600)
+    commit = stack.function("DynamoDbCommitFunction").name
+
+    def checkpoint_table_down(function: str, event: Any) -> None:
+        if function == commit:
+            raise RuntimeError("checkpoint table unavailable")
+
+    before = checkpoint(stack)
+    stack.lambdas.before_invoke = checkpoint_table_down
+    failed = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+    stack.lambdas.before_invoke = None
+
+    assert failed.status == "FAILED" and stack.notifications()[0]["message"]["step"] == "CommitCheckpoint"
+    published = [r for r in lake_rows(stack, "dynamodb_changes/shop_orders/") if r["key__pk"] == "ORDER#00500"]
+    assert len(published) == 1
+    after_failure = checkpoint(stack)
+    assert after_failure is not None and before is not None
+    assert after_failure["exportedTo"] == before["exportedTo"] and "leaseHolder" not in after_failure
+    recorded = after_failure["publishingExport"]
+    exports_so_far = len(stack.dynamodb_exports.exports)
+    ddb.put_item(TableName=ORDERS_TABLE, Item=orders_items(start=501, count=1)[0])
+    stack.clock.advance(3600)
+
+    rerun = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert rerun.status == "SUCCEEDED", rerun.cause
+    starts = [e["export"] for e in rerun.step_outputs("StartExport") if e["export"]["export"]]
+    assert starts[0]["exportArn"] == recorded["exportArn"] and starts[0]["resumed"] is True
+    assert starts[0]["exportedTo"] == recorded["exportedTo"]
+    assert len(stack.dynamodb_exports.exports) == exports_so_far + 1  # only the window after it is exported anew
+    changes = lake_rows(stack, "dynamodb_changes/shop_orders/")
+    assert sorted(r["key__pk"] for r in changes if r["key__pk"] in ("ORDER#00500", "ORDER#00501")) == ["ORDER#00500", "ORDER#00501"]
+    final = checkpoint(stack)
+    assert final is not None and "publishingExport" not in final and "leaseHolder" not in final
+    assert final["exportedTo"] > recorded["exportedTo"]
 
 
 def test_failed_export_fails_the_execution_notifies_and_keeps_the_checkpoint(stack: LocalStack) -> None:

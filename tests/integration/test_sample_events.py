@@ -82,6 +82,10 @@ def test_each_dynamodb_step_accepts_its_sample_event_in_pipeline_order(stack: Lo
     assert invoke("ConvertMergeFunction", "dynamodb_merge_schema.json", plan=planned["plan"])["rows"] == 12
     for share in planned["workers"]:
         assert invoke("ConvertFilesFunction", "dynamodb_convert_files.json", share=share, **carried)["done"] is True
+    marked = invoke(
+        "DynamoDbMarkPublishingFunction", "dynamodb_mark_publishing.json", exportArn=started["exportArn"], exportedTo=started["exportedTo"]
+    )
+    assert marked["marked"] is True
     landed = invoke("ConvertFinalizeFunction", "dynamodb_finalize_conversion.json", **carried)
     assert landed["rows"] == 12
     catalog = {**sample_event("catalog_dynamodb.json"), "partitions": landed["partitionPrefixes"]}

@@ -23,24 +23,30 @@ from snaplake.ddb_export import (
     Checkpoint,
     DynamoDbExportSettings,
     ExportPlan,
+    PublishingExport,
     claim_export_lease,
     commit_checkpoint,
     load_checkpoint,
+    load_export_state,
+    mark_publishing,
     parse_request,
     plan_next_export,
     poll_export,
     release_export_lease,
+    resume_publishing_export,
     start_export,
 )
 from snaplake.errors import (
     ConfigError,
     DynamoDbExportsBusy,
     ExportFailed,
+    ExportLeaseLost,
     ExportNotFound,
     InvalidEvent,
     PitrDisabled,
     WindowOutsidePitr,
 )
+from snaplake.lake_keys import iso_utc
 from snaplake_local.emulator import DynamoDbExportEmulator, VirtualClock
 
 from tests.unit.helpers import ACCOUNT, REGION
@@ -135,9 +141,9 @@ def checkpoint_at(ddb: Any, when: datetime, table_arn: str = TABLE_ARN) -> Check
     return loaded
 
 
-def checkpoint_item(ddb: Any, table_arn: str = TABLE_ARN) -> dict[str, str] | None:
+def checkpoint_item(ddb: Any, table_arn: str = TABLE_ARN) -> dict[str, Any] | None:
     item = ddb.get_item(TableName=CHECKPOINTS, Key={"tableArn": {"S": table_arn}}, ConsistentRead=True).get("Item")
-    return None if item is None else {name: value["S"] for name, value in item.items()}
+    return None if item is None else {name: value.get("S", value) for name, value in item.items()}
 
 
 def described(ddb: Any, export_arn: str) -> dict[str, Any]:
@@ -896,3 +902,83 @@ def test_a_lease_without_a_checkpoint_does_not_count_as_one(ddb: Any) -> None:
 
     assert load_checkpoint(ddb, CHECKPOINTS, TABLE_ARN) is None
     assert commit_checkpoint(ddb, CHECKPOINTS, TABLE_ARN, START, f"{TABLE_ARN}/export/01714521600000-a1b2c3d4", "FULL_EXPORT") is True
+
+
+# ---------------------------------------------------------------- finishing what a failed run began to publish
+
+
+def began_publishing(ddb: Any, clock: VirtualClock, holder: str = "execution-1") -> tuple[Checkpoint, PublishingExport]:
+    """A run that exported the next window and recorded, before its first lake write, that it publishes it."""
+    checkpoint = checkpoint_at(ddb, START + minutes(10))
+    clock.advance(3600)
+    assert claim_export_lease(ddb, CHECKPOINTS, TABLE_ARN, holder, clock.now()) is None
+    plan = plan_next_export(ddb, TABLE_ARN, "auto", checkpoint)
+    assert plan is not None
+    publishing = PublishingExport(plan, start_export(ddb, plan, SETTINGS)["exportArn"])
+    mark_publishing(ddb, CHECKPOINTS, holder, publishing)
+    return checkpoint, publishing
+
+
+def test_export_a_failed_run_began_to_publish_is_finished_by_the_next_run(pitr: Any, clock: VirtualClock) -> None:
+    checkpoint, publishing = began_publishing(pitr, clock)
+    assert release_export_lease(pitr, CHECKPOINTS, TABLE_ARN, "execution-1")  # the run failed after publishing some files
+    clock.advance(3600)
+    assert claim_export_lease(pitr, CHECKPOINTS, TABLE_ARN, "execution-2", clock.now()) is None
+
+    loaded_checkpoint, loaded = load_export_state(pitr, CHECKPOINTS, TABLE_ARN)
+    resumed, forgotten = resume_publishing_export(pitr, CHECKPOINTS, "execution-2", "auto", loaded_checkpoint, loaded)
+
+    assert loaded == publishing and loaded_checkpoint == checkpoint
+    assert forgotten is None
+    assert resumed is not None and resumed["resumed"] is True
+    assert resumed["exportArn"] == publishing.export_arn  # the same export: its lake keys are overwritten, not added to
+    assert publishing.plan.window_from is not None
+    assert (resumed["windowFrom"], resumed["exportedTo"]) == (iso_utc(publishing.plan.window_from), iso_utc(publishing.plan.exported_to))
+    assert len(pitr.list_exports(TableArn=TABLE_ARN)["ExportSummaries"]) == 1
+
+
+def test_the_commit_of_the_finished_export_clears_the_record(pitr: Any, clock: VirtualClock) -> None:
+    _, publishing = began_publishing(pitr, clock)
+
+    assert commit_checkpoint(pitr, CHECKPOINTS, TABLE_ARN, publishing.plan.exported_to, publishing.export_arn, "INCREMENTAL_EXPORT")
+
+    assert load_export_state(pitr, CHECKPOINTS, TABLE_ARN)[1] is None
+
+
+@pytest.mark.parametrize(
+    ("case", "why"),
+    [
+        ("full export requested", "a full export was requested"),
+        ("checkpoint already past it", "the checkpoint is already at"),
+        ("export no longer exists", "it is NOT_FOUND"),
+    ],
+)
+def test_recorded_export_that_cannot_or_need_not_be_finished_is_forgotten(pitr: Any, clock: VirtualClock, case: str, why: str) -> None:
+    checkpoint, publishing = began_publishing(pitr, clock)
+    mode: Any = "full" if case == "full export requested" else "auto"
+    if case == "checkpoint already past it":
+        checkpoint = Checkpoint(TABLE_ARN, publishing.plan.exported_to, publishing.export_arn)
+    if case == "export no longer exists":
+        publishing = PublishingExport(publishing.plan, f"{TABLE_ARN}/export/01714521600000-deadbeef")
+        mark_publishing(pitr, CHECKPOINTS, "execution-1", publishing)
+
+    resumed, forgotten = resume_publishing_export(pitr, CHECKPOINTS, "execution-1", mode, checkpoint, publishing)
+
+    assert resumed is None
+    assert forgotten is not None and why in forgotten and publishing.export_arn in forgotten
+    assert load_export_state(pitr, CHECKPOINTS, TABLE_ARN)[1] is None
+    assert checkpoint_item(pitr)["leaseHolder"] == "execution-1"  # type: ignore[index]
+
+
+def test_a_run_that_lost_its_lease_may_not_publish(pitr: Any, clock: VirtualClock) -> None:
+    checkpoint = checkpoint_at(pitr, START + minutes(10))
+    clock.advance(3600)
+    claim_export_lease(pitr, CHECKPOINTS, TABLE_ARN, "execution-1", clock.now())
+    plan = plan_next_export(pitr, TABLE_ARN, "auto", checkpoint)
+    assert plan is not None
+    claim_export_lease(pitr, CHECKPOINTS, TABLE_ARN, "execution-2", clock.now() + timedelta(seconds=LEASE_SECONDS + 1))
+
+    with pytest.raises(ExportLeaseLost, match="execution-1"):
+        mark_publishing(pitr, CHECKPOINTS, "execution-1", PublishingExport(plan, f"{TABLE_ARN}/export/01714521600000-a1b2c3d4"))
+
+    assert load_export_state(pitr, CHECKPOINTS, TABLE_ARN)[1] is None

@@ -5,6 +5,14 @@ The checkpoint table holds, per source table, the point in time the last
 request); after that each run exports the incremental window that starts
 exactly there: at least 15 minutes, at most 24 hours, inside the PITR window.
 A backlog longer than 24 hours is worked off one window per run of the loop.
+
+The item also records an export whose files a run began to publish and has
+not committed (`publishingExport`, written just before the first lake write).
+Some of its files may be in the lake, so the next run finishes that same
+export (the same lake keys, overwritten) instead of exporting the window again
+under new keys, which would duplicate its change rows. Only an explicit full
+export starts over. A run that failed before publishing left nothing in the
+lake: the next run simply exports again.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from snaplake.errors import (
     DynamoDbExportsBusy,
     DynamoDbTableNotFound,
     ExportFailed,
+    ExportLeaseLost,
     ExportNotFound,
     InvalidEvent,
     PitrDisabled,
@@ -149,11 +158,117 @@ def parse_commit(event: Any) -> tuple[str, str, str, datetime]:
 # ---------------------------------------------------------------- checkpoint table
 
 
+@dataclass(frozen=True)
+class PublishingExport:
+    """An export whose files a run began to publish, not committed."""
+
+    plan: ExportPlan
+    export_arn: str
+
+
+def _checkpoint_item(ddb: Any, checkpoint_table: str, table_arn: str) -> dict[str, Any]:
+    return dict(ddb.get_item(TableName=checkpoint_table, Key={"tableArn": {"S": table_arn}}, ConsistentRead=True).get("Item") or {})
+
+
 def load_checkpoint(ddb: Any, checkpoint_table: str, table_arn: str) -> Checkpoint | None:
-    item = ddb.get_item(TableName=checkpoint_table, Key={"tableArn": {"S": table_arn}}, ConsistentRead=True).get("Item")
-    if not item or "exportedTo" not in item:
-        return None
-    return Checkpoint(table_arn, parse_iso_utc(item["exportedTo"]["S"]), item.get("exportArn", {}).get("S", ""))
+    return load_export_state(ddb, checkpoint_table, table_arn)[0]
+
+
+def load_export_state(ddb: Any, checkpoint_table: str, table_arn: str) -> tuple[Checkpoint | None, PublishingExport | None]:
+    """The table's checkpoint, and the export a run began to publish after it and did not commit."""
+    item = _checkpoint_item(ddb, checkpoint_table, table_arn)
+    checkpoint = None
+    if "exportedTo" in item:
+        checkpoint = Checkpoint(table_arn, parse_iso_utc(item["exportedTo"]["S"]), item.get("exportArn", {}).get("S", ""))
+    publishing = None
+    if "publishingExport" in item:
+        recorded = {name: value["S"] for name, value in item["publishingExport"]["M"].items()}
+        window_from = parse_iso_utc(recorded["windowFrom"]) if recorded.get("windowFrom") else None
+        exported_to = parse_iso_utc(recorded["exportedTo"])
+        if recorded["exportType"] == "FULL_EXPORT":
+            plan = ExportPlan(table_arn, "FULL_EXPORT", export_time=exported_to)
+        else:
+            plan = ExportPlan(table_arn, "INCREMENTAL_EXPORT", window_from=window_from, window_to=exported_to)
+        publishing = PublishingExport(plan, recorded["exportArn"])
+    return checkpoint, publishing
+
+
+def parse_publishing(event: Any) -> tuple[str, PublishingExport]:
+    """MarkPublishing's input: CommitCheckpoint's fields, the incremental window's start
+    (windowFrom, null for a full export) and the execution holding the lease."""
+    table_arn, export_arn, kind, exported_to = parse_commit(event)
+    holder = execution_arn(event.get("execution"))
+    if kind == "FULL_EXPORT":
+        return holder, PublishingExport(ExportPlan(table_arn, "FULL_EXPORT", export_time=exported_to), export_arn)
+    window_from = timestamp(event.get("windowFrom"), "windowFrom")
+    if not window_from < exported_to:
+        raise InvalidEvent(f"windowFrom {iso_utc(window_from)} must be before exportedTo {iso_utc(exported_to)}")
+    return holder, PublishingExport(ExportPlan(table_arn, "INCREMENTAL_EXPORT", window_from=window_from, window_to=exported_to), export_arn)
+
+
+def mark_publishing(ddb: Any, checkpoint_table: str, holder: str, publishing: PublishingExport) -> None:
+    """Record that this run (the lease holder) is about to publish the export's files."""
+    plan = publishing.plan
+    recorded = {"exportArn": publishing.export_arn, "exportType": plan.export_type, "exportedTo": iso_utc(plan.exported_to)}
+    if plan.window_from is not None:
+        recorded["windowFrom"] = iso_utc(plan.window_from)
+    try:
+        ddb.update_item(
+            TableName=checkpoint_table,
+            Key={"tableArn": {"S": plan.table_arn}},
+            UpdateExpression="SET publishingExport = :publishing",
+            ConditionExpression="leaseHolder = :holder",
+            ExpressionAttributeValues={":publishing": {"M": {k: {"S": v} for k, v in recorded.items()}}, ":holder": {"S": holder}},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        raise ExportLeaseLost(f"{plan.table_arn}: the export lease of {holder} was lost; nothing was published") from None
+
+
+def _forget_publishing_export(ddb: Any, checkpoint_table: str, holder: str, publishing: PublishingExport) -> None:
+    try:
+        ddb.update_item(
+            TableName=checkpoint_table,
+            Key={"tableArn": {"S": publishing.plan.table_arn}},
+            UpdateExpression="REMOVE publishingExport",
+            ConditionExpression="leaseHolder = :holder AND publishingExport.exportArn = :export",
+            ExpressionAttributeValues={":holder": {"S": holder}, ":export": {"S": publishing.export_arn}},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        raise ExportLeaseLost(f"{publishing.plan.table_arn}: another run took over the export lease of {holder}") from None
+
+
+def resume_publishing_export(
+    ddb: Any, checkpoint_table: str, holder: str, mode: Mode, checkpoint: Checkpoint | None, publishing: PublishingExport | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(the export to finish, as StartExport returns it, or None; why a recorded one was forgotten).
+
+    A run that began publishing and failed is finished by the next, unless a
+    full export was asked for (starting over), the checkpoint is already past
+    it, or the export no longer exists.
+    """
+    if publishing is None:
+        return None, None
+    why = None
+    if mode == "full":
+        why = "a full export was requested"
+    elif checkpoint is not None and publishing.plan.exported_to <= checkpoint.exported_to:
+        why = f"the checkpoint is already at {iso_utc(checkpoint.exported_to)}"
+    else:
+        try:
+            status = ddb.describe_export(ExportArn=publishing.export_arn)["ExportDescription"]["ExportStatus"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ExportNotFoundException":
+                raise
+            status = "NOT_FOUND"
+        if status in ("IN_PROGRESS", "COMPLETED"):
+            return {**_started(publishing.plan, publishing.export_arn, status), "resumed": True}, None
+        why = f"it is {status}"
+    _forget_publishing_export(ddb, checkpoint_table, holder, publishing)
+    return None, f"partly published export {publishing.export_arn} not finished: {why}"
 
 
 LEASE_SECONDS = 36 * 3600  # longer than any export plus its conversion

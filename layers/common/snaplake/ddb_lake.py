@@ -220,7 +220,10 @@ def plan_conversion(s3: Any, request: dict[str, Any], settings: DynamoDbLakeSett
         files_key = summary["manifestFilesS3Key"]
         lines = io.read_export(files_key).decode().splitlines()
     except Exception as error:  # a missing or unreadable manifest: name it, lose nothing
-        raise ManifestMissing(f"cannot read the manifests of {export_arn} ({summary_key}): {error}") from None
+        raise ManifestMissing(
+            f"cannot read the manifests of {export_arn} ({summary_key}): {error}; if its files expired from the export bucket, "
+            "start a full export ({'mode': 'full'})"
+        ) from None
     files: list[dict[str, Any]] = []
     for number, line in enumerate(filter(None, (raw.strip() for raw in lines))):
         try:

@@ -86,6 +86,10 @@ class DynamoDbExportsBusy(SnaplakeError):
     """DynamoDB refused the export for its concurrency limits (retryable)."""
 
 
+class ExportLeaseLost(SnaplakeError):
+    """Another run took over the table's export lease (this run's had expired)."""
+
+
 class ManifestMissing(SnaplakeError):
     """The export's manifest-summary.json or manifest-files.json cannot be read."""
 

@@ -52,7 +52,10 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "lake_writer": ("s3.put_object lake",),
     },
     "snaplake.ddb_export": {
-        "load_checkpoint": ("dynamodb.get_item",),
+        "_checkpoint_item": ("dynamodb.get_item",),
+        "mark_publishing": ("dynamodb.update_item",),
+        "_forget_publishing_export": ("dynamodb.update_item",),
+        "resume_publishing_export": ("dynamodb.describe_export",),
         "claim_export_lease": ("dynamodb.update_item", "dynamodb.get_item"),
         "release_export_lease": ("dynamodb.update_item",),
         "commit_checkpoint": ("dynamodb.put_item",),
