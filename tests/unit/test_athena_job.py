@@ -129,3 +129,31 @@ def test_partition_swap_stops_on_any_failure_glue_reports_in_its_answer(answer: 
         run._check_partition_errors("create", "daily", answer, tolerated=tolerated)
     assert type(caught.value).__name__ == raised
     assert "marts.daily" in str(caught.value)
+
+
+@pytest.mark.parametrize("bucket", ["lake-bucket", "results-bucket"])
+def test_s3_refusing_an_overwrites_deletion_names_the_lake_and_what_to_check(bucket: str) -> None:
+    from types import SimpleNamespace
+
+    from botocore.exceptions import ClientError
+    from snaplake.athena_job import _Run
+    from snaplake.config import AthenaSettings
+
+    class RefusingS3:
+        def get_paginator(self, operation: str) -> Any:
+            return SimpleNamespace(paginate=lambda **kwargs: [{"Contents": [{"Key": "marts/daily/old.parquet"}]}])
+
+        def delete_objects(self, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "DeleteObjects")
+
+    settings = AthenaSettings.from_env({"LAKE_BUCKET": "lake-bucket", "LAKE_BUCKET_OWNER": "111122223333"})
+    run = _Run(SimpleNamespace(s3=RefusingS3()), settings, parse_job(CTAS, 0), 0, "run1", lambda: 60_000)  # type: ignore[arg-type]
+
+    with pytest.raises(Exception) as caught:
+        run._delete_location(f"s3://{bucket}/marts/daily/", None)
+
+    if bucket == "lake-bucket":
+        assert type(caught.value).__name__ == "LakeAccessDenied"
+        assert "DeleteObjects in lake bucket lake-bucket" in str(caught.value) and "111122223333" in str(caught.value)
+    else:  # not the lake: S3's own error, for named_errors and the state machine's Retry to judge
+        assert isinstance(caught.value, ClientError)

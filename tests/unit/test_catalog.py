@@ -9,6 +9,7 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from botocore.exceptions import ClientError
 from snaplake.catalog import (
     PARQUET_INPUT_FORMAT,
     PARQUET_OUTPUT_FORMAT,
@@ -25,12 +26,13 @@ from snaplake.catalog import (
     UnsupportedColumnType,
     UnsupportedPartitionLayout,
     glue_type,
+    landed_columns,
     merge_columns,
     read_parquet_schema,
     register_landed,
     register_partition,
 )
-from snaplake.errors import ConfigError
+from snaplake.errors import ConfigError, LakeAccessDenied
 
 from tests.unit.helpers import REGION
 
@@ -343,3 +345,14 @@ def test_table_created_concurrently_by_another_run_is_merged_into_instead_of_fai
 
     assert change.created is False
     assert [c["Name"] for c in glue.get_table(DatabaseName="db", Name="t")["Table"]["StorageDescriptor"]["Columns"]] == ["id", "name"]
+
+
+def test_lake_refusing_the_footer_reads_is_named_with_what_to_check() -> None:
+    class RefusingS3:
+        def get_paginator(self, operation: str) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "ListObjectsV2")
+
+    partition = LandedPartition("lake-bucket", "lake/rds/world/city/", ("snapshot_time",), ("20240502T024019Z",))
+
+    with pytest.raises(LakeAccessDenied, match=r"ListObjectsV2 in lake bucket lake-bucket.*owned by account 111122223333"):
+        landed_columns(RefusingS3(), "city", partition, expected_bucket_owner="111122223333")

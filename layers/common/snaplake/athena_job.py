@@ -32,6 +32,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -60,7 +61,7 @@ from snaplake.athena_sql import (
     validate_location,
     validate_select,
 )
-from snaplake.aws import TRANSIENT_ERROR_CODES
+from snaplake.aws import TRANSIENT_ERROR_CODES, lake_access
 from snaplake.catalog import CatalogOptions, ensure_database
 from snaplake.catalog import _get_table as get_glue_table
 from snaplake.config import AthenaSettings, lake_write_args
@@ -410,14 +411,23 @@ class _Run:
         owner = self.settings.lake_bucket_owner
         return {"ExpectedBucketOwner": owner} if owner and bucket == self.settings.lake_bucket else {}
 
+    def _access(self, bucket: str, action: str) -> AbstractContextManager[None]:
+        """A refused lake request raises LakeAccessDenied naming what to check (other buckets: S3's own error)."""
+        if bucket != self.settings.lake_bucket:
+            return nullcontext()
+        key = self.settings.lake_kms_key_arn if action in ("read", "write") else None
+        return lake_access(bucket, self.settings.lake_bucket_owner, key, action)
+
     def _keys(self, location: str) -> list[str]:
         bucket, prefix = split_location(location)
-        pages = self.clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **self._owner(bucket))
-        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+        with self._access(bucket, "list"):
+            pages = self.clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **self._owner(bucket))
+            return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
     def _require_empty(self, location: str) -> None:
         bucket, prefix = split_location(location)
-        listed = self.clients.s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1, **self._owner(bucket))
+        with self._access(bucket, "list"):
+            listed = self.clients.s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1, **self._owner(bucket))
         found = [obj["Key"] for obj in listed.get("Contents", [])]
         if found:
             raise LocationNotEmpty(
@@ -434,9 +444,10 @@ class _Run:
             if start and self.remaining_ms() < RESERVE_MS:
                 return False
             chunk = doomed[start : start + DELETE_BATCH]
-            response = self.clients.s3.delete_objects(
-                Bucket=bucket, Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True}, **self._owner(bucket)
-            )
+            with self._access(bucket, "delete"):
+                response = self.clients.s3.delete_objects(
+                    Bucket=bucket, Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True}, **self._owner(bucket)
+                )
             errors = response.get("Errors", [])
             if errors:
                 first = errors[0]
@@ -453,7 +464,8 @@ class _Run:
         args = lake_write_args(bucket, None, None)
         if bucket == self.settings.lake_bucket:
             args = lake_write_args(bucket, self.settings.lake_bucket_owner, self.settings.lake_kms_key_arn)
-        self.clients.s3.put_object(**args, Key=key, Body=json.dumps(body, indent=1).encode(), ContentType="application/json")
+        with self._access(bucket, "write"):
+            self.clients.s3.put_object(**args, Key=key, Body=json.dumps(body, indent=1).encode(), ContentType="application/json")
         cursor.plan = {"bucket": bucket, "key": key}
         cursor.steps, cursor.step = len(plan.steps), 0
         cursor.phase = "done" if plan.skipped or not plan.steps else "steps"

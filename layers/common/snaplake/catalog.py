@@ -38,6 +38,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from snaplake.aws import lake_access
 from snaplake.errors import ConfigError, InvalidEvent, LandedManifestInvalid, SnaplakeError
 from snaplake.handler_input import athena_identifier, s3_key
 from snaplake.lake_keys import athena_name
@@ -574,16 +575,15 @@ def landed_columns(s3: Any, table: str, partition: LandedPartition, expected_buc
     last and evenly spaced) is read: a 100,000-file export costs a few GETs.
     """
     owner = expected_bucket_owner
-    keys = list_data_files(s3, partition, owner)
-    if not keys:
-        raise NoDataFiles(f"table {table!r}: no Parquet files under {partition.location}")
-    if len(keys) > FOOTER_SAMPLE:
-        step = (len(keys) - 1) / (FOOTER_SAMPLE - 1)
-        keys = [keys[round(i * step)] for i in range(FOOTER_SAMPLE)]
-    with ThreadPoolExecutor(max_workers=min(FOOTER_THREADS, len(keys))) as pool:
-        schemas = list(
-            pool.map(lambda key: read_parquet_schema(s3, partition.bucket, key, expected_bucket_owner=expected_bucket_owner), keys)
-        )
+    with lake_access(partition.bucket, owner, None, "read"):
+        keys = list_data_files(s3, partition, owner)
+        if not keys:
+            raise NoDataFiles(f"table {table!r}: no Parquet files under {partition.location}")
+        if len(keys) > FOOTER_SAMPLE:
+            step = (len(keys) - 1) / (FOOTER_SAMPLE - 1)
+            keys = [keys[round(i * step)] for i in range(FOOTER_SAMPLE)]
+        with ThreadPoolExecutor(max_workers=min(FOOTER_THREADS, len(keys))) as pool:
+            schemas = list(pool.map(lambda key: read_parquet_schema(s3, partition.bucket, key, expected_bucket_owner=owner), keys))
     columns: list[Column] = []
     for schema in schemas:
         columns = merge_columns(table, columns, schema_columns(schema))
