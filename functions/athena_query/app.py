@@ -29,6 +29,6 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         cursor = run_job_step(CLIENTS, SETTINGS, request, context.get_remaining_time_in_millis)
         logger.info("job step", extra={k: cursor[k] for k in ("runId", "phase", "step", "steps", "queryExecutionId", "done")})
         return cursor
-    jobs = validate_jobs(request.get("jobs"))
+    jobs = validate_jobs(request.get("jobs"), SETTINGS)
     logger.info("jobs validated", extra={"jobs": [job["name"] for job in jobs]})
     return {"jobs": jobs}

@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 from snaplake.athena_job import Cursor, JobMode, parse_job, run_id_for, validate_jobs
 from snaplake.athena_sql import InvalidIdentifier, InvalidLiteral, InvalidOption, InvalidSelect, SaveMode, validate_identifier
+from snaplake.config import AthenaSettings
 from snaplake.errors import InvalidJob
 
 CTAS = {"mode": "ctas", "database": "marts", "table": "daily", "query": "SELECT 1 AS a;"}
+SETTINGS = AthenaSettings.from_env({"LAKE_BUCKET": "lake-bucket", "LAKE_PREFIX": "lake", "ATHENA_WORK_GROUP": "etl"})
 
 
 def test_a_ctas_job_gets_the_documented_defaults() -> None:
@@ -72,10 +74,31 @@ def test_unsafe_or_invalid_values_raise_the_sql_builders_errors(change: dict[str
 
 def test_a_job_list_must_be_non_empty_with_unique_names() -> None:
     with pytest.raises(InvalidJob, match="non-empty list"):
-        validate_jobs([])
+        validate_jobs([], SETTINGS)
     with pytest.raises(InvalidJob, match=r"repeated: \['x'\]"):
-        validate_jobs([{**CTAS, "name": "x"}, {**CTAS, "name": "x"}])
-    assert [job["name"] for job in validate_jobs([CTAS, CTAS])] == ["1_ctas_daily", "2_ctas_daily"]
+        validate_jobs([{**CTAS, "name": "x"}, {**CTAS, "name": "x"}], SETTINGS)
+    assert [job["name"] for job in validate_jobs([CTAS, CTAS], SETTINGS)] == ["1_ctas_daily", "2_ctas_daily"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"workGroup": "primary"}, "jobs run in the stack's work group 'etl' only"),
+        ({"database": "sales"}, "does not begin with 'marts_' \\(GlueDatabasePrefix\\)"),
+        ({"externalLocation": "s3://lake-bucket/lakehouse/daily/"}, "externalLocation .* is not under s3://lake-bucket/lake/"),
+        ({"externalLocation": "s3://other-bucket/lake/daily/"}, "externalLocation .* is not under s3://lake-bucket/lake/"),
+        ({"outputLocation": "s3://results-bucket/"}, "outputLocation .* is not under s3://lake-bucket/lake/"),
+    ],
+)
+def test_jobs_the_functions_role_may_not_run_are_refused_before_any_runs(change: dict[str, Any], message: str) -> None:
+    settings = AthenaSettings.from_env(
+        {"LAKE_BUCKET": "lake-bucket", "LAKE_PREFIX": "lake", "ATHENA_WORK_GROUP": "etl", "GLUE_DATABASE_PREFIX": "marts_"}
+    )
+    allowed = {**CTAS, "database": "marts_daily", "workGroup": "etl", "externalLocation": "s3://lake-bucket/lake/marts/daily/"}
+    assert validate_jobs([allowed], settings)
+
+    with pytest.raises(InvalidJob, match=message):
+        validate_jobs([allowed, {**allowed, "name": "second", **change}], settings)
 
 
 def test_run_ids_are_stable_per_execution_and_job_and_valid_identifiers() -> None:

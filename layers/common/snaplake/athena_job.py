@@ -290,11 +290,32 @@ def parse_job(raw: Any, index: int = 0) -> Job:
     return job
 
 
-def validate_jobs(raw: Any) -> list[dict[str, Any]]:
+def check_permitted(job: Job, settings: AthenaSettings) -> None:
+    """What the function's role may do (template.yaml grants no more): one work group, the databases
+    beginning with GlueDatabasePrefix, writes only under LakePrefix in the lake bucket."""
+    where = f"job {job.name}"
+    if job.work_group not in (None, settings.work_group):
+        raise InvalidJob(f"{where}: 'workGroup' {job.work_group!r}: jobs run in the stack's work group {settings.work_group!r} only")
+    if job.database is not None and not job.database.startswith(settings.glue_database_prefix):
+        raise InvalidJob(
+            f"{where}: database {job.database!r} does not begin with {settings.glue_database_prefix!r} (GlueDatabasePrefix), "
+            "the only databases the jobs may use"
+        )
+    written = {"outputLocation": job.output_location}
+    if job.options is not None:
+        written["externalLocation"] = job.options.external_location
+    for name, location in written.items():
+        if location is not None and not location.startswith(settings.lake_root):
+            raise InvalidJob(f"{where}: {name} {location!r} is not under {settings.lake_root}, where the jobs may write")
+
+
+def validate_jobs(raw: Any, settings: AthenaSettings) -> list[dict[str, Any]]:
     """Every job of a run, validated before any runs; returns the normalized documents."""
     if not isinstance(raw, list) or not raw:
         raise InvalidJob("'jobs' must be a non-empty list of job documents")
     jobs = [parse_job(item, index) for index, item in enumerate(raw)]
+    for job in jobs:
+        check_permitted(job, settings)
     names = [job.name for job in jobs]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -813,6 +834,7 @@ def run_job_step(
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise InvalidJob("'index' must be the job's position in the list (an integer >= 0)")
     job = parse_job(request.get("job"), index)
+    check_permitted(job, settings)
     execution, start_time = request.get("execution"), request.get("startTime")
     if (execution is not None and not isinstance(execution, str)) or (start_time is not None and not isinstance(start_time, str)):
         raise InvalidJob("'execution' and 'startTime' must be strings (the execution's id and start time)")

@@ -177,9 +177,12 @@ class AthenaSettings:
     ATHENA_WORK_GROUP (default primary); ATHENA_OUTPUT_LOCATION (query results) and
     ATHENA_WORK_LOCATION (plans and schema probes) default to `_snaplake/athena/...`
     under LAKE_PREFIX in LAKE_BUCKET; a job's default table folder is `athena/<database>/<table>/` there.
+    GLUE_DATABASE_PREFIX: the databases the jobs may use begin with it (the function's Glue grants do).
     """
 
     work_group: str
+    glue_database_prefix: str
+    lake_root: str  # s3://<LAKE_BUCKET>/<LAKE_PREFIX>/: where the jobs may write
     output_location: str
     work_location: str
     tables_location: str
@@ -195,8 +198,13 @@ class AthenaSettings:
         work_group = env.get("ATHENA_WORK_GROUP", "").strip() or "primary"
         if not _WORK_GROUP_RE.match(work_group):
             raise ConfigError(f"environment variable ATHENA_WORK_GROUP={work_group!r} is not a work group name")
+        database_prefix = env.get("GLUE_DATABASE_PREFIX", "").strip()
+        if not re.fullmatch(r"[a-z0-9_]*", database_prefix):
+            raise ConfigError(f"environment variable GLUE_DATABASE_PREFIX={database_prefix!r} may hold only a-z, 0-9 and _")
         return cls(
             work_group=work_group,
+            glue_database_prefix=database_prefix,
+            lake_root=root,
             output_location=_s3_folder(env, "ATHENA_OUTPUT_LOCATION", f"{root}_snaplake/athena/results/"),
             work_location=_s3_folder(env, "ATHENA_WORK_LOCATION", f"{root}_snaplake/athena/"),
             tables_location=f"{root}athena/",
