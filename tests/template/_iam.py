@@ -33,6 +33,12 @@ def policy_templates() -> dict[str, Any]:
     return dict(json.loads(POLICY_TEMPLATES.read_text())["Templates"])
 
 
+def with_condition(template: dict[str, Any], name: str, value: bool) -> dict[str, Any]:
+    """The template as deployed when condition `name` is `value`: resource expressions then render that branch
+    only, so a grant and the requirement it must cover are compared under the same parameters."""
+    return {**template, "Conditions": {**template.get("Conditions", {}), name: value}}
+
+
 def resources_in(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for logical_id, spec in template.get("Resources", {}).items():
@@ -52,6 +58,8 @@ class Renderer:
 
     def __init__(self, template: dict[str, Any]):
         self.resources = resources_in(template)
+        # Conditions fixed by with_condition: their Fn::If renders the chosen branch only.
+        self.fixed = {name: value for name, value in template.get("Conditions", {}).items() if isinstance(value, bool)}
 
     def kind(self, logical_id: str) -> str:
         return str(self.resources.get(logical_id, {}).get("Type", ""))
@@ -107,6 +115,8 @@ class Renderer:
             parts = argument.split(".", 1) if isinstance(argument, str) else list(argument)
             return self.get_att(str(parts[0]), str(parts[1])) if len(parts) == 2 else frozenset({UNKNOWN})
         if function == "Fn::If" and isinstance(argument, list) and len(argument) == 3:
+            if argument[0] in self.fixed:
+                return self.render(argument[1] if self.fixed[argument[0]] else argument[2], variables)
             return self.render(argument[1], variables) | self.render(argument[2], variables)
         if function == "Fn::Sub":
             text, extra = (argument, {}) if isinstance(argument, str) else (argument[0], argument[1])

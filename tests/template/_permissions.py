@@ -29,14 +29,14 @@ class Location:
     encryption names the location's KMS key (objects are written with that key)."""
 
     bucket: Any
-    prefix: str
+    prefix: Any  # a CloudFormation string expression
     encrypted_by: str
 
 
 LOCATIONS = {
-    "lake": Location(LAKE_BUCKET, "${LakePrefix}", "LakeBucket"),
-    "rds-export": Location({"Ref": "ExportBucket"}, "${ExportPrefix}/", "ExportBucket"),
-    "dynamodb-export": Location({"Ref": "ExportBucket"}, "${DynamoDbExportPrefix}/", "ExportBucket"),
+    "lake": Location(LAKE_BUCKET, {"Fn::If": ["HasLakePrefix", {"Fn::Sub": "${LakePrefix}/"}, ""]}, "LakeBucket"),
+    "rds-export": Location({"Ref": "ExportBucket"}, {"Fn::Sub": "${ExportPrefix}/"}, "ExportBucket"),
+    "dynamodb-export": Location({"Ref": "ExportBucket"}, {"Fn::Sub": "${DynamoDbExportPrefix}/"}, "ExportBucket"),
 }
 
 # What a call needs beyond (or instead of) `<prefix>:<Operation>`. Scopes: "objects"/"bucket"/"key" of the call's
@@ -208,8 +208,8 @@ class Requirements:
 
     def _s3(self, location: str, bucket_level: bool) -> frozenset[str]:
         where = LOCATIONS[location]
-        arn = "arn:${AWS::Partition}:s3:::${Bucket}" + ("" if bucket_level else "/" + where.prefix + "snaplake-object")
-        return self.renderer.render({"Fn::Sub": [arn, {"Bucket": where.bucket}]})
+        arn = "arn:${AWS::Partition}:s3:::${Bucket}" + ("" if bucket_level else "/${Prefix}snaplake-object")
+        return self.renderer.render({"Fn::Sub": [arn, {"Bucket": where.bucket, "Prefix": where.prefix}]})
 
     def _key(self, location: str) -> frozenset[str]:
         """The location's KMS key ARN variants; none when its bucket does not encrypt with KMS."""

@@ -20,7 +20,7 @@ import pytest
 from snaplake.permissions import AWS_CALLS
 
 from ._aws_calls import Codebase, UnitId
-from ._iam import policy_of, resources_in
+from ._iam import policy_of, resources_in, with_condition
 from ._permissions import (
     Gap,
     Handler,
@@ -98,15 +98,16 @@ def test_template_has_handlers_to_check() -> None:
     assert FUNCTION_IDS
 
 
+@pytest.mark.parametrize("has_lake_prefix", [True, False], ids=["with LakePrefix", "without LakePrefix"])
 @pytest.mark.parametrize("function_id", FUNCTION_IDS)
-def test_function_policy_allows_every_aws_call_its_handler_can_make(function_id: str) -> None:
+def test_function_policy_allows_every_aws_call_its_handler_can_make(function_id: str, has_lake_prefix: bool) -> None:
     handler = _handler(function_id)
     assert handler.path.is_file(), f"{function_id}: no handler file {handler.path.relative_to(PROJECT_ROOT)}"
     module_key = codebase().load_handler(handler.path)
     assert UnitId(module_key, handler.name) in codebase().units(), f"{function_id}: {module_key} defines no {handler.name}"
     unlisted = unlisted_calls(codebase(), AWS_CALLS, handler)
     assert not unlisted, f"{function_id} reaches client calls snaplake.permissions.AWS_CALLS does not list:\n" + "\n".join(unlisted)
-    found = _function_gaps(template(), handler)
+    found = _function_gaps(with_condition(template(), "HasLakePrefix", has_lake_prefix), handler)
     assert not found, f"{function_id}'s policy in template.yaml lacks:\n" + "\n".join(map(str, found))
 
 
@@ -297,8 +298,8 @@ def test_checker_follows_a_handler_into_the_library_and_checks_buckets_and_keys(
     reported = {(gap.action, gap.resource) for gap in gaps(tpl, "CopyFunction", function_requirements(tpl, mini, table, handler))}
     key = "arn:aws:kms:{AWS::Region}:{AWS::AccountId}:key/{Key}"
     assert ("kms:GenerateDataKey", key) in reported
-    assert ("s3:PutObject", "arn:aws:s3:::{LakeBucket}/{LakePrefix}snaplake-object") in reported
-    assert ("s3:PutObject", "arn:aws:s3:::{LakeBucketName}/{LakePrefix}snaplake-object") in reported
+    assert ("s3:PutObject", "arn:aws:s3:::{LakeBucket}/{LakePrefix}/snaplake-object") in reported
+    assert ("s3:PutObject", "arn:aws:s3:::{LakeBucketName}/{LakePrefix}/snaplake-object") in reported
     assert not [r for r in reported if r[0] in ("s3:GetObject", "kms:Decrypt", "s3:DeleteObject")], reported
 
 
