@@ -13,6 +13,7 @@ from snaplake import aws
 from snaplake.ddb_export import (
     MIN_WINDOW,
     DynamoDbExportSettings,
+    abandon_commit,
     claim_export_lease,
     commit_checkpoint,
     execution_arn,
@@ -104,10 +105,13 @@ def publishing_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 @aws.named_errors
 def commit_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     table_arn, export_arn, kind, exported_to = parse_commit(event)
+    holder = execution_arn(event.get("execution"))
     _, latest = pitr_window(DYNAMODB, table_name(table_arn))
     if exported_to > latest:
         raise InvalidEvent(f"exportedTo {iso_utc(exported_to)} is later than {table_arn} can be exported to ({iso_utc(latest)})")
     committed = commit_checkpoint(DYNAMODB, SETTINGS.checkpoint_table, table_arn, exported_to, export_arn, kind)
+    if not committed:
+        abandon_commit(DYNAMODB, SETTINGS.checkpoint_table, table_arn, holder)
     # A backlog longer than one window: the state machine runs the next window right away.
     more = committed and latest - exported_to >= MIN_WINDOW and kind == "INCREMENTAL_EXPORT"
     result = {"committed": committed, "exportedTo": iso_utc(exported_to), "more": more, "tableArn": table_arn}

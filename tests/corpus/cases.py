@@ -594,6 +594,12 @@ CASES: list[Case] = [
         INVALID,
     ),
     Case(
+        "ddb-commit-execution-missing",
+        DDB_COMMIT,
+        lambda s: {**sample_event("dynamodb_commit_checkpoint.json"), "exportArn": s.ddb_export_arn, "execution": None},
+        INVALID,
+    ),
+    Case(
         "ddb-commit-export-arn-not-an-arn",
         DDB_COMMIT,
         {**sample_event("dynamodb_commit_checkpoint.json"), "exportArn": "01795564952290-0847f1aa"},

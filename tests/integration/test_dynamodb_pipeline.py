@@ -160,13 +160,11 @@ def test_conversion_failure_publishes_nothing_and_the_rerun_lands_each_change_on
     assert not any("_snaplake_staging" in k for k in stack.lake_objects() if k.endswith(".parquet") and "00500" in k)
 
 
-def test_run_that_failed_after_publishing_is_finished_by_the_next_run_without_duplicating_a_change(stack: LocalStack) -> None:
-    """Publishing succeeded, then CommitCheckpoint failed past its retries. Exporting the same
-    window again would land its changes a second time under the new export's keys; the next
-    run instead finishes the recorded export (same keys, overwritten), then exports onwards."""
+def fail_after_publishing(stack: LocalStack) -> dict[str, str]:
+    """A full export, one change, then an incremental run that publishes it and fails at
+    CommitCheckpoint past its retries. Returns the export it recorded before publishing."""
     full_export(stack)
-    ddb = stack.client("dynamodb")
-    ddb.put_item(TableName=ORDERS_TABLE, Item=orders_items(start=500, count=1)[0])
+    stack.client("dynamodb").put_item(TableName=ORDERS_TABLE, Item=orders_items(start=500, count=1)[0])
     stack.clock.advance(3600)
     commit = stack.function("DynamoDbCommitFunction").name
 
@@ -180,14 +178,24 @@ def test_run_that_failed_after_publishing_is_finished_by_the_next_run_without_du
     stack.lambdas.before_invoke = None
 
     assert failed.status == "FAILED" and stack.notifications()[0]["message"]["step"] == "CommitCheckpoint"
-    published = [r for r in lake_rows(stack, "dynamodb_changes/shop_orders/") if r["key__pk"] == "ORDER#00500"]
-    assert len(published) == 1
-    after_failure = checkpoint(stack)
-    assert after_failure is not None and before is not None
-    assert after_failure["exportedTo"] == before["exportedTo"] and "leaseHolder" not in after_failure
-    recorded = after_failure["publishingExport"]
+    assert len([r for r in lake_rows(stack, "dynamodb_changes/shop_orders/") if r["key__pk"] == "ORDER#00500"]) == 1
+    after = checkpoint(stack)
+    assert after is not None and before is not None
+    assert after["exportedTo"] == before["exportedTo"] and "leaseHolder" not in after
+    return dict(after["publishingExport"])
+
+
+def change_rows_of(stack: LocalStack, *keys: str) -> list[str]:
+    return sorted(r["key__pk"] for r in lake_rows(stack, "dynamodb_changes/shop_orders/") if r["key__pk"] in keys)
+
+
+def test_run_that_failed_after_publishing_is_finished_by_the_next_run_without_duplicating_a_change(stack: LocalStack) -> None:
+    """Exporting the same window again would land its changes a second time under the new
+    export's keys; the next run instead finishes the recorded export (same keys, overwritten),
+    then exports onwards."""
+    recorded = fail_after_publishing(stack)
     exports_so_far = len(stack.dynamodb_exports.exports)
-    ddb.put_item(TableName=ORDERS_TABLE, Item=orders_items(start=501, count=1)[0])
+    stack.client("dynamodb").put_item(TableName=ORDERS_TABLE, Item=orders_items(start=501, count=1)[0])
     stack.clock.advance(3600)
 
     rerun = run(stack, {"tableArn": ORDERS_TABLE_ARN})
@@ -197,11 +205,27 @@ def test_run_that_failed_after_publishing_is_finished_by_the_next_run_without_du
     assert starts[0]["exportArn"] == recorded["exportArn"] and starts[0]["resumed"] is True
     assert starts[0]["exportedTo"] == recorded["exportedTo"]
     assert len(stack.dynamodb_exports.exports) == exports_so_far + 1  # only the window after it is exported anew
-    changes = lake_rows(stack, "dynamodb_changes/shop_orders/")
-    assert sorted(r["key__pk"] for r in changes if r["key__pk"] in ("ORDER#00500", "ORDER#00501")) == ["ORDER#00500", "ORDER#00501"]
+    assert change_rows_of(stack, "ORDER#00500", "ORDER#00501") == ["ORDER#00500", "ORDER#00501"]
     final = checkpoint(stack)
     assert final is not None and "publishingExport" not in final and "leaseHolder" not in final
     assert final["exportedTo"] > recorded["exportedTo"]
+
+
+def test_full_export_failing_before_it_publishes_leaves_the_unfinished_export_to_the_next_run(stack: LocalStack) -> None:
+    recorded = fail_after_publishing(stack)
+    stack.clock.advance(3600)
+    stack.dynamodb_exports.fail_next_export(ORDERS_TABLE, "S3AccessDenied", "Access denied to the export bucket")
+
+    full = run(stack, {"tableArn": ORDERS_TABLE_ARN, "mode": "full"})
+
+    assert full.status == "FAILED" and full.error == "ExportFailed"
+    assert checkpoint(stack)["publishingExport"] == recorded  # type: ignore[index]
+
+    rerun = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert rerun.status == "SUCCEEDED", rerun.cause
+    assert rerun.step_outputs("StartExport")[0]["export"]["exportArn"] == recorded["exportArn"]
+    assert change_rows_of(stack, "ORDER#00500") == ["ORDER#00500"]
 
 
 def test_failed_export_fails_the_execution_notifies_and_keeps_the_checkpoint(stack: LocalStack) -> None:

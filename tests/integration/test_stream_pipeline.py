@@ -67,7 +67,9 @@ def test_stream_function_may_read_only_its_stream_send_only_to_its_queue_and_put
     for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
         assert by_action[action]["Resource"] == {"Ref": "DynamoDbStreamArn"}
     assert by_action["sqs:SendMessage"]["Resource"] == {"Fn::GetAtt": ["StreamFailureQueue", "Arn"]}
-    assert by_action["s3:PutObject"]["Resource"]["Fn::Sub"][0] == "arn:${AWS::Partition}:s3:::${Bucket}/${LakePrefix}*"
+    text, variables = by_action["s3:PutObject"]["Resource"]["Fn::Sub"]
+    assert text == "arn:${AWS::Partition}:s3:::${Bucket}/${Objects}"
+    assert variables["Objects"] == {"Fn::If": ["HasLakePrefix", {"Fn::Sub": "${LakePrefix}/*"}, "*"]}
     assert set(by_action) == {
         "dynamodb:DescribeStream",
         "dynamodb:GetRecords",

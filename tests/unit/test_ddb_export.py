@@ -24,6 +24,7 @@ from snaplake.ddb_export import (
     DynamoDbExportSettings,
     ExportPlan,
     PublishingExport,
+    abandon_commit,
     claim_export_lease,
     commit_checkpoint,
     load_checkpoint,
@@ -934,7 +935,6 @@ def test_export_a_failed_run_began_to_publish_is_finished_by_the_next_run(pitr: 
     assert resumed["exportArn"] == publishing.export_arn  # the same export: its lake keys are overwritten, not added to
     assert publishing.plan.window_from is not None
     assert (resumed["windowFrom"], resumed["exportedTo"]) == (iso_utc(publishing.plan.window_from), iso_utc(publishing.plan.exported_to))
-    assert len(pitr.list_exports(TableArn=TABLE_ARN)["ExportSummaries"]) == 1
 
 
 def test_the_commit_of_the_finished_export_clears_the_record(pitr: Any, clock: VirtualClock) -> None:
@@ -945,29 +945,54 @@ def test_the_commit_of_the_finished_export_clears_the_record(pitr: Any, clock: V
     assert load_export_state(pitr, CHECKPOINTS, TABLE_ARN)[1] is None
 
 
-@pytest.mark.parametrize(
-    ("case", "why"),
-    [
-        ("full export requested", "a full export was requested"),
-        ("checkpoint already past it", "the checkpoint is already at"),
-        ("export no longer exists", "it is NOT_FOUND"),
-    ],
-)
-def test_recorded_export_that_cannot_or_need_not_be_finished_is_forgotten(pitr: Any, clock: VirtualClock, case: str, why: str) -> None:
+def test_a_requested_full_export_starts_over_and_keeps_the_record_until_it_publishes(pitr: Any, clock: VirtualClock) -> None:
     checkpoint, publishing = began_publishing(pitr, clock)
-    mode: Any = "full" if case == "full export requested" else "auto"
-    if case == "checkpoint already past it":
-        checkpoint = Checkpoint(TABLE_ARN, publishing.plan.exported_to, publishing.export_arn)
-    if case == "export no longer exists":
-        publishing = PublishingExport(publishing.plan, f"{TABLE_ARN}/export/01714521600000-deadbeef")
-        mark_publishing(pitr, CHECKPOINTS, "execution-1", publishing)
 
-    resumed, forgotten = resume_publishing_export(pitr, CHECKPOINTS, "execution-1", mode, checkpoint, publishing)
+    resumed, forgotten = resume_publishing_export(pitr, CHECKPOINTS, "execution-1", "full", checkpoint, publishing)
 
-    assert resumed is None
-    assert forgotten is not None and why in forgotten and publishing.export_arn in forgotten
+    assert (resumed, forgotten) == (None, None)
+    # Should the full export fail before it publishes, the next run still finishes the recorded one.
+    assert load_export_state(pitr, CHECKPOINTS, TABLE_ARN)[1] == publishing
+
+
+def test_a_record_the_checkpoint_is_already_past_is_forgotten(pitr: Any, clock: VirtualClock) -> None:
+    _, publishing = began_publishing(pitr, clock)
+    past = Checkpoint(TABLE_ARN, publishing.plan.exported_to, publishing.export_arn)
+
+    resumed, forgotten = resume_publishing_export(pitr, CHECKPOINTS, "execution-1", "auto", past, publishing)
+
+    assert resumed is None and forgotten is not None and "the checkpoint is already at" in forgotten
     assert load_export_state(pitr, CHECKPOINTS, TABLE_ARN)[1] is None
     assert checkpoint_item(pitr)["leaseHolder"] == "execution-1"  # type: ignore[index]
+
+
+def test_a_recorded_export_that_no_longer_exists_needs_a_full_export(pitr: Any, clock: VirtualClock) -> None:
+    """Exporting its window again would publish its changes a second time next to the files it left."""
+    checkpoint, publishing = began_publishing(pitr, clock)
+    lost = PublishingExport(publishing.plan, f"{TABLE_ARN}/export/01714521600000-deadbeef")
+    mark_publishing(pitr, CHECKPOINTS, "execution-1", lost)
+
+    with pytest.raises(ExportNotFound, match=r"no longer exists.*start a full export"):
+        resume_publishing_export(pitr, CHECKPOINTS, "execution-1", "auto", checkpoint, lost)
+
+    assert load_export_state(pitr, CHECKPOINTS, TABLE_ARN)[1] == lost
+
+
+def test_a_commit_that_moves_nothing_is_abandoned_releasing_lease_and_record(pitr: Any, clock: VirtualClock) -> None:
+    _, publishing = began_publishing(pitr, clock)
+    other_run = f"{TABLE_ARN}/export/01714521600000-a1b2c3d4"
+    assert commit_checkpoint(pitr, CHECKPOINTS, TABLE_ARN, publishing.plan.exported_to, other_run, "FULL_EXPORT") is True
+    claim_export_lease(pitr, CHECKPOINTS, TABLE_ARN, "execution-1", clock.now())
+    mark_publishing(pitr, CHECKPOINTS, "execution-1", publishing)
+
+    moved = commit_checkpoint(pitr, CHECKPOINTS, TABLE_ARN, publishing.plan.exported_to, publishing.export_arn, "INCREMENTAL_EXPORT")
+
+    assert moved is False
+    assert abandon_commit(pitr, CHECKPOINTS, TABLE_ARN, "execution-2") is False  # only the lease holder
+    assert abandon_commit(pitr, CHECKPOINTS, TABLE_ARN, "execution-1") is True
+    item = checkpoint_item(pitr)
+    assert item is not None and not {"leaseHolder", "leaseUntil", "publishingExport"} & set(item)
+    assert item["exportArn"] == other_run
 
 
 def test_a_run_that_lost_its_lease_may_not_publish(pitr: Any, clock: VirtualClock) -> None:

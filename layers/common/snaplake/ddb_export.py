@@ -212,33 +212,17 @@ def mark_publishing(ddb: Any, checkpoint_table: str, holder: str, publishing: Pu
     recorded = {"exportArn": publishing.export_arn, "exportType": plan.export_type, "exportedTo": iso_utc(plan.exported_to)}
     if plan.window_from is not None:
         recorded["windowFrom"] = iso_utc(plan.window_from)
-    try:
-        ddb.update_item(
-            TableName=checkpoint_table,
-            Key={"tableArn": {"S": plan.table_arn}},
-            UpdateExpression="SET publishingExport = :publishing",
-            ConditionExpression="leaseHolder = :holder",
-            ExpressionAttributeValues={":publishing": {"M": {k: {"S": v} for k, v in recorded.items()}}, ":holder": {"S": holder}},
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
-        raise ExportLeaseLost(f"{plan.table_arn}: the export lease of {holder} was lost; nothing was published") from None
+    values = {":publishing": {"M": {name: {"S": value} for name, value in recorded.items()}}}
+    if not _update_as_holder(ddb, checkpoint_table, plan.table_arn, holder, "SET publishingExport = :publishing", values=values):
+        raise ExportLeaseLost(f"{plan.table_arn}: the export lease of {holder} was lost; nothing was published")
 
 
 def _forget_publishing_export(ddb: Any, checkpoint_table: str, holder: str, publishing: PublishingExport) -> None:
-    try:
-        ddb.update_item(
-            TableName=checkpoint_table,
-            Key={"tableArn": {"S": publishing.plan.table_arn}},
-            UpdateExpression="REMOVE publishingExport",
-            ConditionExpression="leaseHolder = :holder AND publishingExport.exportArn = :export",
-            ExpressionAttributeValues={":holder": {"S": holder}, ":export": {"S": publishing.export_arn}},
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
-        raise ExportLeaseLost(f"{publishing.plan.table_arn}: another run took over the export lease of {holder}") from None
+    table_arn = publishing.plan.table_arn
+    values = {":export": {"S": publishing.export_arn}}
+    ours = "publishingExport.exportArn = :export"
+    if not _update_as_holder(ddb, checkpoint_table, table_arn, holder, "REMOVE publishingExport", ours, values):
+        raise ExportLeaseLost(f"{table_arn}: another run took over the export lease of {holder}")
 
 
 def resume_publishing_export(
@@ -246,29 +230,58 @@ def resume_publishing_export(
 ) -> tuple[dict[str, Any] | None, str | None]:
     """(the export to finish, as StartExport returns it, or None; why a recorded one was forgotten).
 
-    A run that began publishing and failed is finished by the next, unless a
-    full export was asked for (starting over), the checkpoint is already past
-    it, or the export no longer exists.
+    A run that began publishing and failed is finished by the next. A requested
+    full export starts over instead, and leaves the record in place: if it fails
+    before publishing, the next run still finishes the recorded export; once it
+    publishes, its own record replaces this one. A record the checkpoint is
+    already past is forgotten. A recorded export that no longer exists cannot be
+    finished, and exporting its window again would duplicate what it published:
+    that needs a full export.
     """
-    if publishing is None:
+    if publishing is None or mode == "full":
         return None, None
-    why = None
-    if mode == "full":
-        why = "a full export was requested"
-    elif checkpoint is not None and publishing.plan.exported_to <= checkpoint.exported_to:
-        why = f"the checkpoint is already at {iso_utc(checkpoint.exported_to)}"
-    else:
-        try:
-            status = ddb.describe_export(ExportArn=publishing.export_arn)["ExportDescription"]["ExportStatus"]
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ExportNotFoundException":
-                raise
-            status = "NOT_FOUND"
-        if status in ("IN_PROGRESS", "COMPLETED"):
-            return {**_started(publishing.plan, publishing.export_arn, status), "resumed": True}, None
-        why = f"it is {status}"
-    _forget_publishing_export(ddb, checkpoint_table, holder, publishing)
-    return None, f"partly published export {publishing.export_arn} not finished: {why}"
+    if checkpoint is not None and publishing.plan.exported_to <= checkpoint.exported_to:
+        _forget_publishing_export(ddb, checkpoint_table, holder, publishing)
+        return (
+            None,
+            f"partly published export {publishing.export_arn} forgotten: the checkpoint is already at {iso_utc(checkpoint.exported_to)}",
+        )
+    start_over = f"a run began publishing export {publishing.export_arn} of {publishing.plan.table_arn} and failed; it cannot be finished"
+    hint = "exporting its window again would duplicate what it published: start a full export ({'mode': 'full'}) to start over"
+    try:
+        status = ddb.describe_export(ExportArn=publishing.export_arn)["ExportDescription"]["ExportStatus"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ExportNotFoundException":
+            raise
+        raise ExportNotFound(f"{start_over} because the export no longer exists; {hint}") from None
+    if status not in ("IN_PROGRESS", "COMPLETED"):
+        raise ExportFailed(f"{start_over} because the export is {status}; {hint}")
+    return {**_started(publishing.plan, publishing.export_arn, status), "resumed": True}, None
+
+
+def abandon_commit(ddb: Any, checkpoint_table: str, table_arn: str, holder: str) -> bool:
+    """After a commit that moved nothing (the checkpoint is already there): give up this run's lease
+    and its publishing record, which that commit would otherwise have cleared."""
+    return _update_as_holder(ddb, checkpoint_table, table_arn, holder, "REMOVE leaseHolder, leaseUntil, publishingExport")
+
+
+def _update_as_holder(
+    ddb: Any, checkpoint_table: str, table_arn: str, holder: str, update: str, condition: str = "", values: dict[str, Any] | None = None
+) -> bool:
+    """Update the table's checkpoint item only while `holder` holds its lease; False when it does not."""
+    try:
+        ddb.update_item(
+            TableName=checkpoint_table,
+            Key={"tableArn": {"S": table_arn}},
+            UpdateExpression=update,
+            ConditionExpression="leaseHolder = :holder" + (f" AND {condition}" if condition else ""),
+            ExpressionAttributeValues={":holder": {"S": holder}, **(values or {})},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 LEASE_SECONDS = 36 * 3600  # longer than any export plus its conversion
@@ -302,19 +315,7 @@ def claim_export_lease(ddb: Any, checkpoint_table: str, table_arn: str, holder: 
 
 def release_export_lease(ddb: Any, checkpoint_table: str, table_arn: str, holder: str) -> bool:
     """Give the lease up after a failure, if this execution holds it."""
-    try:
-        ddb.update_item(
-            TableName=checkpoint_table,
-            Key={"tableArn": {"S": table_arn}},
-            UpdateExpression="REMOVE leaseHolder, leaseUntil",
-            ConditionExpression="leaseHolder = :holder",
-            ExpressionAttributeValues={":holder": {"S": holder}},
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return _update_as_holder(ddb, checkpoint_table, table_arn, holder, "REMOVE leaseHolder, leaseUntil")
 
 
 def commit_checkpoint(ddb: Any, checkpoint_table: str, table_arn: str, exported_to: datetime, export_arn: str, kind: str) -> bool:
