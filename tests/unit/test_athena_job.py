@@ -85,9 +85,10 @@ def test_a_job_list_must_be_non_empty_with_unique_names() -> None:
     [
         ({"workGroup": "primary"}, "jobs run in the stack's work group 'etl' only"),
         ({"database": "sales"}, "does not begin with 'marts_' \\(GlueDatabasePrefix\\)"),
-        ({"externalLocation": "s3://lake-bucket/lakehouse/daily/"}, "externalLocation .* is not under s3://lake-bucket/lake/"),
-        ({"externalLocation": "s3://other-bucket/lake/daily/"}, "externalLocation .* is not under s3://lake-bucket/lake/"),
-        ({"outputLocation": "s3://results-bucket/"}, "outputLocation .* is not under s3://lake-bucket/lake/"),
+        ({"externalLocation": "s3://lake-bucket/lakehouse/daily/"}, "externalLocation .* is not a folder under s3://lake-bucket/lake/"),
+        ({"externalLocation": "s3://other-bucket/lake/daily/"}, "externalLocation .* is not a folder under s3://lake-bucket/lake/"),
+        ({"outputLocation": "s3://results-bucket/"}, "outputLocation .* is not a folder under s3://lake-bucket/lake/"),
+        ({"externalLocation": "s3://lake-bucket/lake/"}, "externalLocation .* is not a folder under s3://lake-bucket/lake/"),
     ],
 )
 def test_jobs_the_functions_role_may_not_run_are_refused_before_any_runs(change: dict[str, Any], message: str) -> None:

@@ -305,8 +305,9 @@ def check_permitted(job: Job, settings: AthenaSettings) -> None:
     if job.options is not None:
         written["externalLocation"] = job.options.external_location
     for name, location in written.items():
-        if location is not None and not location.startswith(settings.lake_root):
-            raise InvalidJob(f"{where}: {name} {location!r} is not under {settings.lake_root}, where the jobs may write")
+        # The root itself holds the pipelines' own folders: a table there would own (and an overwrite delete) all of them.
+        if location is not None and (not location.startswith(settings.lake_root) or location == settings.lake_root):
+            raise InvalidJob(f"{where}: {name} {location!r} is not a folder under {settings.lake_root}, where the jobs may write")
 
 
 def validate_jobs(raw: Any, settings: AthenaSettings) -> list[dict[str, Any]]:
