@@ -108,7 +108,8 @@ def test_lone_surrogate_escape_fails_only_its_record() -> None:
 
 
 def test_json_nested_around_the_recursion_limit_is_answered_never_raised() -> None:
-    # Somewhere in this range json.loads stops refusing, and just past it json.dumps of the nested part (one call deeper) still may.
+    # Where json.loads and json.dumps give up on deep nesting depends on the Python version (3.11: near the
+    # recursion limit; 3.13, Lambda's runtime here: far deeper), so each record may be either answer, never an error.
     limit = sys.getrecursionlimit()
     depths = range(limit - 100, limit + 10)
     event = {"records": [record(f"r{depth}", b'{"a":' * depth + b"1" + b"}" * depth) for depth in depths]}
@@ -116,7 +117,39 @@ def test_json_nested_around_the_recursion_limit_is_answered_never_raised() -> No
     answered = transform_records(event, SETTINGS).response()["records"]
 
     assert [a["recordId"] for a in answered] == [f"r{depth}" for depth in depths]
-    assert {a["result"] for a in answered} == {"Ok", "ProcessingFailed"}
+    for sent, got in zip(event["records"], answered, strict=True):
+        if got["result"] == "Ok":
+            row = decoded(got)
+            assert list(row) == ["a__a__a"] and json.loads(row["a__a__a"])["a"]  # deeper than max_depth: kept as JSON text
+        else:
+            assert got == {"recordId": sent["recordId"], "result": "ProcessingFailed", "data": sent["data"]}
+
+
+@pytest.mark.parametrize(
+    ("patched", "reason"),
+    [("loads", "JSON nested too deeply to parse"), ("flatten_object", "JSON nested too deeply to write")],
+)
+def test_nesting_python_cannot_parse_or_write_fails_only_its_record(patched: str, reason: str) -> None:
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from snaplake import firehose
+
+    real = json.loads if patched == "loads" else flatten_object
+
+    def too_deep(value: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed = json.loads(value) if patched == "loads" else value
+        if "deep" in parsed:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(value, *args, **kwargs)
+
+    event = {"records": [record("r1", b'{"a": 1}'), record("r2", b'{"deep": 1}'), record("r3", b'{"b": 2}')]}
+    replacement = SimpleNamespace(loads=too_deep, dumps=json.dumps) if patched == "loads" else too_deep
+    with mock.patch.object(firehose, "json" if patched == "loads" else "flatten_object", replacement):
+        outcome = transform_records(event, SETTINGS)
+
+    assert [a["result"] for a in outcome.response()["records"]] == ["Ok", "ProcessingFailed", "Ok"]
+    assert outcome.problems["r2"] == reason
 
 
 def test_record_without_data_is_processing_failed() -> None:
