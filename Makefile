@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= eu-west-1
 
-.PHONY: demo test lint typecheck unit validate build build-check bench clean
+.PHONY: demo test test-runtime lint typecheck unit validate build build-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,17 @@ typecheck: $(VENV)/.dev-installed
 validate: $(VENV)/.dev-installed
 	$(BIN)/sam validate --lint
 
+## test-runtime: the unit tests again on Lambda's Python (3.13, the template's runtime), in a venv of their own
+RUNTIME_VENV ?= .venv-runtime
+$(RUNTIME_VENV)/.unit-installed: pyproject.toml
+	PYENV_VERSION="$${PYENV_VERSION:-3.13.0}" python3.13 -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install -q --upgrade pip
+	$(RUNTIME_VENV)/bin/pip install -q -e ".[unit]"
+	touch $@
+
+test-runtime: $(RUNTIME_VENV)/.unit-installed
+	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider tests/unit
+
 ## build: sam build without Docker (needs the runtime's python3.13 on PATH; under pyenv 3.13.0 is selected for it)
 build: $(VENV)/.dev-installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYENV_VERSION="$${PYENV_VERSION:-3.13.0}" $(BIN)/sam build
@@ -53,4 +64,4 @@ bench: $(VENV)/.local-installed
 	$(BIN)/python benchmarks/ddb_convert.py
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUNTIME_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
