@@ -105,12 +105,13 @@ def publishing_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 @aws.named_errors
 def commit_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     table_arn, export_arn, kind, exported_to = parse_commit(event)
-    holder = execution_arn(event.get("execution"))
+    # Executions started before an upgrade run their old definition, which sent no execution: their commit still counts.
+    holder = execution_arn(event["execution"]) if event.get("execution") is not None else None
     _, latest = pitr_window(DYNAMODB, table_name(table_arn))
     if exported_to > latest:
         raise InvalidEvent(f"exportedTo {iso_utc(exported_to)} is later than {table_arn} can be exported to ({iso_utc(latest)})")
     committed = commit_checkpoint(DYNAMODB, SETTINGS.checkpoint_table, table_arn, exported_to, export_arn, kind)
-    if not committed:
+    if not committed and holder is not None:
         abandon_commit(DYNAMODB, SETTINGS.checkpoint_table, table_arn, holder)
     # A backlog longer than one window: the state machine runs the next window right away.
     more = committed and latest - exported_to >= MIN_WINDOW and kind == "INCREMENTAL_EXPORT"

@@ -594,9 +594,9 @@ CASES: list[Case] = [
         INVALID,
     ),
     Case(
-        "ddb-commit-execution-missing",
+        "ddb-commit-execution-not-an-arn",
         DDB_COMMIT,
-        lambda s: {**sample_event("dynamodb_commit_checkpoint.json"), "exportArn": s.ddb_export_arn, "execution": None},
+        lambda s: {**sample_event("dynamodb_commit_checkpoint.json"), "exportArn": s.ddb_export_arn, "execution": "run-1"},
         INVALID,
     ),
     Case(

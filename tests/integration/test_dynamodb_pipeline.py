@@ -325,3 +325,16 @@ def test_pitr_turned_off_and_on_again_fails_the_next_window_and_says_run_a_full_
     fresh = run(stack, {"tableArn": ORDERS_TABLE_ARN, "mode": "full"})
 
     assert fresh.status == "SUCCEEDED", fresh.cause
+
+
+def test_commit_from_an_execution_started_before_the_upgrade_that_added_its_execution_field_is_accepted(stack: LocalStack) -> None:
+    """Step Functions runs an execution on the definition it started with: one started before
+    CommitCheckpoint received the execution ARN still commits (and gives no lease up)."""
+    full = full_export(stack)
+    landed = full.output["export"]
+    old_style = {key: landed[key] for key in ("tableArn", "exportArn", "exportType", "exportedTo")}
+
+    payload, errored = stack.function("DynamoDbCommitFunction").invoke(old_style)
+
+    assert not errored, payload
+    assert payload["committed"] is False  # the execution itself already committed this export
