@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= eu-west-1
+# Lambda's runtime is python3.13; under pyenv, select 3.13.0 for it unless a version is already chosen.
+RUNTIME_PYENV := PYENV_VERSION="$${PYENV_VERSION:-3.13.0}"
 
 .PHONY: demo test test-runtime lint typecheck unit validate build build-check bench clean
 
@@ -42,7 +44,7 @@ validate: $(VENV)/.dev-installed
 ## test-runtime: the unit tests again on Lambda's Python (3.13, the template's runtime), in a venv of their own
 RUNTIME_VENV ?= .venv-runtime
 $(RUNTIME_VENV)/.unit-installed: pyproject.toml
-	PYENV_VERSION="$${PYENV_VERSION:-3.13.0}" python3.13 -m venv $(RUNTIME_VENV)
+	$(RUNTIME_PYENV) python3.13 -m venv $(RUNTIME_VENV)
 	$(RUNTIME_VENV)/bin/pip install -q --upgrade pip
 	$(RUNTIME_VENV)/bin/pip install -q -e ".[unit]"
 	touch $@
@@ -52,7 +54,7 @@ test-runtime: $(RUNTIME_VENV)/.unit-installed
 
 ## build: sam build without Docker (needs the runtime's python3.13 on PATH; under pyenv 3.13.0 is selected for it)
 build: $(VENV)/.dev-installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" PYENV_VERSION="$${PYENV_VERSION:-3.13.0}" $(BIN)/sam build
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(RUNTIME_PYENV) $(BIN)/sam build
 
 ## build-check: sam build, then fail if any function's code + layers exceed 200 MB unzipped (Lambda's limit is 250)
 build-check: build

@@ -489,20 +489,18 @@ class RdsExportEmulator:
         emulator = self
 
         def start_export_task(backend: Any, kwargs: dict[str, Any]) -> Any:
-            with emulator._lock:
-                task = original_start(backend, kwargs)
-                arn, identifier = kwargs["source_arn"], str(task.export_task_identifier)
-                emulator.tasks[identifier] = _Task(identifier, arn, emulator.clock.now(), emulator.plans.get(arn, _Plan()))
-                emulator.started_exports.append(identifier)
-                emulator._refresh(task)
-                return task
+            task = original_start(backend, kwargs)
+            arn, identifier = kwargs["source_arn"], str(task.export_task_identifier)
+            emulator.tasks[identifier] = _Task(identifier, arn, emulator.clock.now(), emulator.plans.get(arn, _Plan()))
+            emulator.started_exports.append(identifier)
+            emulator._refresh(task)
+            return task
 
         def describe_export_tasks(backend: Any, export_task_identifier: str) -> Any:
-            with emulator._lock:
-                tasks = list(original_describe(backend, export_task_identifier))
-                for task in tasks:
-                    emulator._refresh(task)
-                return tasks
+            tasks = list(original_describe(backend, export_task_identifier))
+            for task in tasks:
+                emulator._refresh(task)
+            return tasks
 
         with (
             patched_attribute(models.RDSBackend, "start_export_task", start_export_task),

@@ -243,16 +243,22 @@ Resources:
 """
 
 
+def _library_module(tmp_path: Path, source: str) -> Path:
+    """A one-module snaplake library (`snaplake.store`) under tmp_path/lib; returns the library folder."""
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "store.py").write_text(textwrap.dedent(source))
+    return library
+
+
 def test_checker_follows_a_handler_into_the_library_and_checks_buckets_and_keys(tmp_path: Path) -> None:
     """A handler calls a library method through a typed variable; the copy it makes needs PutObject on the lake
     (granted only on the export bucket) and kms:GenerateDataKey (not granted); the unreached function's call is not charged."""
     from snaplake_local.stack import load_template
 
-    library = tmp_path / "lib"
-    library.mkdir()
-    (library / "store.py").write_text(
-        textwrap.dedent(
-            """
+    library = _library_module(
+        tmp_path,
+        """
             class Store:
                 def __init__(self, s3):
                     self.s3 = s3
@@ -267,8 +273,7 @@ def test_checker_follows_a_handler_into_the_library_and_checks_buckets_and_keys(
 
             def unused(s3):
                 s3.delete_object(Bucket="lake", Key="k")
-            """
-        )
+            """,
     )
     (tmp_path / "functions" / "copy").mkdir(parents=True)
     (tmp_path / "functions" / "copy" / "app.py").write_text(
@@ -304,11 +309,9 @@ def test_checker_follows_a_handler_into_the_library_and_checks_buckets_and_keys(
 
 
 def test_scan_follows_an_untyped_receiver_to_every_snaplake_method_of_that_name(tmp_path: Path) -> None:
-    library = tmp_path / "lib"
-    library.mkdir()
-    (library / "store.py").write_text(
-        textwrap.dedent(
-            """
+    library = _library_module(
+        tmp_path,
+        """
             class Store:
                 def __init__(self, s3):
                     self.s3 = s3
@@ -321,8 +324,7 @@ def test_scan_follows_an_untyped_receiver_to_every_snaplake_method_of_that_name(
                 for key in keys:
                     store.drop(key)
                 {}.copy()
-            """
-        )
+            """,
     )
     mini = Codebase(library, tmp_path)
     mini.load_library()

@@ -184,11 +184,7 @@ def load_export_state(ddb: Any, checkpoint_table: str, table_arn: str) -> tuple[
     if "publishingExport" in item:
         recorded = {name: value["S"] for name, value in item["publishingExport"]["M"].items()}
         window_from = parse_iso_utc(recorded["windowFrom"]) if recorded.get("windowFrom") else None
-        exported_to = parse_iso_utc(recorded["exportedTo"])
-        if recorded["exportType"] == "FULL_EXPORT":
-            plan = ExportPlan(table_arn, "FULL_EXPORT", export_time=exported_to)
-        else:
-            plan = ExportPlan(table_arn, "INCREMENTAL_EXPORT", window_from=window_from, window_to=exported_to)
+        plan = ExportPlan.reaching(table_arn, recorded["exportType"], parse_iso_utc(recorded["exportedTo"]), window_from)
         publishing = PublishingExport(plan, recorded["exportArn"])
     return checkpoint, publishing
 
@@ -198,12 +194,12 @@ def parse_publishing(event: Any) -> tuple[str, PublishingExport]:
     (windowFrom, null for a full export) and the execution holding the lease."""
     table_arn, export_arn, kind, exported_to = parse_commit(event)
     holder = execution_arn(event.get("execution"))
-    if kind == "FULL_EXPORT":
-        return holder, PublishingExport(ExportPlan(table_arn, "FULL_EXPORT", export_time=exported_to), export_arn)
-    window_from = timestamp(event.get("windowFrom"), "windowFrom")
-    if not window_from < exported_to:
-        raise InvalidEvent(f"windowFrom {iso_utc(window_from)} must be before exportedTo {iso_utc(exported_to)}")
-    return holder, PublishingExport(ExportPlan(table_arn, "INCREMENTAL_EXPORT", window_from=window_from, window_to=exported_to), export_arn)
+    window_from = None
+    if kind == "INCREMENTAL_EXPORT":
+        window_from = timestamp(event.get("windowFrom"), "windowFrom")
+        if not window_from < exported_to:
+            raise InvalidEvent(f"windowFrom {iso_utc(window_from)} must be before exportedTo {iso_utc(exported_to)}")
+    return holder, PublishingExport(ExportPlan.reaching(table_arn, kind, exported_to, window_from), export_arn)
 
 
 def mark_publishing(ddb: Any, checkpoint_table: str, holder: str, publishing: PublishingExport) -> None:
@@ -308,8 +304,7 @@ def claim_export_lease(ddb: Any, checkpoint_table: str, table_arn: str, holder: 
     except ClientError as error:
         if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
-        item = ddb.get_item(TableName=checkpoint_table, Key={"tableArn": {"S": table_arn}}, ConsistentRead=True).get("Item", {})
-        return str(item.get("leaseHolder", {}).get("S", "another run"))
+        return str(_checkpoint_item(ddb, checkpoint_table, table_arn).get("leaseHolder", {}).get("S", "another run"))
     return None
 
 
@@ -363,6 +358,13 @@ class ExportPlan:
         value = self.export_time if self.export_type == "FULL_EXPORT" else self.window_to
         assert value is not None
         return value
+
+    @classmethod
+    def reaching(cls, table_arn: str, export_type: str, exported_to: datetime, window_from: datetime | None = None) -> ExportPlan:
+        """The plan of an export of `export_type` that reached `exported_to` (the inverse of `exported_to`)."""
+        if export_type == "FULL_EXPORT":
+            return cls(table_arn, "FULL_EXPORT", export_time=exported_to)
+        return cls(table_arn, "INCREMENTAL_EXPORT", window_from=window_from, window_to=exported_to)
 
     @property
     def client_token(self) -> str:

@@ -55,7 +55,7 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "_checkpoint_item": ("dynamodb.get_item",),
         "_update_as_holder": ("dynamodb.update_item",),
         "resume_publishing_export": ("dynamodb.describe_export",),
-        "claim_export_lease": ("dynamodb.update_item", "dynamodb.get_item"),
+        "claim_export_lease": ("dynamodb.update_item",),
         "commit_checkpoint": ("dynamodb.put_item",),
         "pitr_window": ("dynamodb.describe_continuous_backups",),
         "running_export": ("dynamodb.list_exports", "dynamodb.describe_export"),
