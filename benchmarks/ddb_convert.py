@@ -140,7 +140,7 @@ def _raw_read_json(path: Path) -> int:
 
 
 def throughput(mb: float, scratch: Path, repeats: int) -> dict[str, Any]:
-    from snaplake.ddb_parquet import ConvertOptions, convert_file, scan_file
+    from snaplake.dynamodb.parquet import ConvertOptions, convert_file, scan_file
 
     options = ConvertOptions()
     lines = generate_lines(int(mb * MB), seed=11)
@@ -225,7 +225,7 @@ def _peak_rss_mb() -> dict[str, float]:
 
 def rss_child(path: str, out: str) -> dict[str, Any]:
     """Scan then convert one file in this (fresh) process; report time and peak memory."""
-    from snaplake.ddb_parquet import ConvertOptions, convert_file, scan_file
+    from snaplake.dynamodb.parquet import ConvertOptions, convert_file, scan_file
 
     options = ConvertOptions()
     after_import = _peak_rss_mb()

@@ -21,8 +21,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers" / "common"))
 
-from snaplake.change_log import flatten_batch  # noqa: E402
-from snaplake.ddb_parquet import ConvertOptions  # noqa: E402
+from snaplake.dynamodb.parquet import ConvertOptions  # noqa: E402
+from snaplake.streams.change_log import flatten_batch  # noqa: E402
 
 STREAM_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/orders/stream/2026-11-24T08:00:00.000"
 _CITIES = ["Berlin", "Lisbon", "Osaka", "Denver", "Nairobi", "Québec", "São Paulo", "Zürich"]

@@ -11,10 +11,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake import aws
-from snaplake.athena_job import AthenaClients, run_job_step, validate_jobs
-from snaplake.config import AthenaSettings
-from snaplake.handler_input import event_object
+from snaplake.athena import AthenaClients, AthenaSettings, run_job_step, validate_jobs
+from snaplake.core import aws
+from snaplake.core.handler_input import event_object
 
 logger = Logger()
 SETTINGS = AthenaSettings.from_env()

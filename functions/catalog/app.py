@@ -4,25 +4,23 @@ Two functions share this code (see template.yaml): one for RDS exports (the
 copy's landed manifest), one for DynamoDB exports (the published partitions).
 """
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
-from snaplake import aws
-from snaplake.catalog import CatalogOptions, dynamodb_partitions, parse_landed_manifest, register_landed, register_partition
-from snaplake.errors import ConfigError, InvalidEvent, LandedManifestInvalid
-from snaplake.handler_input import athena_identifier, bucket, event_object, s3_key
-from snaplake.lake_keys import athena_name
+from snaplake.catalog import (
+    CatalogSettings,
+    LandedManifestInvalid,
+    dynamodb_partitions,
+    parse_landed_manifest,
+    register_landed,
+    register_partition,
+)
+from snaplake.core import Bucket, InvalidEvent, aws, is_not_found
+from snaplake.core.handler_input import athena_identifier, bucket, event_object, s3_key
 
 logger = Logger()
-OPTIONS = CatalogOptions.from_env()
-LAKE_BUCKET = os.environ.get("LAKE_BUCKET", "")
-if not LAKE_BUCKET:
-    raise ConfigError("environment variable LAKE_BUCKET is required")
-DATABASE_PREFIX = athena_name(os.environ.get("GLUE_DATABASE_PREFIX", "")) if os.environ.get("GLUE_DATABASE_PREFIX") else ""
-DYNAMODB_DATABASE = athena_name(os.environ.get("DYNAMODB_GLUE_DATABASE", "dynamodb"))
+SETTINGS = CatalogSettings.from_env()
 GLUE = aws.client("glue")
 S3 = aws.client("s3")
 
@@ -34,18 +32,18 @@ def rds_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     manifest = event_object(event).get("landedManifest")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("bucket"), str) or not isinstance(manifest.get("key"), str):
         raise InvalidEvent("register catalog needs 'landedManifest' {'bucket', 'key'} from FinalizeCopy")
-    where = f"s3://{bucket(manifest['bucket'], 'landedManifest.bucket')}/{s3_key(manifest['key'], 'landedManifest.key')}"
-    owner = {"ExpectedBucketOwner": os.environ["EXPORT_BUCKET_OWNER"]} if os.environ.get("EXPORT_BUCKET_OWNER") else {}
+    plans = Bucket(S3, bucket(manifest["bucket"], "landedManifest.bucket"), SETTINGS.export_bucket_owner)
+    key = s3_key(manifest["key"], "landedManifest.key")
     try:
-        body = S3.get_object(Bucket=manifest["bucket"], Key=manifest["key"], **owner)["Body"].read()
-    except ClientError as error:
-        if error.response["Error"]["Code"] not in ("NoSuchKey", "NoSuchBucket", "404"):
+        body = plans.read_bytes(key)
+    except Exception as error:
+        if not is_not_found(error):
             raise
-        raise LandedManifestInvalid(f"landed manifest {where} does not exist") from None
-    landed = parse_landed_manifest(body, where, lake_bucket=LAKE_BUCKET)
+        raise LandedManifestInvalid(f"landed manifest {plans.uri(key)} does not exist") from None
+    landed = parse_landed_manifest(body, plans.uri(key), lake_bucket=SETTINGS.lake_bucket)
     for table in landed["tables"]:
-        table["database"] = f"{DATABASE_PREFIX}{table['database']}"
-    registered = [r.as_json() for r in register_landed(GLUE, S3, landed, options=OPTIONS)]
+        table["database"] = f"{SETTINGS.database_prefix}{table['database']}"
+    registered = [r.as_json() for r in register_landed(GLUE, S3, landed, options=SETTINGS.options)]
     logger.info("catalog registered", extra={"tables": len(registered)})
     return {"registered": registered}
 
@@ -65,11 +63,11 @@ def dynamodb_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         register_partition(
             GLUE,
             S3,
-            database=f"{DATABASE_PREFIX}{DYNAMODB_DATABASE}",
+            database=f"{SETTINGS.database_prefix}{SETTINGS.dynamodb_database}",
             table=name,
-            bucket=LAKE_BUCKET,
+            bucket=SETTINGS.lake_bucket,
             partition_prefix=prefix,
-            options=OPTIONS,
+            options=SETTINGS.options,
         ).as_json()
         for prefix in prefixes
     ]

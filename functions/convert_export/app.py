@@ -4,25 +4,23 @@ Five functions share this code (see template.yaml), one handler each; they
 run with the arrow layer (pyarrow).
 """
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake import aws
-from snaplake.ddb_lake import DynamoDbLakeSettings, convert_files, finalize_conversion, merge_schemas, plan_conversion, scan_files
-from snaplake.handler_input import event_object
+from snaplake.core import aws
+from snaplake.core.handler_input import event_object
+from snaplake.dynamodb import ConversionSettings, convert_files, finalize_conversion, merge_schemas, plan_conversion, scan_files
 
 logger = Logger()
-SETTINGS = DynamoDbLakeSettings.from_env()
-PLAN_ROOT = os.environ.get("PLAN_PREFIX", "dynamodb-exports/_snaplake/plans")
+SETTINGS = ConversionSettings.from_env()
 S3 = aws.client("s3")
 
 
 @logger.inject_lambda_context
 @aws.named_errors
 def plan_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    result = plan_conversion(S3, event_object(event), SETTINGS, PLAN_ROOT)
+    result = plan_conversion(S3, event_object(event), SETTINGS)
     logger.info("conversion planned", extra={k: v for k, v in result.items() if k != "workers"})
     return result
 

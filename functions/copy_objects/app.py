@@ -4,26 +4,23 @@ Three functions share this code (PlanCopy, CopyBatch, FinalizeCopy in
 template.yaml), each with its own handler below.
 """
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake import aws
-from snaplake.config import LakeSettings
-from snaplake.handler_input import event_object
-from snaplake.lake_copy import copy_batches, finalize_copy, plan_copy
+from snaplake.core import aws
+from snaplake.core.handler_input import event_object
+from snaplake.rds import CopySettings, copy_batches, finalize_copy, plan_copy
 
 logger = Logger()
-LAKE = LakeSettings.from_env()
-PLAN_ROOT = os.environ.get("PLAN_PREFIX", "_snaplake/plans")
+LAKE = CopySettings.from_env()
 S3 = aws.client("s3")
 
 
 @logger.inject_lambda_context
 @aws.named_errors
 def plan_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    result = plan_copy(S3, event_object(event), LAKE, PLAN_ROOT)
+    result = plan_copy(S3, event_object(event), LAKE)
     logger.info("copy planned", extra={k: v for k, v in result.items() if k != "workers"})
     return result
 

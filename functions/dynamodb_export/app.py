@@ -9,8 +9,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake import aws
-from snaplake.ddb_export import (
+from snaplake.core import aws
+from snaplake.core.errors import InvalidEvent
+from snaplake.core.times import iso_utc
+from snaplake.dynamodb import (
     MIN_WINDOW,
     DynamoDbExportSettings,
     abandon_commit,
@@ -31,14 +33,10 @@ from snaplake.ddb_export import (
     start_export,
     table_name,
 )
-from snaplake.errors import InvalidEvent
-from snaplake.lake_keys import iso_utc
 
 logger = Logger()
-DYNAMODB = aws.client("dynamodb")
-
-
 SETTINGS = DynamoDbExportSettings.from_env()
+DYNAMODB = aws.client("dynamodb")
 
 
 @logger.inject_lambda_context

@@ -1,17 +1,16 @@
-"""Firehose data-transformation Lambda: JSON records flattened to one level (see snaplake.firehose).
+"""Firehose data-transformation Lambda: JSON records flattened to one level (see snaplake.streams.firehose).
 
 No trigger in template.yaml: attach it to a delivery stream's ProcessingConfiguration (README).
 """
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake.firehose import FlattenSettings, transform_records
+from snaplake.streams import FlattenSettings, transform_records
 
 logger = Logger()
-SETTINGS = FlattenSettings.from_env(os.environ)
+SETTINGS = FlattenSettings.from_env()
 
 
 @logger.inject_lambda_context

@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake import aws
-from snaplake.rds_export import describe_export, poll_export
+from snaplake.core import aws
+from snaplake.rds import describe_export, poll_export
 
 logger = Logger()
 RDS = aws.client("rds")

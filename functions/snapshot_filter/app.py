@@ -4,9 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake import aws
-from snaplake.config import SourceSelection
-from snaplake.snapshots import decide
+from snaplake.core import aws
+from snaplake.rds import SourceSelection, decide
 
 logger = Logger()
 SELECTION = SourceSelection.from_env()

@@ -4,9 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake import aws
-from snaplake.config import ExportSettings
-from snaplake.rds_export import start_export
+from snaplake.core import aws
+from snaplake.rds import ExportSettings, start_export
 
 logger = Logger()
 SETTINGS = ExportSettings.from_env()

@@ -1,22 +1,21 @@
 """DynamoDB stream event -> change-log Parquet in the lake, with a partial batch response.
 
-Runs with the arrow layer (pyarrow). See snaplake.change_log for keys and failure handling.
+Runs with the arrow layer (pyarrow). See snaplake.streams.change_log for keys and failure handling.
 """
 
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake import aws
-from snaplake.change_log import flatten_batch, lake_writer
-from snaplake.ddb_lake import DynamoDbLakeSettings
-from snaplake.ddb_parquet import ConvertOptions
+from snaplake.core import LakeSettings, aws
+from snaplake.dynamodb.parquet import ConvertOptions
+from snaplake.streams.change_log import flatten_batch, lake_writer
 
 logger = Logger()
-SETTINGS = DynamoDbLakeSettings.from_env()
+SETTINGS = LakeSettings.from_env()
 OPTIONS = ConvertOptions()
 S3 = aws.client("s3")
-WRITE = lake_writer(S3, SETTINGS.bucket, SETTINGS.bucket_owner, SETTINGS.kms_key_arn)
+WRITE = lake_writer(SETTINGS.lake_bucket(S3))
 
 
 @logger.inject_lambda_context

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from snaplake.lake_keys import iso_utc, parse_iso_utc
-from snaplake.snapshots import SnapshotRef, parse_request
+from snaplake.core.times import iso_utc, parse_iso_utc
+from snaplake.rds.snapshots import SnapshotRef, parse_request
 
 from snaplake_local.emulator import DirectorySource, TablesSource
 from snaplake_local.report import format_table, lake_partitions, sample_rows

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from snaplake.lake_keys import SUCCESS_MARKER
+from snaplake.core.names import SUCCESS_MARKER
 
 
 @dataclass

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from snaplake.lake_keys import parse_iso_utc
+from snaplake.core.times import parse_iso_utc
 
 from snaplake_local.emulator import ExportSource, TablesSource
 from snaplake_local.sample_data import orders_items, shop_mysql_tables, world_postgres_tables

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from snaplake.errors import SnaplakeError
+from snaplake.core.errors import SnaplakeError
 from snaplake_local.emulator import LocalFunction
 from snaplake_local.sources import create_orders_table, default_parameters, sample_event, seed_sample_sources
 from snaplake_local.stack import PROJECT_ROOT, LocalStack

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from snaplake import errors
 from snaplake_local.sources import (
     ORDERS_TABLE,
     ORDERS_TABLE_ARN,
@@ -47,6 +46,7 @@ from tests.integration.faults import (
     time_out_once,
     timeout_message,
 )
+from tests.snaplake_errors import snaplake_error_classes
 
 RDS = "RdsExportStateMachine"
 DDB = "DynamoDbExportStateMachine"
@@ -60,7 +60,7 @@ BOTOCORE_ATTEMPTS = 11
 # written, so the full export's partition (export_time=...) is the same in every run.
 CLOCK = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
 # A failure "named for what happened" is one of snaplake's errors, not botocore's or boto3's.
-SNAPLAKE_ERRORS = {cls.__name__ for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.SnaplakeError)}
+SNAPLAKE_ERRORS = {cls.__name__ for cls in snaplake_error_classes()}
 
 
 # --------------------------------------------------------------------------- stacks and runs

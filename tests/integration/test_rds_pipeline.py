@@ -15,7 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
-from snaplake import lake_copy
+from snaplake.core.s3 import Bucket
+from snaplake.rds import copy_batch
+from snaplake.rds.copy_plan import CopyItem
 from snaplake_local.emulator import ManyFilesSource, RdsExportEmulator
 from snaplake_local.sample_data import shop_mysql_tables, world_postgres_tables
 from snaplake_local.sources import (
@@ -243,18 +245,18 @@ def _crash_copies_after(count: int, times: int) -> Callable[[], None]:
     so concurrent copy workers cannot all slip past the threshold together)."""
     state = {"calls": 0}
     lock = threading.Lock()
-    original = lake_copy.LakeWriter.copy
+    original = copy_batch.copy_item
 
-    def flaky(self: lake_copy.LakeWriter, item: lake_copy.CopyItem, multipart_threshold: int = lake_copy.MAX_SINGLE_COPY_BYTES) -> None:
+    def flaky(lake: Bucket, export: Bucket, item: CopyItem, multipart_threshold: int = copy_batch.MAX_SINGLE_COPY_BYTES) -> None:
         with lock:
             state["calls"] += 1
             crash = count < state["calls"] <= count + times
         if crash:
             raise ClientError({"Error": {"Code": "InternalError", "Message": "injected crash mid-batch"}}, "CopyObject")
-        original(self, item, multipart_threshold)
+        original(lake, export, item, multipart_threshold)
 
-    lake_copy.LakeWriter.copy = flaky  # type: ignore[method-assign]
-    return lambda: setattr(lake_copy.LakeWriter, "copy", original)
+    copy_batch.copy_item = flaky
+    return lambda: setattr(copy_batch, "copy_item", original)
 
 
 def test_copy_crash_mid_batch_is_retried_and_completes_without_duplicates(stack: LocalStack) -> None:
@@ -363,7 +365,7 @@ def test_lake_objects_are_encrypted_with_the_lake_key_and_record_their_source(st
         head = s3.head_object(Bucket=stack.lake_bucket, Key=key)
         assert head["ServerSideEncryption"] == "aws:kms"
         assert head["SSEKMSKeyId"] == key_arn
-        assert head["Metadata"][lake_copy.SOURCE_ETAG_METADATA]
+        assert head["Metadata"][copy_batch.SOURCE_ETAG_METADATA]
 
 
 def test_lake_bucket_owned_by_another_account_is_refused(stack_factory: Callable[..., LocalStack]) -> None:

@@ -11,6 +11,11 @@ nested functions and lambdas belong to the unit they are written in. For each un
 
 `reachable()` follows those references from a handler, so a Lambda is charged with the calls of exactly the
 library code its handler can run.
+
+Adapter classes (snaplake.permissions.ADAPTERS: the S3 `Bucket`) make their boto3 calls for their callers: a call
+`bucket.write_bytes(...)` on a receiver typed as an adapter counts, in the calling unit, as the boto3 calls that
+adapter method makes (the table names the data they touch there), and is not followed into the adapter. An
+adapter method called on a receiver of unknown type is reported (`adapter_guesses`).
 """
 
 from __future__ import annotations
@@ -107,6 +112,7 @@ class Unit:
     # `x.name` / `x.name(n args)` whose receiver's type is unknown: (name, positional+keyword count or None, line)
     unresolved: list[tuple[str, int | None, int]] = field(default_factory=list)
     guessed: set[UnitId] = field(default_factory=set)
+    adapter_uses: list[tuple[UnitId, int]] = field(default_factory=list)  # adapter methods called here, and where
 
 
 @dataclass
@@ -114,6 +120,7 @@ class _Class:
     name: str
     bases: list[str]
     methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]
+    fields: dict[str, ast.expr] = field(default_factory=dict)  # class-level annotations (dataclass fields)
 
 
 @dataclass
@@ -132,27 +139,47 @@ class SourceModule:
 class Codebase:
     """The snaplake package plus the handler modules, parsed, with module keys resolved to files."""
 
-    def __init__(self, library_dir: Path, project_root: Path, sources: dict[Path, str] | None = None):
-        """`sources` overrides file contents (path -> text), so the checker can be tested on altered code."""
+    def __init__(
+        self,
+        library_dir: Path,
+        project_root: Path,
+        sources: dict[Path, str] | None = None,
+        adapters: dict[str, tuple[str, ...]] | None = None,
+    ):
+        """`sources` overrides file contents (path -> text), so the checker can be tested on altered code; `adapters`:
+        module key -> adapter class names (see the module docstring)."""
         self.library_dir = library_dir
         self.project_root = project_root
         self._sources = sources or {}
+        self.adapters = {(module, name) for module, names in (adapters or {}).items() for name in names}
         self.modules: dict[str, SourceModule] = {}
         self._units: dict[UnitId, Unit] | None = None
 
     # ------------------------------------------------------------------ loading
     def library_key(self, name: str) -> str:
-        return f"{LIBRARY_PACKAGE}.{name}"
+        """`rds.copy_plan` -> `snaplake.rds.copy_plan`; a package's `__init__` is the package."""
+        return f"{LIBRARY_PACKAGE}.{name}".removesuffix(".__init__")
+
+    def library_path(self, dotted: str) -> Path | None:
+        """The file of a snaplake module (`rds.copy_plan`) or package (`rds`), if there is one."""
+        base = self.library_dir.joinpath(*dotted.split(".")) if dotted else self.library_dir
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file() or candidate in self._sources:
+                return candidate
+        return None
 
     def handler_key(self, path: Path) -> str:
         return path.relative_to(self.project_root).as_posix()
 
     def load_library(self) -> list[str]:
-        return [self._load(self.library_key(path.stem), path) for path in sorted(self.library_dir.glob("*.py"))]
+        paths = sorted(self.library_dir.rglob("*.py"))
+        return [self._load(self.library_key(".".join(path.relative_to(self.library_dir).with_suffix("").parts)), path) for path in paths]
 
     def load_library_module(self, name: str) -> str:
-        """One snaplake module (and what it imports)."""
-        return self._load(self.library_key(name), self.library_dir / f"{name}.py")
+        """One snaplake module (`rds.finalize`) and what it imports."""
+        path = self.library_path(name)
+        assert path is not None, name
+        return self._load(self.library_key(name), path)
 
     def load_handler(self, path: Path) -> str:
         return self._load(self.handler_key(path), path)
@@ -170,7 +197,8 @@ class Codebase:
                 module.functions[node.name] = node
             elif isinstance(node, ast.ClassDef):
                 methods = {n.name: n for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
-                module.classes[node.name] = _Class(node.name, [_dotted(b) or "" for b in node.bases], methods)
+                fields = {n.target.id: n.annotation for n in node.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+                module.classes[node.name] = _Class(node.name, [_dotted(b) or "" for b in node.bases], methods, fields)
         for found in ast.walk(module.tree):  # imports anywhere, including inside functions
             if isinstance(found, ast.Import):
                 for alias in found.names:
@@ -200,12 +228,10 @@ class Codebase:
         """The module key of a snaplake module or of a module next to the importer (a handler's own files)."""
         name = dotted.lstrip(".")
         parts = name.split(".")
-        if dotted.startswith(".") and importer.parent == self.library_dir:
-            parts = [LIBRARY_PACKAGE, *[p for p in parts if p]]
         if parts[0] == LIBRARY_PACKAGE:
-            if len(parts) == 2 and (self.library_dir / f"{parts[1]}.py").is_file():
-                return self._load(self.library_key(parts[1]), self.library_dir / f"{parts[1]}.py")
-            return None
+            inner = ".".join(parts[1:])
+            path = self.library_path(inner)
+            return self._load(self.library_key(inner), path) if path is not None else None
         sibling = importer.parent / f"{parts[0]}.py"
         if len(parts) == 1 and importer.parent != self.library_dir and sibling.is_file():
             return self._load(self.handler_key(sibling), sibling)
@@ -218,8 +244,24 @@ class Codebase:
             for module in list(self.modules.values()):
                 for unit in _ModuleScanner(self, module).scan():
                     self._units[unit.id] = unit
+            for unit in self._units.values():
+                for method, line in unit.adapter_uses:
+                    owner, name = method.name.split(".", 1)
+                    unit.calls += [FoundCall(call, line) for call in self.adapter_calls(method.module, owner, name)]
             self._guess_unresolved(self._units)
         return self._units
+
+    def adapter_guesses(self) -> list[str]:
+        """Calls of an adapter method's name on a receiver whose type the scan cannot tell: which data they touch
+        cannot be charged to anyone (annotate the receiver as the adapter class)."""
+        names = self.adapter_method_names()
+        return [
+            f"{unit_id} line {line}: .{name}()"
+            for unit_id, unit in sorted(self.units().items())
+            if not self.is_adapter(unit_id.module, unit_id.name)
+            for name, _, line in unit.unresolved
+            if name in names
+        ]
 
     def _guess_unresolved(self, units: dict[UnitId, Unit]) -> None:
         """Stay sound where a receiver's type is unknown: `x.copy(item)` may be any snaplake method named `copy`
@@ -227,7 +269,7 @@ class Codebase:
         reaching = {unit_id for unit_id in units if any(u.calls for u in self.reachable([unit_id]))}
         by_name: dict[str, list[UnitId]] = {}
         for unit_id in reaching:
-            if "." in unit_id.name:
+            if "." in unit_id.name and not self.is_adapter(unit_id.module, unit_id.name):
                 by_name.setdefault(unit_id.name.split(".", 1)[1], []).append(unit_id)
         for unit in units.values():
             for name, count, _ in unit.unresolved:
@@ -260,16 +302,42 @@ class Codebase:
         return [units[unit_id] for unit_id in sorted(seen)]
 
     # ------------------------------------------------------------------ name resolution
-    def resolve_name(self, module: SourceModule, name: str) -> tuple[str, str] | None:
-        """(module key, top-level name) a name in `module` stands for, when it is a snaplake/handler function or class."""
+    def resolve_name(self, module: SourceModule, name: str, depth: int = 0) -> tuple[str, str] | None:
+        """(module key, top-level name) a name in `module` stands for, when it is a snaplake/handler function or class
+        (followed through a package's re-exports)."""
         if name in module.functions or name in module.classes:
             return module.key, name
         bound = module.imports.get(name)
-        if bound and bound[0] == "member":
+        if bound and bound[0] == "member" and depth < 5:
             target = self.modules.get(bound[1])
-            if target and (bound[2] in target.functions or bound[2] in target.classes):
-                return target.key, bound[2]
+            if target:
+                return self.resolve_name(target, bound[2], depth + 1)
         return None
+
+    def is_adapter(self, module_key: str, name: str) -> bool:
+        """Whether `name` ("Class" or "Class.method") of `module_key` belongs to an adapter class."""
+        return (module_key, name.split(".", 1)[0]) in self.adapters
+
+    def adapter_calls(self, module_key: str, class_name: str, method: str) -> list[str]:
+        """The boto3 calls an adapter method makes, following the adapter's own methods."""
+        start = self.method(module_key, class_name, method)
+        if start is None:
+            return []
+        units = self.units()
+        seen: set[UnitId] = set()
+        todo = [start]
+        found: list[str] = []
+        while todo:
+            current = todo.pop()
+            if current in seen or current not in units:
+                continue
+            seen.add(current)
+            found += [call.method for call in units[current].calls]
+            todo += [ref for ref in units[current].refs if ref.module == module_key and ref.name.split(".", 1)[0] == class_name]
+        return sorted(set(found))
+
+    def adapter_method_names(self) -> set[str]:
+        return {m for module, name in self.adapters if (cls := self.class_of(module, name)) for m in cls.methods if not m.startswith("_")}
 
     def class_of(self, module_key: str, name: str) -> _Class | None:
         module = self.modules.get(module_key)
@@ -369,6 +437,13 @@ class _ModuleScanner:
         """The snaplake class of an expression's value: a constructor call, or a call whose return annotation names one."""
         if isinstance(value, ast.Name):
             return types.get(value.id)
+        if isinstance(value, ast.Attribute):  # a field of a snaplake class (`self.settings`), by its annotation
+            holder = self._owner(value.value, types, class_name)
+            holder_class = self.codebase.class_of(holder[1], holder[2]) if holder and holder[0] == "class" else None
+            annotation = holder_class.fields.get(value.attr) if holder_class else None
+            if holder is None or annotation is None:
+                return None
+            return _ModuleScanner(self.codebase, self.codebase.modules[holder[1]])._class_in(annotation)
         if not isinstance(value, ast.Call):
             return None
         callee = self._callee(value.func, types, class_name)
@@ -408,6 +483,14 @@ class _ModuleScanner:
                 found, name = self._class_in(inner.annotation), inner.target.id
             elif isinstance(inner, ast.Assign) and len(inner.targets) == 1 and isinstance(inner.targets[0], ast.Name):
                 assigned.append((inner.targets[0].id, inner.value))
+            elif (
+                isinstance(inner, ast.Assign)
+                and len(inner.targets) == 1
+                and isinstance(inner.targets[0], ast.Tuple)
+                and isinstance(inner.value, ast.Tuple)
+                and len(inner.targets[0].elts) == len(inner.value.elts)
+            ):  # `a, b = x(), y()`
+                assigned += [(t.id, v) for t, v in zip(inner.targets[0].elts, inner.value.elts, strict=True) if isinstance(t, ast.Name)]
             elif isinstance(inner, ast.withitem) and isinstance(inner.optional_vars, ast.Name):
                 assigned.append((inner.optional_vars.id, inner.context_expr))
             if found:
@@ -465,6 +548,8 @@ class _ModuleScanner:
                     self._refer(unit, self.codebase.resolve_name(self.module, node.id))
                 elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
                     target = self._callee(node, types, class_name)
+                    if target is not None and self.codebase.is_adapter(*target) and not self._inside_adapter(class_name):
+                        continue  # charged where it is called (_client_call), not followed into the adapter
                     self._refer(unit, target)
                     if target is None and self._owner(node.value, types, class_name) is None and not self._is_external_module(node.value):
                         called = called_with.get(id(node))
@@ -485,10 +570,24 @@ class _ModuleScanner:
             return
         unit.refs.add(UnitId(module_key, name))
 
+    def _inside_adapter(self, class_name: str | None) -> bool:
+        return class_name is not None and self.codebase.is_adapter(self.module.key, class_name)
+
     def _client_call(self, unit: Unit, call: ast.Call, types: dict[str, tuple[str, str]], class_name: str | None) -> None:
         func = call.func
         assert isinstance(func, ast.Attribute)
-        if self._owner(func.value, types, class_name) is not None or self._is_external_module(func.value):
+        owner = self._owner(func.value, types, class_name)
+        if (
+            owner is not None
+            and owner[0] == "class"
+            and self.codebase.is_adapter(owner[1], owner[2])
+            and not self._inside_adapter(class_name)
+        ):
+            method = self.codebase.method(owner[1], owner[2], func.attr)
+            if method is not None:
+                unit.adapter_uses.append((method, call.lineno))
+            return
+        if owner is not None or self._is_external_module(func.value):
             return
         if func.attr == PAGINATOR:
             first = call.args[0] if call.args else None

@@ -181,7 +181,7 @@ def _wildcard(pattern: str, value: str, ignore_case: bool = False) -> bool:
 class Requirement:
     action: str
     resources: frozenset[str] | None  # variants, each of which must be granted; None: any resource will do
-    why: str  # e.g. "snaplake.lake_copy:LakeWriter.copy s3.copy_object rds-export -> lake"
+    why: str  # e.g. "snaplake.rds.copy_batch:copy_item s3.copy_object rds-export -> lake"
 
     def describe(self) -> str:
         on = " or ".join(sorted(self.resources)) if self.resources else "any resource"

@@ -130,8 +130,9 @@ def table_problems(codebase: Codebase, table: dict[str, dict[str, tuple[str, ...
         for unit_name, calls in sorted(entries.items()):
             if UnitId(module_key, unit_name) not in units:
                 problems.append(f"AWS_CALLS[{module_key!r}][{unit_name!r}]: {module_key} has no function {unit_name}")
+            adapter = codebase.is_adapter(module_key, unit_name)
             for text in calls:
-                problems += [f"AWS_CALLS[{module_key!r}][{unit_name!r}] {text!r}: {p}" for p in _entry_problems(text)]
+                problems += [f"AWS_CALLS[{module_key!r}][{unit_name!r}] {text!r}: {p}" for p in _entry_problems(text, adapter)]
     for unit_id, unit in sorted(units.items()):
         listed = {call.method for call in _table_calls(table, unit_id)}
         found = {call.method: call.line for call in unit.calls}
@@ -146,7 +147,8 @@ def table_problems(codebase: Codebase, table: dict[str, dict[str, tuple[str, ...
     return problems
 
 
-def _entry_problems(text: str) -> Iterator[str]:
+def _entry_problems(text: str, adapter: bool = False) -> Iterator[str]:
+    """What is wrong with one table entry; an adapter's own entries name no location (their callers' entries do)."""
     call = parse_entry(text)
     if call is None:
         yield "write '<service>.<method>', then for S3 data '<location>' or '<source> -> <location>'"
@@ -159,6 +161,10 @@ def _entry_problems(text: str) -> Iterator[str]:
     for location in (call.location, call.source):
         if location is not None and location not in LOCATIONS:
             yield f"unknown location {location!r} (known: {', '.join(LOCATIONS)})"
+    if adapter:
+        if call.location is not None or call.source is not None:
+            yield "an adapter's own entries name no location: list it with its data where the adapter is called"
+        return
     scopes = {scope for _, scope in NEEDS.get((call.service, call.method), ())}
     if call.location is None and (call.service == "s3" or scopes & {"objects", "bucket", "key"}):
         yield "this call touches S3 data: name its location"

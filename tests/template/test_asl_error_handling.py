@@ -3,7 +3,7 @@
 - every Task retries; every retrier that retries caps its backoff (MaxDelaySeconds) and spreads it (JitterStrategy);
 - States.ALL is alone in its ErrorEquals and in the last retrier/catcher;
 - every top-level Task/Map/Parallel catches everything and routes it (via Pass states) to an SNS notification, then Fail;
-- every error name is one Step Functions, Lambda, botocore or snaplake.errors can actually produce.
+- every error name is one Step Functions, Lambda, botocore or snaplake's errors can actually produce.
 """
 
 from __future__ import annotations
@@ -51,15 +51,11 @@ def _snaplake_error_names() -> set[str]:
 
     The base class itself is left out: Step Functions matches the exact class name raised, and nothing raises the base.
     """
-    import snaplake.errors as errors
+    from snaplake.core.errors import SnaplakeError
 
-    def subclasses(cls: type) -> Iterator[type]:
-        sub: type
-        for sub in cls.__subclasses__():
-            yield sub
-            yield from subclasses(sub)
+    from tests.snaplake_errors import snaplake_error_classes
 
-    return {cls.__name__ for cls in subclasses(errors.SnaplakeError)}
+    return {cls.__name__ for cls in snaplake_error_classes() if cls is not SnaplakeError}
 
 
 def _handlers(state: dict[str, Any]) -> Iterator[tuple[str, int, dict[str, Any]]]:
@@ -200,5 +196,5 @@ def test_every_error_name_is_one_that_can_occur(path: Path) -> None:
     ]
     assert not unknown, (
         "ErrorEquals names that nothing raises (not States.*, Lambda.*, Sandbox.Timedout, ClientError or a "
-        "snaplake.errors class):\n" + "\n".join(unknown)
+        "snaplake error class):\n" + "\n".join(unknown)
     )

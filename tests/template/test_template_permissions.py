@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from snaplake.permissions import AWS_CALLS
+from snaplake.permissions import ADAPTERS, AWS_CALLS
 
 from ._aws_calls import Codebase, UnitId
 from ._iam import policy_of, resources_in, with_condition
@@ -41,7 +41,7 @@ LIBRARY_DIR = PROJECT_ROOT / "layers" / "common" / "snaplake"
 @cache
 def codebase() -> Codebase:
     """The snaplake package and every handler module under functions/, parsed once per session."""
-    scanned = Codebase(LIBRARY_DIR, PROJECT_ROOT)
+    scanned = Codebase(LIBRARY_DIR, PROJECT_ROOT, adapters=ADAPTERS)
     scanned.load_library()
     for path in sorted((PROJECT_ROOT / "functions").glob("*/*.py")):
         scanned.load_handler(path)
@@ -88,6 +88,12 @@ def test_every_call_into_a_snaplake_class_resolves_to_its_method() -> None:
     stays sound but may charge a Lambda with calls it never makes; annotate the variable with its class instead."""
     guessed = [f"{unit_id} -> {sorted(map(str, unit.guessed))}" for unit_id, unit in sorted(codebase().units().items()) if unit.guessed]
     assert not guessed, "calls followed by name only (annotate the variable with its snaplake class):\n" + "\n".join(guessed)
+
+
+def test_every_call_into_the_s3_adapter_has_a_receiver_of_known_type() -> None:
+    """An adapter method called on a receiver the scan cannot type would touch S3 data no table entry names."""
+    guesses = codebase().adapter_guesses()
+    assert not guesses, "adapter calls on receivers of unknown type (annotate them as snaplake.core.s3.Bucket):\n" + "\n".join(guesses)
 
 
 # ---------------------------------------------------------------------- Lambda policies
@@ -177,19 +183,40 @@ def test_checker_reports_a_state_machine_that_may_not_invoke_its_lambdas() -> No
 
 
 def test_checker_reports_a_client_call_missing_from_the_table_and_an_entry_without_a_call() -> None:
-    path = LIBRARY_DIR / "lake_copy.py"
+    path = LIBRARY_DIR / "rds" / "finalize.py"
     source = path.read_text().replace(
-        "    def put_marker(self, key: str) -> None:\n",
-        "    def put_marker(self, key: str) -> None:\n        self.s3.delete_objects(Bucket=self.lake.bucket, Delete={'Objects': []})\n",
+        "    check_share(manifest, batches=batch_count)\n",
+        "    check_share(manifest, batches=batch_count)\n    s3.delete_objects(Bucket=lake.bucket, Delete={'Objects': []})\n",
     )
     assert "delete_objects" in source
-    altered = Codebase(LIBRARY_DIR, PROJECT_ROOT, sources={path: source})
-    altered.load_library_module("lake_copy")
+    altered = Codebase(LIBRARY_DIR, PROJECT_ROOT, sources={path: source}, adapters=ADAPTERS)
+    altered.load_library_module("rds.finalize")
     table = copy.deepcopy(AWS_CALLS)
-    table["snaplake.lake_copy"]["LakeWriter.list_lake"] += ("s3.get_object lake",)
-    problems = "\n".join(table_problems(altered, table, "snaplake.lake_copy"))
-    assert "put_marker calls .delete_objects()" in problems
-    assert "lists get_object, which" in problems
+    table["snaplake.rds.finalize"]["finalize_copy"] += ("s3.copy lake -> lake",)
+    problems = "\n".join(table_problems(altered, table, "snaplake.rds.finalize"))
+    assert "finalize_copy calls .delete_objects()" in problems
+    assert "lists copy, which" in problems
+
+
+def test_checker_charges_s3_adapter_calls_to_their_caller_and_reports_an_untyped_receiver() -> None:
+    """A write through the adapter is a put_object of the function that calls it: take the entry away and the check
+    says so; call the adapter on a receiver whose type the scan cannot tell and that is reported too."""
+    path = LIBRARY_DIR / "rds" / "finalize.py"
+    altered = Codebase(LIBRARY_DIR, PROJECT_ROOT, adapters=ADAPTERS)
+    altered.load_library_module("rds.finalize")
+    table = copy.deepcopy(AWS_CALLS)
+    table["snaplake.rds.finalize"]["finalize_copy"] = tuple(
+        e for e in table["snaplake.rds.finalize"]["finalize_copy"] if not e.startswith("s3.put_object")
+    )
+    assert "finalize_copy calls .put_object()" in "\n".join(table_problems(altered, table, "snaplake.rds.finalize"))
+
+    untyped = path.read_text().replace(
+        "    check_share(manifest, batches=batch_count)\n",
+        "    check_share(manifest, batches=batch_count)\n    request['x'].write_bytes('k', b'')\n",
+    )
+    guessing = Codebase(LIBRARY_DIR, PROJECT_ROOT, sources={path: untyped}, adapters=ADAPTERS)
+    guessing.load_library_module("rds.finalize")
+    assert any("finalize_copy" in g and ".write_bytes()" in g for g in guessing.adapter_guesses())
 
 
 def test_sam_policy_templates_are_read_from_the_sam_translator() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from snaplake.athena_job import Cursor, JobMode, parse_job, run_id_for, validate_jobs
-from snaplake.athena_sql import InvalidIdentifier, InvalidLiteral, InvalidOption, InvalidSelect, SaveMode, validate_identifier
-from snaplake.config import AthenaSettings
-from snaplake.errors import InvalidJob
+from snaplake.athena.cursor import Cursor, run_id_for
+from snaplake.athena.errors import InvalidIdentifier, InvalidJob, InvalidLiteral, InvalidOption, InvalidSelect
+from snaplake.athena.jobs import JobMode, parse_job, validate_jobs
+from snaplake.athena.plans import SaveMode
+from snaplake.athena.settings import AthenaSettings
+from snaplake.athena.sql import validate_identifier
 
 CTAS = {"mode": "ctas", "database": "marts", "table": "daily", "query": "SELECT 1 AS a;"}
 SETTINGS = AthenaSettings.from_env({"LAKE_BUCKET": "lake-bucket", "LAKE_PREFIX": "lake", "ATHENA_WORK_GROUP": "etl"})
@@ -141,16 +143,14 @@ def _glue_errors(*codes: str) -> dict[str, Any]:
 def test_partition_swap_stops_on_any_failure_glue_reports_in_its_answer(answer: dict[str, Any], tolerated: str, raised: str | None) -> None:
     # Glue's batch partition calls answer per-entry failures instead of raising; the overwrite deletes the old
     # data right after the swap, so an unnoticed failure would leave a partition pointing at deleted data.
-    from snaplake.athena_job import _Run
-    from snaplake.config import AthenaSettings
+    from snaplake.athena.catalog_ops import JobTables
 
-    settings = AthenaSettings.from_env({"LAKE_BUCKET": "lake-bucket"})
-    run = _Run(None, settings, parse_job(CTAS, 0), 0, "run1", lambda: 60_000)  # type: ignore[arg-type]
+    tables = JobTables(None, parse_job(CTAS, 0), "run1")
     if raised is None:
-        run._check_partition_errors("create", "daily", answer, tolerated=tolerated)
+        tables.check_partition_errors("create", "daily", answer, tolerated=tolerated)
         return
     with pytest.raises(Exception) as caught:
-        run._check_partition_errors("create", "daily", answer, tolerated=tolerated)
+        tables.check_partition_errors("create", "daily", answer, tolerated=tolerated)
     assert type(caught.value).__name__ == raised
     assert "marts.daily" in str(caught.value)
 
@@ -160,8 +160,7 @@ def test_s3_refusing_an_overwrites_deletion_names_the_lake_and_what_to_check(buc
     from types import SimpleNamespace
 
     from botocore.exceptions import ClientError
-    from snaplake.athena_job import _Run
-    from snaplake.config import AthenaSettings
+    from snaplake.athena.lake import JobStorage
 
     class RefusingS3:
         def get_paginator(self, operation: str) -> Any:
@@ -171,10 +170,10 @@ def test_s3_refusing_an_overwrites_deletion_names_the_lake_and_what_to_check(buc
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "DeleteObjects")
 
     settings = AthenaSettings.from_env({"LAKE_BUCKET": "lake-bucket", "LAKE_BUCKET_OWNER": "111122223333"})
-    run = _Run(SimpleNamespace(s3=RefusingS3()), settings, parse_job(CTAS, 0), 0, "run1", lambda: 60_000)  # type: ignore[arg-type]
+    storage = JobStorage(RefusingS3(), settings, parse_job(CTAS, 0), lambda: 60_000)
 
     with pytest.raises(Exception) as caught:
-        run._delete_location(f"s3://{bucket}/marts/daily/", None)
+        storage.delete_location(f"s3://{bucket}/marts/daily/", None)
 
     if bucket == "lake-bucket":
         assert type(caught.value).__name__ == "LakeAccessDenied"

@@ -6,32 +6,29 @@ from typing import Any
 
 import pytest
 import sqlglot
-from snaplake.athena_sql import (
-    MAX_PARTITIONS_PER_QUERY,
-    CtasOptions,
-    ExistingTable,
+from snaplake.athena.errors import (
     InvalidIdentifier,
     InvalidLiteral,
     InvalidOption,
     InvalidSelect,
     PartitionAlreadyExists,
-    SaveMode,
     SchemaMismatch,
     TableAlreadyExists,
+)
+from snaplake.athena.plans import ExistingTable, SaveMode, check_schema, diff_columns, plan_apas, plan_ctas
+from snaplake.athena.sql import (
+    MAX_PARTITIONS_PER_QUERY,
+    CtasOptions,
     build_add_partition,
     build_ctas,
     build_distinct_partitions,
     build_partitioned_ctas,
     build_schema_probe,
-    check_schema,
     ddl_name,
-    diff_columns,
     dml_name,
     is_reserved,
     partition_batches,
     partition_location,
-    plan_apas,
-    plan_ctas,
     validate_identifier,
     validate_location,
     validate_select,

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError, EndpointConnectionError
-from snaplake.aws import lake_access, named_errors
-from snaplake.errors import ExportSlotsBusy, KmsAccessDenied, LakeAccessDenied, TransientAwsError
+from snaplake.core.aws import named_errors
+from snaplake.core.errors import KmsAccessDenied, LakeAccessDenied, TransientAwsError
+from snaplake.core.s3 import lake_access
+from snaplake.rds.errors import ExportSlotsBusy
 
 KEY = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
 

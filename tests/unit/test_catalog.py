@@ -32,7 +32,7 @@ from snaplake.catalog import (
     register_landed,
     register_partition,
 )
-from snaplake.errors import ConfigError, LakeAccessDenied
+from snaplake.core.errors import ConfigError, LakeAccessDenied
 
 from tests.unit.helpers import REGION
 

@@ -10,9 +10,10 @@ from unittest import mock
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from snaplake import change_log
-from snaplake.change_log import MalformedStreamRecord, flatten_batch
-from snaplake.ddb_parquet import ConvertOptions, convert_lines
+from snaplake.dynamodb.parquet import ConvertOptions, convert_lines
+from snaplake.streams import change_log
+from snaplake.streams.change_log import flatten_batch
+from snaplake.streams.errors import MalformedStreamRecord
 
 from benchmarks import stream_flatten
 from tests.unit.helpers import load_event

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from snaplake.config import ExportSettings, LakeSettings, SourceSelection
-from snaplake.errors import ConfigError, SnaplakeError
-from snaplake.lake_keys import DEFAULT_KEY_TEMPLATE, SEED_KEY_TEMPLATE
+from snaplake.core.errors import ConfigError, SnaplakeError
+from snaplake.rds.layout import DEFAULT_KEY_TEMPLATE, SEED_KEY_TEMPLATE
+from snaplake.rds.settings import CopySettings as LakeSettings
+from snaplake.rds.settings import ExportSettings, SourceSelection
 
 EXPORT_ENV = {
     "EXPORT_BUCKET": "snaplake-exports",

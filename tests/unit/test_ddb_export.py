@@ -16,13 +16,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from snaplake.ddb_export import (
+from snaplake.core.errors import ConfigError, ExportFailed, ExportNotFound, InvalidEvent
+from snaplake.core.times import iso_utc
+from snaplake.dynamodb.checkpoint import (
     LEASE_SECONDS,
-    MAX_WINDOW,
-    MIN_WINDOW,
-    Checkpoint,
-    DynamoDbExportSettings,
-    ExportPlan,
     PublishingExport,
     abandon_commit,
     claim_export_lease,
@@ -30,24 +27,21 @@ from snaplake.ddb_export import (
     load_checkpoint,
     load_export_state,
     mark_publishing,
+    release_export_lease,
+    resume_publishing_export,
+)
+from snaplake.dynamodb.errors import DynamoDbExportsBusy, ExportLeaseLost, PitrDisabled, WindowOutsidePitr
+from snaplake.dynamodb.export import (
+    MAX_WINDOW,
+    MIN_WINDOW,
+    Checkpoint,
+    ExportPlan,
     parse_request,
     plan_next_export,
     poll_export,
-    release_export_lease,
-    resume_publishing_export,
     start_export,
 )
-from snaplake.errors import (
-    ConfigError,
-    DynamoDbExportsBusy,
-    ExportFailed,
-    ExportLeaseLost,
-    ExportNotFound,
-    InvalidEvent,
-    PitrDisabled,
-    WindowOutsidePitr,
-)
-from snaplake.lake_keys import iso_utc
+from snaplake.dynamodb.settings import DynamoDbExportSettings
 from snaplake_local.emulator import DynamoDbExportEmulator, VirtualClock
 
 from tests.unit.helpers import ACCOUNT, REGION

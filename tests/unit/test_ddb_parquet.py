@@ -13,23 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from snaplake import ddb_parquet
-from snaplake.ddb_parquet import (
-    AttributeNotInSchema,
-    ConvertOptions,
-    ExportKind,
-    ExportSchema,
-    IncompatibleSchemas,
-    MalformedExportLine,
-    UnexpectedWriteTime,
-    convert_block,
-    convert_file,
-    convert_lines,
-    iter_blocks,
-    scan_file,
-)
-from snaplake.dynamodb_types import (
-    InvalidAttributeValue,
+from snaplake.dynamodb.attribute_values import (
     attribute_json,
     canonical_number,
     check_attribute_value,
@@ -38,6 +22,24 @@ from snaplake.dynamodb_types import (
     nested_too_deep,
     number_digits,
 )
+from snaplake.dynamodb.errors import (
+    AttributeNotInSchema,
+    IncompatibleSchemas,
+    InvalidAttributeValue,
+    MalformedExportLine,
+    UnexpectedWriteTime,
+)
+from snaplake.dynamodb.parquet import (
+    ConvertOptions,
+    ExportKind,
+    ExportSchema,
+    convert_block,
+    convert_file,
+    convert_lines,
+    iter_blocks,
+    scan_file,
+)
+from snaplake.dynamodb.parquet import reading as ddb_parquet
 
 DEFAULT = ConvertOptions()
 

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from snaplake.ddb_parquet import ConvertOptions, convert_file, scan_file
-from snaplake.dynamodb_types import attribute_json
+from snaplake.dynamodb.attribute_values import attribute_json
+from snaplake.dynamodb.parquet import ConvertOptions, convert_file, scan_file
 
 Path = tuple[str, ...]
 

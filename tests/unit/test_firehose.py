@@ -8,8 +8,9 @@ import sys
 from typing import Any
 
 import pytest
-from snaplake.errors import ConfigError, InvalidEvent
-from snaplake.firehose import MAX_RESPONSE_BYTES, FlattenSettings, flatten_object, transform_records
+from snaplake.core.errors import ConfigError, InvalidEvent
+from snaplake.streams.firehose import MAX_RESPONSE_BYTES, flatten_object, transform_records
+from snaplake.streams.settings import FlattenSettings
 
 from tests.unit.helpers import load_event
 
@@ -133,7 +134,7 @@ def test_nesting_python_cannot_parse_or_write_fails_only_its_record(patched: str
     from types import SimpleNamespace
     from unittest import mock
 
-    from snaplake import firehose
+    from snaplake.streams import firehose
 
     real = json.loads if patched == "loads" else flatten_object
 

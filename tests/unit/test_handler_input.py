@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from snaplake.errors import InvalidEvent
-from snaplake.handler_input import athena_identifier, bucket, integer, s3_key, text, timestamp
+from snaplake.core.errors import InvalidEvent
+from snaplake.core.handler_input import athena_identifier, bucket, integer, s3_key, text, timestamp
 
 
 @pytest.mark.parametrize(

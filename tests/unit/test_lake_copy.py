@@ -11,10 +11,13 @@ from typing import Any
 
 import boto3
 import pytest
-from snaplake.config import LakeSettings
-from snaplake.errors import CopyIncomplete, InvalidEvent, KeyCollision, UnexpectedExportLayout
-from snaplake.lake_copy import MAX_SINGLE_COPY_BYTES, copy_batches, finalize_copy, plan_copy
-from snaplake.lake_keys import KeyTemplate
+from snaplake.core.errors import InvalidEvent
+from snaplake.rds.copy_batch import MAX_SINGLE_COPY_BYTES, copy_batches
+from snaplake.rds.copy_plan import plan_copy
+from snaplake.rds.errors import CopyIncomplete, KeyCollision, UnexpectedExportLayout
+from snaplake.rds.finalize import finalize_copy
+from snaplake.rds.layout import KeyTemplate
+from snaplake.rds.settings import CopySettings as LakeSettings
 
 from tests.unit.helpers import ACCOUNT, REGION
 
@@ -146,7 +149,7 @@ def copy_worker(
 
 def run_copy(s3: Any, lake: LakeSettings, request: dict[str, Any] = REQUEST, **kwargs: Any) -> dict[str, Any]:
     """Plan, every worker's copy, finalize: returns the plan, worker results and finalize result."""
-    plan = plan_copy(s3, request, lake, PLAN_ROOT)
+    plan = plan_copy(s3, request, lake)
     results = [copy_worker(s3, worker, lake, **kwargs) for worker in worker_requests(plan)]
     final = finalize_copy(s3, {"plan": plan["plan"], "batches": plan["batches"]}, lake)
     return {"plan": plan, "results": results, "final": final}
@@ -278,7 +281,7 @@ def test_expected_bucket_owners_of_the_right_account_still_copy(buckets: Any) ->
 
 def test_exhausted_time_budget_returns_a_cursor_and_the_follow_up_call_finishes(buckets: Any) -> None:
     lake = lake_settings(threads=1)
-    plan = plan_copy(buckets, REQUEST, lake, PLAN_ROOT)
+    plan = plan_copy(buckets, REQUEST, lake)
     [worker] = worker_requests(plan)
     budgets = iter([10**9])  # the first object always starts; time for one more, then the Lambda is about to time out
 
@@ -302,7 +305,7 @@ def test_exhausted_time_budget_returns_a_cursor_and_the_follow_up_call_finishes(
 
 def test_no_time_left_still_copies_one_object_so_the_loop_moves_forward(buckets: Any) -> None:
     lake = lake_settings(batch_size=2, workers=2)
-    plan = plan_copy(buckets, REQUEST, lake, PLAN_ROOT)
+    plan = plan_copy(buckets, REQUEST, lake)
 
     partial = copy_batches(buckets, worker_requests(plan)[1], lake, lambda: 0)
 
@@ -314,7 +317,7 @@ def test_no_time_left_still_copies_one_object_so_the_loop_moves_forward(buckets:
 
 def test_crash_after_a_cursor_handover_is_verified_on_the_retry_of_the_same_input(buckets: Any) -> None:
     lake = lake_settings(threads=1)
-    plan = plan_copy(buckets, REQUEST, lake, PLAN_ROOT)
+    plan = plan_copy(buckets, REQUEST, lake)
     [worker] = worker_requests(plan)
     budgets = iter([10**9])
     handover = copy_batches(buckets, worker, lake, lambda: next(budgets, 0))
@@ -334,7 +337,7 @@ def test_crash_after_a_cursor_handover_is_verified_on_the_retry_of_the_same_inpu
 
 def test_batch_left_started_by_a_crash_is_verified_object_by_object_on_rerun(buckets: Any) -> None:
     lake = lake_settings(threads=1)
-    plan = plan_copy(buckets, REQUEST, lake, PLAN_ROOT)
+    plan = plan_copy(buckets, REQUEST, lake)
     [worker] = worker_requests(plan)
     with pytest.raises(SimulatedCrash):
         copy_batches(CrashAfterCopies(buckets, allowed=2), worker, lake, PLENTY_OF_TIME)
@@ -353,7 +356,7 @@ def test_batch_left_started_by_a_crash_is_verified_object_by_object_on_rerun(buc
 
 def test_verification_recopies_an_object_whose_lake_copy_differs_from_the_export(buckets: Any) -> None:
     lake = lake_settings(threads=1)
-    plan = plan_copy(buckets, REQUEST, lake, PLAN_ROOT)
+    plan = plan_copy(buckets, REQUEST, lake)
     [worker] = worker_requests(plan)
     with pytest.raises(SimulatedCrash):
         copy_batches(CrashAfterCopies(buckets, allowed=2), worker, lake, PLENTY_OF_TIME)
@@ -369,7 +372,7 @@ def test_verification_recopies_an_object_whose_lake_copy_differs_from_the_export
 
 def test_finalize_before_every_batch_is_done_is_copy_incomplete_and_writes_no_markers(buckets: Any) -> None:
     lake = lake_settings(batch_size=2, workers=2)
-    plan = plan_copy(buckets, REQUEST, lake, PLAN_ROOT)
+    plan = plan_copy(buckets, REQUEST, lake)
     first, second = worker_requests(plan)
     copy_worker(buckets, first, lake)
 
@@ -443,7 +446,7 @@ def test_template_without_batch_and_repeated_file_names_is_a_key_collision(bucke
     lake = lake_settings(key_template=KeyTemplate.parse("rds/{database}/{table}/snapshot_time={snapshot_time}/{file}"))
 
     with pytest.raises(KeyCollision):
-        plan_copy(buckets, request, lake, PLAN_ROOT)
+        plan_copy(buckets, request, lake)
 
     assert buckets.list_objects_v2(Bucket=EXPORT_BUCKET, Prefix=PLAN_ROOT).get("KeyCount") == 0
 
@@ -469,7 +472,7 @@ def test_parquet_file_outside_the_export_layout_stops_the_plan(buckets: Any) -> 
     put_export(buckets, {"world/stray-part-00000.gz.parquet": b"where does this go?"})
 
     with pytest.raises(UnexpectedExportLayout):
-        plan_copy(buckets, REQUEST, lake_settings(), PLAN_ROOT)
+        plan_copy(buckets, REQUEST, lake_settings())
 
 
 @pytest.mark.parametrize(
@@ -487,7 +490,7 @@ def test_plan_request_missing_or_malformed_fields_is_an_invalid_event(buckets: A
     request = {key: value for key, value in {**REQUEST, **overrides}.items() if value is not None}
 
     with pytest.raises(InvalidEvent):
-        plan_copy(buckets, request, lake_settings(), PLAN_ROOT)
+        plan_copy(buckets, request, lake_settings())
 
 
 @pytest.mark.parametrize("missing", ["sourceIdentifier", "exportTaskIdentifier", "snapshotTime"])
@@ -495,7 +498,7 @@ def test_plan_request_without_earlier_step_output_is_an_invalid_event(buckets: A
     request = {key: value for key, value in REQUEST.items() if key != missing}
 
     with pytest.raises(InvalidEvent, match=missing):
-        plan_copy(buckets, request, lake_settings(), PLAN_ROOT)
+        plan_copy(buckets, request, lake_settings())
 
 
 @pytest.mark.parametrize(
@@ -512,7 +515,7 @@ def test_plan_request_without_earlier_step_output_is_an_invalid_event(buckets: A
 )
 def test_copy_request_with_malformed_share_is_an_invalid_event(buckets: Any, field: str, value: Any) -> None:
     lake = lake_settings(batch_size=2, workers=2)
-    [request, _] = worker_requests(plan_copy(buckets, REQUEST, lake, PLAN_ROOT))
+    [request, _] = worker_requests(plan_copy(buckets, REQUEST, lake))
     share = {key: val for key, val in {**request["share"], field: value}.items() if val is not None}
 
     with pytest.raises(InvalidEvent):
@@ -534,7 +537,7 @@ def test_copy_request_with_malformed_share_is_an_invalid_event(buckets: Any, fie
 )
 def test_copy_request_that_is_malformed_is_an_invalid_event(buckets: Any, change: dict[str, Any]) -> None:
     lake = lake_settings(batch_size=2, workers=2)
-    [request, _] = worker_requests(plan_copy(buckets, REQUEST, lake, PLAN_ROOT))
+    [request, _] = worker_requests(plan_copy(buckets, REQUEST, lake))
     request = {key: value for key, value in {**request, **change}.items() if value is not None}
 
     with pytest.raises(InvalidEvent):
@@ -571,4 +574,4 @@ def test_two_source_tables_with_the_same_lake_table_name_are_refused(buckets: An
     request = {**REQUEST, "exportRoot": root, "exportTaskIdentifier": "sl-merge-0123456789"}
 
     with pytest.raises(KeyCollision):
-        plan_copy(buckets, request, lake_settings(), PLAN_ROOT)
+        plan_copy(buckets, request, lake_settings())

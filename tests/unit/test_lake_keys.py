@@ -5,21 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from snaplake.errors import InvalidKeyTemplate, UnexpectedExportLayout
-from snaplake.lake_keys import (
+from snaplake.core.names import athena_name, join_key
+from snaplake.core.times import iso_utc, parse_iso_utc, snapshot_time_value
+from snaplake.rds.errors import InvalidKeyTemplate, UnexpectedExportLayout
+from snaplake.rds.layout import (
     DEFAULT_KEY_TEMPLATE,
     OLD_LAYOUT_BATCH,
     SEED_KEY_TEMPLATE,
     ExportObject,
     KeyTemplate,
     SnapshotLayout,
-    athena_name,
-    iso_utc,
-    join_key,
     lake_table_name,
     parse_export_key,
-    parse_iso_utc,
-    snapshot_time_value,
 )
 
 SNAPSHOT_TIME = datetime(2024, 5, 2, 12, 5, 55, tzinfo=UTC)

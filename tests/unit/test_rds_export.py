@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import snaplake.rds_export
+import snaplake.rds.export_task
 from botocore.exceptions import ClientError
-from snaplake.config import ExportSettings
-from snaplake.errors import ExportCanceled, ExportFailed, ExportNotFound, ExportSlotsBusy, InvalidEvent
-from snaplake.rds_export import MAX_CONCURRENT_EXPORTS, active_export_count, export_task_identifier, poll_export, start_export
+from snaplake.core.errors import ExportFailed, ExportNotFound, InvalidEvent
+from snaplake.rds.errors import ExportCanceled, ExportSlotsBusy
+from snaplake.rds.export_task import MAX_CONCURRENT_EXPORTS, active_export_count, export_task_identifier, poll_export, start_export
+from snaplake.rds.settings import ExportSettings
 
 from tests.unit.helpers import ACCOUNT, REGION, create_aurora_postgresql_cluster, create_mysql_instance
 
@@ -187,7 +188,7 @@ def test_instance_snapshot_export_passes_export_only_and_omits_empty_prefix(snap
 
 
 def test_all_export_slots_busy_is_export_slots_busy(snapshots: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(snaplake.rds_export, "active_export_count", lambda rds: MAX_CONCURRENT_EXPORTS)
+    monkeypatch.setattr(snaplake.rds.export_task, "active_export_count", lambda rds: MAX_CONCURRENT_EXPORTS)
 
     with pytest.raises(ExportSlotsBusy):
         start_export(snapshots, {"snapshotArn": CLUSTER_SNAPSHOT_ARN}, SETTINGS)
@@ -197,7 +198,7 @@ def test_all_export_slots_busy_is_export_slots_busy(snapshots: Any, monkeypatch:
 
 def test_task_already_started_is_reused_even_when_slots_are_busy(snapshots: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     first = start_export(snapshots, {"snapshotArn": CLUSTER_SNAPSHOT_ARN}, SETTINGS)
-    monkeypatch.setattr(snaplake.rds_export, "active_export_count", lambda rds: MAX_CONCURRENT_EXPORTS)
+    monkeypatch.setattr(snaplake.rds.export_task, "active_export_count", lambda rds: MAX_CONCURRENT_EXPORTS)
 
     again = start_export(snapshots, {"snapshotArn": CLUSTER_SNAPSHOT_ARN}, SETTINGS)
 

@@ -9,9 +9,10 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from snaplake.errors import InvalidEvent, NoSnapshotAvailable, SnapshotNotFound, SnapshotNotReady, SourceNotFound
-from snaplake.lake_keys import parse_iso_utc
-from snaplake.snapshots import Ignored, LatestOf, SnapshotRef, decide, export_attempt, parse_request, parse_snapshot_arn
+from snaplake.core.errors import InvalidEvent
+from snaplake.core.times import parse_iso_utc
+from snaplake.rds.errors import NoSnapshotAvailable, SnapshotNotFound, SnapshotNotReady, SourceNotFound
+from snaplake.rds.snapshots import Ignored, LatestOf, SnapshotRef, decide, export_attempt, parse_request, parse_snapshot_arn
 
 from tests.unit.helpers import ACCOUNT, REGION, RdsClock, create_aurora_postgresql_cluster, create_mysql_instance, load_event
 

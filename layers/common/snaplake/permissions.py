@@ -5,97 +5,139 @@ missing here, or listed here but no longer in the code. It then follows each Lam
 it can run and checks that the function's policy in template.yaml allows every call listed for that code
 (for S3, on the right bucket and prefix, with the KMS permissions SSE-KMS needs).
 
-Keys: the module ("snaplake.<module>", or a handler file "functions/<step>/<file>.py"), then the function,
-"Class.method" or "<module>" (top-level code) the call is written in; calls inside a nested function belong to
-the function around it. Each call is "<boto3 service>.<client method>" (for get_paginator, the operation it
-pages), followed for calls that touch S3 by the data they touch:
+Keys: the module ("snaplake.<subpackage>.<module>", or a handler file "functions/<step>/<file>.py"), then the
+function, "Class.method" or "<module>" (top-level code) the call is written in; calls inside a nested function
+belong to the function around it. Each call is "<boto3 service>.<client method>" (for get_paginator, the
+operation it pages), followed for calls that touch S3 by the data they touch:
 
     lake             the lake bucket, under LakePrefix
     rds-export       the RDS snapshot exports and the copy plans (export bucket, ExportPrefix)
     dynamodb-export  the DynamoDB exports and the conversion plans (export bucket, DynamoDbExportPrefix)
 
 A copy names its source first: "s3.copy_object rds-export -> lake".
+
+The S3 adapter (ADAPTERS: snaplake.core.s3.Bucket) makes its boto3 calls for the code that calls it: its own
+entries list the calls each method makes, without a location, and every use of it is listed where it happens,
+with the data it touches there (`lake.write_bytes(...)` in FinalizeCopy is "s3.put_object lake").
 """
 
 from __future__ import annotations
+
+# Classes whose boto3 calls are charged to their callers (module -> class names).
+ADAPTERS: dict[str, tuple[str, ...]] = {"snaplake.core.s3": ("Bucket",)}
 
 AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     "functions/catalog/app.py": {
         "rds_handler": ("s3.get_object rds-export",),  # the landed manifest FinalizeCopy wrote next to the plan
     },
-    "snaplake.athena_job": {
-        # Plans and query results live in the lake bucket (_snaplake/athena/ under LakePrefix by default).
-        "_Run._keys": ("s3.list_objects_v2 lake",),
-        "_Run._require_empty": ("s3.list_objects_v2 lake",),
-        "_Run._delete_location": ("s3.delete_objects lake",),
-        "_Run._store_plan": ("s3.put_object lake",),
-        "_Run._load_steps": ("s3.get_object lake",),
-        "_Run._partitions": ("glue.get_partitions",),
-        "_Run._replace_table": ("glue.update_table", "glue.delete_table", "glue.create_table"),
-        "_Run._swap_partitions": ("glue.batch_update_partition", "glue.batch_create_partition", "glue.batch_delete_partition"),
-        "_Run._check_schema": ("glue.delete_table",),
-        "_Run._start_query": ("athena.start_query_execution lake",),  # Athena reads and writes the lake as this role
-        "_Run._query_finished": ("athena.get_query_execution",),
-        "_Run._partition_values": ("athena.get_query_results",),
-        "_Run._plan_apas": ("glue.get_partition",),
+    "snaplake.core.s3": {
+        "Bucket.objects_under": ("s3.list_objects_v2",),
+        "Bucket.first_objects_under": ("s3.list_objects_v2",),
+        "Bucket.read_bytes": ("s3.get_object",),
+        "Bucket.read_tail": ("s3.get_object",),
+        "Bucket.open_stream": ("s3.get_object",),
+        "Bucket.metadata": ("s3.head_object",),
+        "Bucket.write_bytes": ("s3.put_object",),
+        "Bucket.write_file": ("s3.upload_file",),
+        "Bucket.copy_within": ("s3.copy",),
+        "Bucket.copy_in": (
+            "s3.copy_object",
+            "s3.create_multipart_upload",
+            "s3.upload_part_copy",
+            "s3.complete_multipart_upload",
+            "s3.abort_multipart_upload",
+        ),
+        "Bucket.delete_keys": ("s3.delete_objects",),
     },
-    "snaplake.catalog": {
-        "_ranged_get": ("s3.get_object lake",),
+    # Plans and query results live in the lake bucket (_snaplake/athena/ under LakePrefix by default).
+    "snaplake.athena.lake": {
+        "JobStorage.keys": ("s3.list_objects_v2 lake",),
+        "JobStorage.require_empty": ("s3.list_objects_v2 lake",),
+        "JobStorage.delete_location": ("s3.delete_objects lake",),
+        "JobStorage.store_plan": ("s3.put_object lake",),
+        "JobStorage.load_steps": ("s3.get_object lake",),
+    },
+    "snaplake.athena.catalog_ops": {
+        "JobTables.partitions": ("glue.get_partitions",),
+        "JobTables.replace_table": ("glue.update_table", "glue.delete_table", "glue.create_table"),
+        "JobTables.swap_partitions": ("glue.batch_update_partition", "glue.batch_create_partition", "glue.batch_delete_partition"),
+        "JobTables.check_schema": ("glue.delete_table",),
+    },
+    "snaplake.athena.planner": {
+        "JobPlanner.plan_apas": ("glue.get_partition",),
+    },
+    "snaplake.athena.queries": {
+        "JobQueries.start": ("athena.start_query_execution lake",),  # Athena reads and writes the lake as this role
+        "JobQueries.finished": ("athena.get_query_execution",),
+        "JobQueries.partition_values": ("athena.get_query_results",),
+    },
+    "snaplake.catalog.footers": {
+        "read_parquet_schema": ("s3.get_object lake",),
         "list_data_files": ("s3.list_objects_v2 lake",),
+    },
+    "snaplake.catalog.glue": {
         "ensure_database": ("glue.get_database", "glue.create_database"),
-        "_get_table": ("glue.get_table",),
+        "get_table": ("glue.get_table",),
         "upsert_table": ("glue.create_table", "glue.update_table"),
         "register_partitions": ("glue.batch_create_partition",),
         "_check_existing_location": ("glue.get_partition",),
     },
-    "snaplake.change_log": {
+    "snaplake.streams.change_log": {
         "lake_writer": ("s3.put_object lake",),
     },
-    "snaplake.ddb_export": {
+    "snaplake.dynamodb.checkpoint": {
         "_checkpoint_item": ("dynamodb.get_item",),
         "_update_as_holder": ("dynamodb.update_item",),
         "resume_publishing_export": ("dynamodb.describe_export",),
         "claim_export_lease": ("dynamodb.update_item",),
         "commit_checkpoint": ("dynamodb.put_item",),
+    },
+    "snaplake.dynamodb.export": {
         "pitr_window": ("dynamodb.describe_continuous_backups",),
         "running_export": ("dynamodb.list_exports", "dynamodb.describe_export"),
         "start_export": ("dynamodb.export_table_to_point_in_time dynamodb-export",),
         "poll_export": ("dynamodb.describe_export",),
         "start_table_executions": ("stepfunctions.start_execution",),
     },
-    "snaplake.ddb_lake": {
-        "_S3.read_export": ("s3.get_object dynamodb-export",),
-        "_S3.open_export": ("s3.get_object dynamodb-export",),
-        "_S3.write_export": ("s3.put_object dynamodb-export",),
-        "_S3.list_export": ("s3.list_objects_v2 dynamodb-export",),
-        "_S3.upload_lake": ("s3.upload_file lake",),
-        "_S3.put_lake": ("s3.put_object lake",),
-        "_S3.publish": ("s3.copy lake -> lake",),
-        "_S3._lake_has": ("s3.head_object lake",),
-        "_S3.drop_staged": ("s3.delete_objects lake",),
+    "snaplake.dynamodb.conversion": {
+        "plan_conversion": ("s3.get_object dynamodb-export", "s3.put_object dynamodb-export"),
+        "plan_files": ("s3.get_object dynamodb-export",),
+        "_stream": ("s3.get_object dynamodb-export",),
+        "scan_files": ("s3.put_object dynamodb-export",),
+        "merge_schemas": ("s3.get_object dynamodb-export", "s3.put_object dynamodb-export"),
+        "convert_files": ("s3.get_object dynamodb-export", "s3.put_object dynamodb-export", "s3.upload_file lake"),
     },
-    "snaplake.lake_copy": {
-        "LakeWriter.list_lake": ("s3.list_objects_v2 lake",),
-        "LakeWriter.list_source": ("s3.list_objects_v2 rds-export",),
-        "LakeWriter.get_source_json": ("s3.get_object rds-export",),
-        "LakeWriter.put_source": ("s3.put_object rds-export",),
-        "LakeWriter.batch_progress": ("s3.list_objects_v2 rds-export",),
-        "LakeWriter._same_object_in_lake": ("s3.head_object lake",),
-        "LakeWriter._copy": ("s3.copy_object rds-export -> lake",),
-        "LakeWriter._multipart_copy": (
+    "snaplake.dynamodb.publish": {
+        "publish": ("s3.copy lake -> lake", "s3.head_object lake"),
+        "drop_staged": ("s3.delete_objects lake",),
+        "finalize_conversion": ("s3.get_object dynamodb-export", "s3.list_objects_v2 dynamodb-export", "s3.put_object lake"),
+    },
+    "snaplake.rds.copy_plan": {
+        "plan_copy": ("s3.list_objects_v2 rds-export", "s3.put_object rds-export"),
+        "_check_partitions_hold_only_this_export": ("s3.list_objects_v2 lake",),
+    },
+    "snaplake.rds.copy_batch": {
+        "already_copied": ("s3.head_object lake",),
+        "copy_item": (
+            "s3.copy_object rds-export -> lake",
             "s3.create_multipart_upload lake",
             "s3.upload_part_copy rds-export -> lake",
             "s3.complete_multipart_upload lake",
             "s3.abort_multipart_upload lake",
         ),
-        "LakeWriter.put_marker": ("s3.put_object lake",),
+        "batch_progress": ("s3.list_objects_v2 rds-export",),
+        "copy_batches": ("s3.get_object rds-export", "s3.put_object rds-export"),
     },
-    "snaplake.rds_export": {
+    "snaplake.rds.finalize": {
+        # the plan's files are read and landed.json written in the export bucket; the _SUCCESS markers go to the lake
+        "finalize_copy": ("s3.get_object rds-export", "s3.list_objects_v2 rds-export", "s3.put_object lake", "s3.put_object rds-export"),
+    },
+    "snaplake.rds.export_task": {
         "describe_export": ("rds.describe_export_tasks",),
         "active_export_count": ("rds.describe_export_tasks",),
         "start_export": ("rds.start_export_task rds-export",),
     },
-    "snaplake.snapshots": {
+    "snaplake.rds.snapshots": {
         "describe_snapshot": ("rds.describe_db_cluster_snapshots", "rds.describe_db_snapshots"),
         "latest_snapshot": (
             "rds.describe_db_clusters",

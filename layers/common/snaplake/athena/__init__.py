@@ -1,0 +1,60 @@
+"""Athena SQL jobs (statemachine/athena_etl.asl.json): ValidateJobs and RunJobStep.
+
+- `jobs`: job documents (modes query, ctas, apas, add_partition), validated before any runs
+- `sql`: identifiers, literals, the declared SELECT and the statements built around it
+- `plans`: what a job does for its save mode, as a list of steps; `planner`: a job's plan from what Glue holds
+- `runner`: one step at a time (`run_job_step`), over `lake` (S3), `catalog_ops` (Glue) and `queries` (Athena)
+"""
+
+from snaplake.athena.cursor import Cursor, run_id_for
+from snaplake.athena.errors import (
+    AthenaSqlError,
+    CatalogUpdateFailed,
+    DataDeletionFailed,
+    InvalidIdentifier,
+    InvalidJob,
+    InvalidLiteral,
+    InvalidOption,
+    InvalidSelect,
+    LocationNotEmpty,
+    PartitionAlreadyExists,
+    QueryCancelled,
+    QueryFailed,
+    SchemaMismatch,
+    TableAlreadyExists,
+    TableNotFound,
+    UnsafeOverwrite,
+)
+from snaplake.athena.jobs import Job, JobMode, check_permitted, parse_job, validate_jobs
+from snaplake.athena.runner import AthenaClients, JobRun, run_job_step
+from snaplake.athena.settings import AthenaSettings
+
+__all__ = [
+    "AthenaClients",
+    "AthenaSettings",
+    "AthenaSqlError",
+    "CatalogUpdateFailed",
+    "Cursor",
+    "DataDeletionFailed",
+    "InvalidIdentifier",
+    "InvalidJob",
+    "InvalidLiteral",
+    "InvalidOption",
+    "InvalidSelect",
+    "Job",
+    "JobMode",
+    "JobRun",
+    "LocationNotEmpty",
+    "PartitionAlreadyExists",
+    "QueryCancelled",
+    "QueryFailed",
+    "SchemaMismatch",
+    "TableAlreadyExists",
+    "TableNotFound",
+    "UnsafeOverwrite",
+    "check_permitted",
+    "parse_job",
+    "run_id_for",
+    "run_job_step",
+    "validate_jobs",
+]

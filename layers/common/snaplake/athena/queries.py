@@ -1,0 +1,89 @@
+"""The Athena side of one job run: start a step's query (idempotently), learn how it ended, read its rows.
+
+No invocation waits on Athena: a started query's id goes back to the state
+machine, which polls and calls the runner again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from snaplake.athena.cursor import Cursor
+from snaplake.athena.errors import InvalidLiteral, QueryCancelled, QueryFailed
+from snaplake.athena.jobs import Job
+from snaplake.athena.settings import AthenaSettings
+from snaplake.athena.sql import PartitionValues
+
+RUNNING_STATES = ("QUEUED", "RUNNING")
+DDL_WAIT_SECONDS = 2  # ALTER / DROP finish in about a second
+QUERY_WAIT_SECONDS = 5
+_INTEGER_TYPES = {"tinyint", "smallint", "int", "integer", "bigint"}
+
+
+@dataclass
+class JobQueries:
+    """Athena for one job of one execution."""
+
+    athena: Any
+    settings: AthenaSettings
+    job: Job
+    index: int
+
+    def token(self, cursor: Cursor, label: str) -> str:
+        """Athena's idempotency token: a retried call starts no second query for the same step."""
+        return f"snaplake-{cursor.run_id}-{self.index}-{label}".ljust(32, "0")[:128]
+
+    def start(self, cursor: Cursor, sql: str, label: str) -> None:
+        params: dict[str, Any] = {
+            "QueryString": sql,
+            "WorkGroup": self.job.work_group or self.settings.work_group,
+            "ClientRequestToken": self.token(cursor, label),
+            "ResultConfiguration": {"OutputLocation": self.job.output_location or self.settings.output_location},
+        }
+        if self.job.database:
+            params["QueryExecutionContext"] = {"Database": self.job.database}
+        cursor.query_execution_id = str(self.athena.start_query_execution(**params)["QueryExecutionId"])
+        cursor.queries += 1
+        cursor.wait_seconds = DDL_WAIT_SECONDS if sql.lstrip().upper().startswith(("ALTER", "DROP")) else QUERY_WAIT_SECONDS
+
+    def finished(self, cursor: Cursor, what: Callable[[], str]) -> bool:
+        """False while the query runs; raises `QueryFailed` / `QueryCancelled` with Athena's reason (and `what` the job was doing)."""
+        query_id = cursor.query_execution_id
+        execution = self.athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+        status = execution["Status"]
+        state = status["State"]
+        if state in RUNNING_STATES:
+            return False
+        if state == "SUCCEEDED":
+            cursor.output_location = execution.get("ResultConfiguration", {}).get("OutputLocation")
+            return True
+        reason = status.get("StateChangeReason") or status.get("AthenaError", {}).get("ErrorMessage") or "Athena gave no reason"
+        error = QueryCancelled if state == "CANCELLED" else QueryFailed
+        raise error(f"job {self.job.name}: {what()}: Athena query {query_id} {state}: {reason}")
+
+    def partition_values(self, query_id: str) -> list[PartitionValues]:
+        """The distinct-partitions query's rows (GetQueryResults, every page; the first row is the header)."""
+        rows: list[PartitionValues] = []
+        types: list[str] = []
+        header = True
+        for page in self.athena.get_paginator("get_query_results").paginate(QueryExecutionId=query_id):
+            result = page["ResultSet"]
+            if not types:
+                types = [str(c.get("Type", "varchar")).lower() for c in result.get("ResultSetMetadata", {}).get("ColumnInfo", [])]
+            data = result.get("Rows", [])
+            if header:
+                data, header = data[1:], False
+            for row in data:
+                values: list[str | int] = []
+                for position, cell in enumerate(row["Data"]):
+                    value = cell.get("VarCharValue")
+                    if value is None:
+                        raise InvalidLiteral(
+                            f"job {self.job.name}: the SELECT yields NULL partition values; COALESCE the partition columns in the SELECT"
+                        )
+                    kind = types[position] if position < len(types) else "varchar"
+                    values.append(int(value) if kind in _INTEGER_TYPES else value)
+                rows.append(tuple(values))
+        return rows

@@ -1,0 +1,64 @@
+"""Settings of the Athena SQL jobs' function (see snaplake.core.settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from snaplake.catalog import database_prefix
+from snaplake.core.s3 import Bucket
+from snaplake.core.settings import Env, LakeSettings, Setting, environ
+
+ATHENA_WORK_GROUP = Setting("ATHENA_WORK_GROUP", "primary", "the Athena work group every job runs in")
+ATHENA_OUTPUT_LOCATION = Setting("ATHENA_OUTPUT_LOCATION", "", "where query results go (default: _snaplake/athena/results/ in the lake)")
+ATHENA_WORK_LOCATION = Setting("ATHENA_WORK_LOCATION", "", "where plans and schema probes go (default: _snaplake/athena/ in the lake)")
+
+_S3_FOLDER = r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([A-Za-z0-9_=.-]+/)*"
+
+
+def _folder(setting: Setting, env: Env, default: str) -> str:
+    return setting.matching(env, _S3_FOLDER, "must be an s3://bucket/prefix/ folder ending with '/'") if setting.text(env) else default
+
+
+@dataclass(frozen=True)
+class AthenaSettings:
+    """Where Athena SQL jobs run and keep their files.
+
+    ATHENA_WORK_GROUP (default primary); ATHENA_OUTPUT_LOCATION (query results) and
+    ATHENA_WORK_LOCATION (plans and schema probes) default to `_snaplake/athena/...`
+    under LAKE_PREFIX in LAKE_BUCKET; a job's default table folder is `athena/<database>/<table>/` there.
+    GLUE_DATABASE_PREFIX: the databases the jobs may use begin with it (the function's Glue grants do).
+    """
+
+    work_group: str
+    glue_database_prefix: str
+    lake_root: str  # s3://<LAKE_BUCKET>/<LAKE_PREFIX>/: where the jobs may write
+    output_location: str
+    work_location: str
+    tables_location: str
+    lake_bucket: str
+    lake_bucket_owner: str | None
+    lake_kms_key_arn: str | None
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> AthenaSettings:
+        env = environ() if env is None else env
+        lake = LakeSettings.from_env(env)
+        root = lake.root
+        return cls(
+            work_group=ATHENA_WORK_GROUP.matching(env, r"[A-Za-z0-9._-]{1,128}", "is not a work group name"),
+            glue_database_prefix=database_prefix(env),
+            lake_root=root,
+            output_location=_folder(ATHENA_OUTPUT_LOCATION, env, f"{root}_snaplake/athena/results/"),
+            work_location=_folder(ATHENA_WORK_LOCATION, env, f"{root}_snaplake/athena/"),
+            tables_location=f"{root}athena/",
+            lake_bucket=lake.bucket,
+            lake_bucket_owner=lake.bucket_owner,
+            lake_kms_key_arn=lake.kms_key_arn,
+        )
+
+    def bucket(self, s3: Any, name: str) -> Bucket:
+        """A bucket a job reads or writes: the lake with its owner check and key, any other (e.g. for results) as is."""
+        if name == self.lake_bucket:
+            return Bucket(s3, name, self.lake_bucket_owner, self.lake_kms_key_arn, lake=True)
+        return Bucket(s3, name)

@@ -1,0 +1,43 @@
+"""Errors of RegisterCatalog: reading footers, merging schemas, registering tables and partitions."""
+
+from snaplake.core.errors import SnaplakeError
+
+
+class CatalogError(SnaplakeError):
+    """Base class of the catalog step's errors."""
+
+
+class IncompatibleColumnType(CatalogError):
+    """A column's type changed between snapshots in a way Athena cannot read across partitions."""
+
+
+class UnsupportedColumnType(CatalogError):
+    """A Parquet column has a type Athena/Glue cannot declare (e.g. time, uint64, decimal precision > 38)."""
+
+
+class DuplicateColumn(CatalogError):
+    """Two columns of a Parquet schema have the same name once lower-cased."""
+
+
+class ParquetFooterUnreadable(CatalogError):
+    """A landed object is not a readable Parquet file (bad magic or footer)."""
+
+
+class NoDataFiles(CatalogError):
+    """A landed partition holds no Parquet data files to take the schema from."""
+
+
+class UnsupportedPartitionLayout(CatalogError):
+    """The partition prefix does not end in Hive `key=value` segments, or projection cannot describe a key."""
+
+
+class PartitionKeysChanged(CatalogError):
+    """The existing Glue table is partitioned by other keys than the landed layout."""
+
+
+class PartitionRegistrationFailed(CatalogError):
+    """BatchCreatePartition reported an error other than AlreadyExists for a partition."""
+
+
+class LandedManifestInvalid(SnaplakeError):
+    """The landed manifest named by RegisterCatalog's input is missing, unreadable or not what FinalizeCopy writes."""

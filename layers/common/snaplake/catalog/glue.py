@@ -1,0 +1,176 @@
+"""The Glue Data Catalog as RegisterCatalog uses it: databases, Parquet tables whose columns merge across snapshots,
+partitions registered once (an existing one must point where the new one landed)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from snaplake.catalog.errors import PartitionKeysChanged, PartitionRegistrationFailed
+from snaplake.catalog.hive_types import Column, merge_columns
+from snaplake.catalog.partitions import LandedPartition, projection_parameters
+from snaplake.catalog.settings import CatalogOptions
+from snaplake.core.aws import error_code, is_not_found
+from snaplake.core.limits import GLUE_BATCH_CREATE_PARTITION_MAX
+from snaplake.core.names import athena_name
+
+log = logging.getLogger(__name__)
+
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+TABLE_TYPE = "EXTERNAL_TABLE"
+MANAGED_BY = "snaplake"
+
+
+def ensure_database(glue: Any, name: str, *, description: str = "", options: CatalogOptions | None = None) -> bool:
+    """Create the Glue database if missing; returns True when it was created."""
+    options = options or CatalogOptions()
+    name = athena_name(name)
+    try:
+        glue.get_database(Name=name, **options.catalog())
+        return False
+    except ClientError as error:
+        if not is_not_found(error, "EntityNotFoundException"):
+            raise
+    try:
+        database_input: dict[str, Any] = {"Name": name, "Parameters": {"managed_by": MANAGED_BY}}
+        if description:
+            database_input["Description"] = description
+        glue.create_database(DatabaseInput=database_input, **options.catalog())
+    except ClientError as error:
+        if error_code(error) != "AlreadyExistsException":  # created concurrently: fine
+            raise
+        return False
+    return True
+
+
+def storage_descriptor(columns: Sequence[Column], location: str) -> dict[str, Any]:
+    return {
+        "Columns": [c.as_glue() for c in columns],
+        "Location": location,
+        "InputFormat": PARQUET_INPUT_FORMAT,
+        "OutputFormat": PARQUET_OUTPUT_FORMAT,
+        "Compressed": False,
+        "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE, "Parameters": {"serialization.format": "1"}},
+        "StoredAsSubDirectories": False,
+    }
+
+
+def get_table(glue: Any, database: str, table: str, options: CatalogOptions) -> dict[str, Any] | None:
+    try:
+        return dict(glue.get_table(DatabaseName=database, Name=table, **options.catalog())["Table"])
+    except ClientError as error:
+        if is_not_found(error, "EntityNotFoundException"):
+            return None
+        raise
+
+
+@dataclass(frozen=True)
+class TableChange:
+    created: bool
+    updated: bool
+    columns: tuple[Column, ...]  # the table's columns after the change
+    added: tuple[Column, ...]
+    widened: tuple[Column, ...]
+
+
+def upsert_table(
+    glue: Any, database: str, table: str, partition: LandedPartition, columns: Sequence[Column], options: CatalogOptions
+) -> TableChange:
+    """Create the table or merge `columns` into it.
+
+    Every check runs before any write: on an incompatible column nothing changes.
+    """
+    partition_keys = [Column(key, "string") for key in partition.keys]
+    existing = get_table(glue, database, table, options)
+    old_parameters: dict[str, str] = dict(existing.get("Parameters", {})) if existing else {}
+    old_columns = [Column(c["Name"], c["Type"]) for c in existing["StorageDescriptor"].get("Columns", [])] if existing else []
+    if existing:
+        old_keys = [c["Name"] for c in existing.get("PartitionKeys", [])]
+        if old_keys != list(partition.keys):
+            raise PartitionKeysChanged(
+                f"table {database}.{table} is partitioned by {old_keys}, the landed layout by {list(partition.keys)}"
+            )
+    merged = merge_columns(table, old_columns, columns)
+    parameters = {**old_parameters, "classification": "parquet", "EXTERNAL": "TRUE", "managed_by": MANAGED_BY}
+    if options.projection:
+        parameters.update(projection_parameters(partition, old_parameters, options.projection_rules))
+    table_input: dict[str, Any] = {
+        "Name": table,
+        "TableType": TABLE_TYPE,
+        "Parameters": parameters,
+        "PartitionKeys": [c.as_glue() for c in partition_keys],
+        "StorageDescriptor": storage_descriptor(merged, partition.table_location),
+    }
+    old_types = {c.name: c.type for c in old_columns}
+    added = [c for c in merged if c.name not in old_types]
+    widened = [c for c in merged if c.name in old_types and old_types[c.name] != c.type]
+    if existing is None:
+        try:
+            glue.create_table(DatabaseName=database, TableInput=table_input, **options.catalog())
+        except ClientError as error:
+            if error_code(error) != "AlreadyExistsException":
+                raise
+            # Another run (a redelivered event) created it a moment ago: merge into that one.
+            return upsert_table(glue, database, table, partition, columns, options)
+        return TableChange(True, False, tuple(merged), tuple(merged), ())
+    unchanged = (
+        not added
+        and not widened
+        and parameters == old_parameters
+        and existing["StorageDescriptor"].get("Location") == partition.table_location
+        and existing.get("TableType") == TABLE_TYPE
+    )
+    if unchanged:
+        return TableChange(False, False, tuple(merged), (), ())
+    if existing.get("Description"):
+        table_input["Description"] = existing["Description"]
+    glue.update_table(DatabaseName=database, TableInput=table_input, **options.catalog())
+    return TableChange(False, True, tuple(merged), tuple(added), tuple(widened))
+
+
+def register_partitions(
+    glue: Any, database: str, table: str, partitions: Sequence[LandedPartition], columns: Sequence[Column], options: CatalogOptions
+) -> list[tuple[str, ...]]:
+    """BatchCreatePartition in calls of ≤ 100; returns the values actually created.
+
+    AlreadyExists entries are skipped (a re-run registers nothing twice); any
+    other per-entry error raises `PartitionRegistrationFailed` naming the partition.
+    """
+    created: list[tuple[str, ...]] = []
+    for start in range(0, len(partitions), GLUE_BATCH_CREATE_PARTITION_MAX):
+        chunk = partitions[start : start + GLUE_BATCH_CREATE_PARTITION_MAX]
+        entries = [
+            {"Values": list(p.values), "StorageDescriptor": storage_descriptor(columns, p.location), "Parameters": {}} for p in chunk
+        ]
+        response = glue.batch_create_partition(DatabaseName=database, TableName=table, PartitionInputList=entries, **options.catalog())
+        existed: set[tuple[str, ...]] = set()
+        for error in response.get("Errors", []):
+            values = tuple(error.get("PartitionValues", []))
+            detail = error.get("ErrorDetail", {})
+            if detail.get("ErrorCode") == "AlreadyExistsException":
+                existed.add(values)
+                continue
+            raise PartitionRegistrationFailed(
+                f"{database}.{table} partition {values}: {detail.get('ErrorCode')}: {detail.get('ErrorMessage', '')}"
+            )
+        for p in chunk:
+            if p.values in existed:
+                _check_existing_location(glue, database, table, p, options)
+        created.extend(p.values for p in chunk if p.values not in existed)
+    return created
+
+
+def _check_existing_location(glue: Any, database: str, table: str, partition: LandedPartition, options: CatalogOptions) -> None:
+    """An already registered partition must point where this one landed; otherwise Athena reads other data."""
+    found = glue.get_partition(DatabaseName=database, TableName=table, PartitionValues=list(partition.values), **options.catalog())
+    location = found["Partition"].get("StorageDescriptor", {}).get("Location", "")
+    if location.rstrip("/") != partition.location.rstrip("/"):
+        raise PartitionRegistrationFailed(
+            f"{database}.{table} partition {partition.values} is already registered at {location}, not at {partition.location}"
+        )

@@ -1,0 +1,182 @@
+"""RegisterCatalog: landed Parquet partitions made queryable in Athena through the Glue Data Catalog.
+
+Columns come from Parquet footers only: each landed data file is read with a
+ranged GET of its tail (never the whole object). Arrow types map to Hive types
+as Athena declares them. Snapshots are merged into one table definition:
+
+- new columns are appended, existing columns keep their position, columns a
+  snapshot no longer has are kept (older partitions still hold them);
+- safe widenings are applied, because Athena's Parquet reader coerces the
+  narrower physical type of older files: tinyint < smallint < int < bigint,
+  float < double, decimal(p1,s) < decimal(p2,s) with the same scale, and the
+  same rules inside array/map/struct (struct fields may be appended);
+- anything else (int vs string, a decimal scale change, timestamp vs string...)
+  raises `IncompatibleColumnType` naming the table and column, before the
+  table is touched, so the previous definition and partitions stay queryable.
+
+Column names are lower-cased (Athena resolves Parquet columns by lower-cased
+name) but not otherwise renamed: renaming a column would make Athena read it
+as all NULL. Database and table names are made Athena-safe with
+`snaplake.core.names.athena_name`.
+
+A partition is registered with BatchCreatePartition (an existing partition is
+reported, never registered twice), or, in projection mode, the table carries
+partition projection properties and nothing is registered per snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from snaplake.catalog.errors import DuplicateColumn, LandedManifestInvalid, UnsupportedPartitionLayout
+from snaplake.catalog.footers import landed_columns
+from snaplake.catalog.glue import ensure_database, register_partitions, upsert_table
+from snaplake.catalog.partitions import LandedPartition
+from snaplake.catalog.settings import CatalogOptions
+from snaplake.core.errors import InvalidEvent
+from snaplake.core.handler_input import athena_identifier, s3_key
+from snaplake.core.names import athena_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Registration:
+    database: str
+    table: str
+    partition_values: tuple[str, ...]
+    location: str
+    table_created: bool
+    table_updated: bool
+    added_columns: tuple[str, ...]
+    widened_columns: tuple[str, ...]
+    partition_registered: bool  # False: it already existed, or projection mode
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "table": self.table,
+            "partitionValues": list(self.partition_values),
+            "location": self.location,
+            "tableCreated": self.table_created,
+            "tableUpdated": self.table_updated,
+            "addedColumns": list(self.added_columns),
+            "widenedColumns": list(self.widened_columns),
+            "partitionRegistered": self.partition_registered,
+        }
+
+
+def register_partition(
+    glue: Any,
+    s3: Any,
+    *,
+    database: str,
+    table: str,
+    bucket: str,
+    partition_prefix: str,
+    options: CatalogOptions | None = None,
+) -> Registration:
+    """Bring the Glue table of one landed partition up to date and make the partition visible.
+
+    `partition_prefix` is the key prefix of the landed partition, e.g.
+    `lake/rds/world/users/snapshot_time=20240502T120555Z/` (the `partition` of
+    a landed.json table entry) or `lake/dynamodb_changes/orders/dt=2024-05-02/hour=07/`.
+    """
+    options = options or CatalogOptions()
+    database, table = athena_name(database), athena_name(table)
+    partition = LandedPartition.parse(bucket, partition_prefix)
+    columns = landed_columns(s3, table, partition, options.expected_bucket_owner)
+    reserved = {c.name for c in columns} & set(partition.keys)
+    if reserved:
+        raise DuplicateColumn(f"table {table!r}: data columns {sorted(reserved)} clash with the partition keys")
+    ensure_database(glue, database, options=options)
+    change = upsert_table(glue, database, table, partition, columns, options)
+    registered = False
+    if not options.projection:
+        registered = bool(register_partitions(glue, database, table, [partition], change.columns, options))
+    log.info("catalog registered", extra={"database": database, "table": table, "partition": partition.values, "new": registered})
+    return Registration(
+        database=database,
+        table=table,
+        partition_values=partition.values,
+        location=partition.location,
+        table_created=change.created,
+        table_updated=change.updated,
+        added_columns=tuple(c.name for c in change.added),
+        widened_columns=tuple(c.name for c in change.widened),
+        partition_registered=registered,
+    )
+
+
+def register_landed(
+    glue: Any, s3: Any, landed: Mapping[str, Any], *, database: str | None = None, options: CatalogOptions | None = None
+) -> list[Registration]:
+    """Register every table of a landed manifest (`landed.json` of lake_copy.finalize_copy).
+
+    `database` overrides the per-source database named in the manifest.
+    """
+    bucket = landed["lakeBucket"]
+    tables: Iterable[Mapping[str, Any]] = landed["tables"]
+    return [
+        register_partition(
+            glue,
+            s3,
+            database=database or str(entry["database"]),
+            table=str(entry["table"]),
+            bucket=bucket,
+            partition_prefix=str(entry["partition"]),
+            options=options,
+        )
+        for entry in tables
+    ]
+
+
+def parse_landed_manifest(body: bytes, where: str, *, lake_bucket: str) -> dict[str, Any]:
+    """`landed.json` as FinalizeCopy writes it (read from `where`), checked whole before anything is registered.
+
+    Its names must already be Athena names (FinalizeCopy writes them so): a
+    name that is not did not come from FinalizeCopy and is refused, not made safe.
+    """
+    try:
+        landed = json.loads(body)
+    except ValueError as error:  # also UnicodeDecodeError
+        raise LandedManifestInvalid(f"landed manifest {where} is not JSON: {str(error)[:200]}") from None
+    if not isinstance(landed, dict) or not isinstance(landed.get("tables"), list):
+        raise LandedManifestInvalid(f"landed manifest {where} is not an object with a 'tables' list")
+    if landed.get("lakeBucket") != lake_bucket:
+        named = str(landed.get("lakeBucket"))[:100]
+        raise LandedManifestInvalid(f"landed manifest {where} names lake bucket {named!r}, not {lake_bucket!r}")
+    for index, entry in enumerate(landed["tables"]):
+        try:
+            if not isinstance(entry, dict):
+                raise InvalidEvent(f"the entry is a {type(entry).__name__}, not an object")
+            athena_identifier(entry.get("database"), "database")
+            athena_identifier(entry.get("table"), "table")
+            LandedPartition.parse(lake_bucket, s3_key(entry.get("partition"), "partition", folder=True))
+        except (InvalidEvent, UnsupportedPartitionLayout) as error:
+            raise LandedManifestInvalid(f"landed manifest {where} tables[{index}]: {error}") from None
+    return landed
+
+
+def dynamodb_partitions(kind: str, table: str, partitions: Sequence[Any]) -> list[str]:
+    """The partition prefixes FinalizeConversion published for `table`, checked before any is registered.
+
+    Each must be a Hive partition under the table's own folder: `.../dynamodb/<table>/...`
+    for a full export, `.../dynamodb_changes/<table>/...` for an incremental one.
+    """
+    folder = ("dynamodb" if kind == "full" else "dynamodb_changes", table)
+    checked = []
+    for index, raw in enumerate(partitions):
+        prefix = s3_key(raw, f"partitions[{index}]", folder=True)
+        try:
+            partition = LandedPartition.parse("", prefix)
+        except UnsupportedPartitionLayout as error:
+            raise InvalidEvent(f"partitions[{index}]: {error}") from None
+        if tuple(partition.table_prefix.rstrip("/").split("/")[-2:]) != folder:
+            raise InvalidEvent(f"partitions[{index}] {prefix[:200]!r} is not a partition of {'/'.join(folder)}/")
+        checked.append(prefix)
+    return checked

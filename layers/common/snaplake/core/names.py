@@ -1,0 +1,47 @@
+"""Names the lake and the catalog use: Athena-safe database/table/column names, flattened column
+names (collisions resolved deterministically), S3 key joining, the completion marker."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+SUCCESS_MARKER = "_SUCCESS"
+
+_UNSAFE = re.compile(r"[^a-z0-9_]+")
+
+
+def athena_name(raw: str) -> str:
+    """Lower-case `[a-z0-9_]` name; runs of other characters become one `_`."""
+    name = _UNSAFE.sub("_", raw.lower()).strip("_")
+    return name or "_"
+
+
+def join_key(*parts: str) -> str:
+    return "/".join(part.strip("/") for part in parts if part.strip("/"))
+
+
+def column_name(raw: tuple[str, ...], separator: str) -> str:
+    return athena_name(separator.join(athena_name(part) for part in raw))
+
+
+def assign_column_names(raw_paths: list[tuple[str, ...]], separator: str, reserved: frozenset[str]) -> dict[tuple[str, ...], str]:
+    """Column names for nested source paths (`parent<sep>child`), Athena-safe.
+
+    When several paths give the same name, the sorted-first path keeps it and the others get `_2`, `_3`, ...
+    """
+    groups: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    for raw in raw_paths:
+        groups[column_name(raw, separator)].append(raw)
+    taken = set(groups) | reserved
+    names: dict[tuple[str, ...], str] = {}
+    for base in sorted(groups):
+        first, *others = sorted(groups[base])
+        names[first] = base
+        suffix = 2
+        for raw in others:
+            while f"{base}_{suffix}" in taken:
+                suffix += 1
+            names[raw] = f"{base}_{suffix}"
+            taken.add(names[raw])
+    return names

@@ -1,0 +1,259 @@
+"""Whole data files: cut into blocks of complete lines (read ahead on a helper thread), scanned for their schema
+or converted to Parquet row groups with bounded memory; and decoded lines (stream records) converted in one go."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from snaplake.core.errors import SnaplakeError
+from snaplake.dynamodb.errors import (
+    MalformedExportLine,
+)
+from snaplake.dynamodb.parquet.columns import convert, convert_sections
+from snaplake.dynamodb.parquet.options import BinaryStream, ConvertOptions, ExportKind
+from snaplake.dynamodb.parquet.reading import line_problem, normalized_row
+from snaplake.dynamodb.parquet.schema import ColumnPlan, ExportSchema
+
+
+def iter_blocks(stream: BinaryStream, block_bytes: int) -> Iterator[bytes]:
+    """Split a decompressed stream into blocks of complete lines of about block_bytes.
+
+    A line is never split (a line longer than block_bytes becomes a block of its
+    own); the last line may lack its newline; an empty stream yields nothing.
+    The next block is read (and decompressed) on a helper thread while the
+    caller works on the current one; errors reading the stream surface here.
+    """
+    if block_bytes < 1:
+        raise ValueError(f"block_bytes must be positive, got {block_bytes}")
+    return _read_ahead(_line_blocks(stream, block_bytes))
+
+
+_READ_BYTES = 1 << 20  # the stream is read in pieces of this size and assembled into blocks
+
+
+def _line_blocks(stream: BinaryStream, block_bytes: int) -> Iterator[bytes]:
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        piece = stream.read(min(block_bytes, _READ_BYTES))
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+        if size < block_bytes:
+            continue
+        cut = piece.rfind(b"\n")
+        if cut < 0:
+            continue  # inside a long line: read on to its end
+        tail = piece[cut + 1 :]
+        pieces[-1] = piece[: cut + 1]
+        del piece
+        block = b"".join(pieces)
+        pieces = [tail] if tail else []
+        size = len(tail)
+        yield block
+        del block
+    if pieces:
+        yield b"".join(pieces)
+
+
+def _read_ahead(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """Yield `blocks`, reading the next one on a helper thread while the caller works on the current one.
+
+    Double buffering: the helper starts on block k+1 only once the caller has taken block k,
+    so at most two blocks exist at a time.
+    """
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    taken = threading.Semaphore(0)
+    stop = threading.Event()
+
+    def offer(message: tuple[str, Any]) -> bool:
+        handoff.put(message)
+        while not taken.acquire(timeout=0.05):
+            if stop.is_set():
+                return False
+        return not stop.is_set()
+
+    def produce() -> None:
+        try:
+            for block in blocks:
+                if not offer(("block", block)):
+                    return
+                del block
+            offer(("end", None))
+        except BaseException as error:  # handed to the consumer, raised there
+            offer(("error", error))
+
+    helper = threading.Thread(target=produce, name="snaplake-read-ahead", daemon=True)
+    helper.start()
+    try:
+        while True:
+            what, value = handoff.get()
+            taken.release()
+            if what == "block":
+                yield value
+                del value
+            elif what == "end":
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+        helper.join()
+
+
+def scan_file(stream: BinaryStream, kind: ExportKind, options: ConvertOptions) -> tuple[ExportSchema, int]:
+    """Schema and row count of one data file (stream: the decompressed file)."""
+    schema = ExportSchema()
+    schema.bind(kind, options)
+    rows = 0
+    first_line = 1
+    for block in iter_blocks(stream, options.block_bytes):
+        rows += schema.observe(block, kind, options, first_line)
+        first_line += block.count(b"\n")
+    return schema, rows
+
+
+def convert_block(block: bytes, schema: ExportSchema, kind: ExportKind, options: ConvertOptions) -> pa.Table:
+    """One block of complete lines as a table with exactly schema.arrow_schema(kind, options)."""
+    return convert(block, schema, kind, options, first_line=1)
+
+
+def convert_lines(lines: Sequence[Mapping[str, Any]], kind: ExportKind, options: ConvertOptions) -> pa.Table:
+    """Export lines already decoded from JSON (dicts, e.g. from a Lambda event) -> a table typed by their own schema.
+
+    The same table as `observe_block` then `convert_block` on their JSON text, without the JSON round trip:
+    pyarrow converts the Python objects once, with the explicit type of the DynamoDB JSON grammar (which is
+    as strict as the JSON reader: a wrong type fails instead of being coerced).
+    """
+    schema = ExportSchema()
+    schema.bind(kind, options)
+    if not lines:
+        return schema.column_plan(kind, options).arrow_schema.empty_table()
+    try:
+        inferred = pa.array(lines)
+        if not pa.types.is_struct(inferred.type) or inferred.null_count:
+            raise MalformedExportLine("an export line is a JSON object")
+        row_type = pa.struct(list(normalized_row(pa.schema(list(inferred.type)), kind)))
+        rows = inferred if inferred.type == row_type else pa.array(lines, type=row_type)
+        sections = {field.name: rows.field(index) for index, field in enumerate(row_type)}
+        schema.observe_sections(sections, kind, options)
+        return convert_sections(sections, len(rows), schema.column_plan(kind, options), kind)
+    except (SnaplakeError, pa.ArrowException, UnicodeError, RecursionError, OverflowError, TypeError, ValueError) as error:
+        # pyarrow raises UnicodeEncodeError for a string with a lone surrogate and OverflowError for an integer beyond
+        # int64 where text belongs; the schema code recurses per map level.
+        raise _located_line_problem(lines, kind, error) from None
+
+
+def _located_line_problem(lines: Sequence[Any], kind: ExportKind, cause: Exception) -> SnaplakeError:
+    """A named error for the first of the decoded lines that is wrong (slow; only on the error path)."""
+    for number, line in enumerate(lines, 1):
+        problem = line_problem(line, kind)
+        if problem:
+            return MalformedExportLine(f"line {number}: {problem}")
+    if isinstance(cause, SnaplakeError):
+        return cause
+    return MalformedExportLine(f"lines from 1: {cause}")
+
+
+def convert_file(stream: BinaryStream, schema: ExportSchema, kind: ExportKind, options: ConvertOptions, sink: Any) -> int:
+    """Write one Parquet file (a row group per block) to sink (a path or a writable binary file); returns rows written.
+
+    A file without rows still gets a valid Parquet file with the schema. If the
+    conversion fails midway nothing more reaches the sink (no Parquet footer),
+    so a partial file can never pass for a complete one; a path sink is removed.
+    """
+    plan = schema.column_plan(kind, options)
+    if isinstance(sink, str | bytes | os.PathLike):
+        try:
+            with open(sink, "wb") as file:
+                return _write_parquet(stream, schema, kind, options, plan, file)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(sink)
+            raise
+    return _write_parquet(stream, schema, kind, options, plan, sink)
+
+
+class _SinkGuard:
+    """The caller's file as pyarrow sees it: passes bytes on until the conversion fails, and is never closed.
+
+    pyarrow's writers write the Parquet footer when they are garbage collected;
+    after a failure that footer must not reach the sink.
+    """
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.failed = False
+        self.closed = False
+        self.position = 0
+
+    def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes
+        if not self.failed:
+            self.target.write(data)
+        self.position += size
+        return size
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        if not self.failed and hasattr(self.target, "flush"):
+            self.target.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.flush()
+        self.closed = True
+
+
+def _write_parquet(
+    stream: BinaryStream, schema: ExportSchema, kind: ExportKind, options: ConvertOptions, plan: ColumnPlan, sink: Any
+) -> int:
+    guard = _SinkGuard(sink)
+    writer = pq.ParquetWriter(guard, plan.arrow_schema)
+    rows = 0
+    first_line = 1
+    # Row group k is encoded and written on a helper thread while block k+1 is parsed
+    # and converted; at most one write is in flight, so memory stays bounded.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="snaplake-parquet") as background:
+        pending: Future[None] | None = None
+        try:
+            for block in iter_blocks(stream, options.block_bytes):
+                table = convert(block, schema, kind, options, first_line)
+                first_line += block.count(b"\n")
+                del block
+                if pending is not None:
+                    pending.result()
+                    pending = None
+                if table.num_rows:
+                    pending = background.submit(writer.write_table, table, row_group_size=table.num_rows)
+                rows += table.num_rows
+                del table
+            if pending is not None:
+                pending.result()
+        except BaseException:
+            guard.failed = True
+            if pending is not None:
+                pending.cancel()
+            raise
+    writer.close()
+    return rows

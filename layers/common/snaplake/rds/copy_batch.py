@@ -1,0 +1,157 @@
+"""CopyBatch: one copy worker's share of the plan, copied server-side into the lake until done or out of time.
+
+Workers each take every Nth batch of the plan (PlanCopy) and return a cursor
+when their time budget runs low, so the state machine loops instead of timing
+out. Each batch has progress markers in the plan folder: a batch marked done is
+skipped on a re-run, and a batch that was started but not finished is
+re-checked object by object (size and source ETag, kept in the object's
+metadata) before anything is copied again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from snaplake.core.errors import InvalidEvent
+from snaplake.core.handler_input import integer
+from snaplake.core.limits import S3_COPY_OBJECT_MAX_BYTES
+from snaplake.core.s3 import MULTIPART_COPY_THREADS, Bucket
+from snaplake.rds.copy_plan import DONE, MAX_BATCHES, SOURCE_ETAG_METADATA, CopyItem, PlanRef, check_share
+from snaplake.rds.settings import CopySettings
+
+MAX_SINGLE_COPY_BYTES = S3_COPY_OBJECT_MAX_BYTES
+# Planning figure for the time budget: server-side copy throughput of one CopyObject / UploadPartCopy stream.
+COPY_BYTES_PER_SECOND = 50 * 1024**2
+
+
+def already_copied(lake: Bucket, item: CopyItem) -> bool:
+    """The object is in the lake, copied from this very source object (size and ETag)."""
+    head = lake.metadata(item.dest)
+    return head is not None and head.get("ContentLength") == item.size and head.get("Metadata", {}).get(SOURCE_ETAG_METADATA) == item.etag
+
+
+def copy_item(lake: Bucket, export: Bucket, item: CopyItem, multipart_threshold: int = MAX_SINGLE_COPY_BYTES) -> None:
+    lake.copy_in(
+        export,
+        item.source,
+        item.dest,
+        size=item.size,
+        etag=item.etag,
+        metadata={SOURCE_ETAG_METADATA: item.etag},
+        multipart_above=multipart_threshold,
+    )
+
+
+def batch_progress(export: Bucket, plan: PlanRef, index: int) -> set[str]:
+    """The batch's progress markers (`done`, `from-<offset>`), from one listing."""
+    return {obj["Key"].rsplit(".", 1)[-1] for obj in export.first_objects_under(plan.progress_key(index, ""))}
+
+
+def copy_batches(
+    s3: Any,
+    request: dict[str, Any],
+    lake: CopySettings,
+    remaining_ms: Callable[[], int],
+    reserve_ms: int = 60_000,
+    multipart_threshold: int = MAX_SINGLE_COPY_BYTES,
+) -> dict[str, Any]:
+    """Copy this worker's batches (worker, worker+workers, ...) until done or out of time.
+
+    An object is only started when its estimated copy time fits in what is left
+    of the invocation (less `reserve_ms`), so in-flight copies finish before the
+    Lambda timeout and the returned cursor is exact. Every invocation copies at
+    least one object, so the loop always moves forward.
+    """
+    plan = PlanRef.from_json(request.get("plan"))
+    share = request.get("share")
+    cursor = request.get("cursor") or {}
+    if not isinstance(share, dict) or not isinstance(cursor, dict):
+        raise InvalidEvent(
+            "copy batch needs 'share' with integer 'worker', 'workers', 'batches', 'batchSize', 'objects' (and an optional 'cursor')"
+        )
+    worker, workers = integer(share.get("worker"), "share.worker"), integer(share.get("workers"), "share.workers", 1)
+    batch_count = integer(share.get("batches"), "share.batches", 0, MAX_BATCHES)
+    batch_size, object_count = integer(share.get("batchSize"), "share.batchSize", 1), integer(share.get("objects"), "share.objects")
+    batch, offset = integer(cursor.get("batch", worker), "cursor.batch"), integer(cursor.get("offset", 0), "cursor.offset")
+    for tally_name in ("copied", "skipped", "copiedBytes"):  # carried over from the previous invocation
+        integer(request.get(tally_name, 0), tally_name)
+    if not (worker < workers and batch % workers == worker) or (cursor and batch >= batch_count):
+        raise InvalidEvent(f"worker {worker} of {workers} (cursor batch {batch}, offset {offset}) is out of range")
+    export, lake_bucket = lake.export(s3, plan.bucket), lake.lake(s3)
+    check_share(export.read_plan(plan.markers_key), batches=batch_count, batchSize=batch_size, objects=object_count)
+    tally = {"copied": 0, "skipped": 0, "bytes": 0}
+    tally_lock = threading.Lock()
+    started_any = False
+
+    def copy_one(item: CopyItem, verify: bool) -> None:
+        if verify and already_copied(lake_bucket, item):
+            with tally_lock:
+                tally["skipped"] += 1
+            return
+        copy_item(lake_bucket, export, item, multipart_threshold)
+        with tally_lock:
+            tally["copied"] += 1
+            tally["bytes"] += item.size
+
+    with ThreadPoolExecutor(max_workers=lake.threads) as pool:
+        while batch < batch_count:
+            states = batch_progress(export, plan, batch)
+            if DONE in states:
+                tally["skipped"] += min(batch_size, object_count - batch * batch_size)
+                batch, offset = batch + workers, 0
+                continue
+            items = [CopyItem.from_json(raw) for raw in export.read_plan(plan.batch_key(batch))]
+            if offset >= len(items):  # a returned cursor always points at an object still to copy
+                raise InvalidEvent(f"cursor offset {offset} is past the end of batch {batch} ({len(items)} objects)")
+            # Each invocation claims the offset it starts from. Finding the claim
+            # already there means an earlier invocation started here and died
+            # (a crash or timeout, retried with the same input): it may have
+            # copied some of what follows, so each object is checked first.
+            claim = _claim(offset)
+            verify = claim in states
+            if not verify:
+                export.write_bytes(plan.progress_key(batch, claim), b"")
+            in_flight: set[Future[None]] = set()
+            while offset < len(items):
+                item = items[offset]
+                if started_any and remaining_ms() - reserve_ms < _estimated_copy_ms(item, multipart_threshold):
+                    break
+                if len(in_flight) >= lake.threads:
+                    finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        future.result()
+                in_flight.add(pool.submit(copy_one, item, verify))
+                started_any = True
+                offset += 1
+            for future in in_flight:
+                future.result()
+            if offset < len(items):
+                return _progress(request, batch, offset, tally, done=False)
+            export.write_bytes(plan.progress_key(batch, DONE), b"")
+            batch, offset = batch + workers, 0
+    return _progress(request, batch, 0, tally, done=True)
+
+
+def _claim(offset: int) -> str:
+    return f"from-{offset}"
+
+
+def _estimated_copy_ms(item: CopyItem, multipart_threshold: int) -> float:
+    """A conservative guess of how long S3 takes to copy an object server-side."""
+    parallel = MULTIPART_COPY_THREADS if item.size > multipart_threshold else 1
+    return item.size / (COPY_BYTES_PER_SECOND * parallel) * 1000
+
+
+def _progress(request: dict[str, Any], batch: int, offset: int, tally: dict[str, int], done: bool) -> dict[str, Any]:
+    return {
+        "plan": request["plan"],
+        "share": request["share"],
+        "cursor": None if done else {"batch": batch, "offset": offset},
+        "done": done,
+        "copied": int(request.get("copied", 0)) + tally["copied"],
+        "skipped": int(request.get("skipped", 0)) + tally["skipped"],
+        "copiedBytes": int(request.get("copiedBytes", 0)) + tally["bytes"],
+    }

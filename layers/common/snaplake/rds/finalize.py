@@ -1,0 +1,49 @@
+"""FinalizeCopy: every batch of the plan is done, then the `_SUCCESS` markers, last.
+
+The export's own per-batch markers are copied as written; each table
+partition's own marker comes after all of them, so a reader that waits for
+`<partition>/_SUCCESS` never sees a partial partition. `landed.json` in the
+plan folder lists the completed partitions for RegisterCatalog.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from snaplake.core.errors import InvalidEvent
+from snaplake.core.handler_input import integer
+from snaplake.core.names import SUCCESS_MARKER
+from snaplake.rds.copy_plan import DONE, MAX_BATCHES, PlanRef, check_share
+from snaplake.rds.errors import CopyIncomplete
+from snaplake.rds.settings import CopySettings
+
+
+def finalize_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str, Any]:
+    """Check every batch is done, then write the `_SUCCESS` markers: the
+    export's per-batch markers first, each table partition's own marker last."""
+    plan = PlanRef.from_json(request.get("plan"))
+    if "batches" not in request:
+        raise InvalidEvent("finalize needs the integer 'batches' from PlanCopy")
+    batch_count = integer(request["batches"], "batches", 0, MAX_BATCHES)
+    export, lake_bucket = lake.export(s3, plan.bucket), lake.lake(s3)
+    manifest = export.read_plan(plan.markers_key)
+    check_share(manifest, batches=batch_count)
+    done = {obj["Key"] for obj in export.objects_under(f"{plan.prefix}progress/")}
+    missing = [i for i in range(batch_count) if plan.progress_key(i, DONE) not in done]
+    if missing:
+        raise CopyIncomplete(f"{len(missing)} of {batch_count} copy batches are not done (first: {missing[0]}); re-run the copy")
+    tables = manifest["tables"]
+    with ThreadPoolExecutor(max_workers=lake.threads) as pool:
+        list(pool.map(lambda key: lake_bucket.write_bytes(key, b""), manifest["batchMarkers"]))
+        list(pool.map(lambda table: lake_bucket.write_bytes(table["partition"] + SUCCESS_MARKER, b""), tables))
+    landed = {"lakeBucket": lake.bucket, "tables": tables}
+    export.write_bytes(plan.landed_key, json.dumps(landed).encode())
+    return {
+        "lakeBucket": lake.bucket,
+        "tables": len(tables),
+        "objects": sum(t["objects"] for t in tables),
+        "bytes": sum(t["bytes"] for t in tables),
+        "landedManifest": {"bucket": plan.bucket, "key": plan.landed_key},
+    }
