@@ -1,6 +1,6 @@
 """Firehose data-transformation Lambda: JSON records flattened to one level (see snaplake.streams.firehose).
 
-No trigger in template.yaml: attach it to a delivery stream's ProcessingConfiguration (README).
+No trigger in template.yaml: attach it to a delivery stream's ProcessingConfiguration (docs/streams.md).
 """
 
 from typing import Any

@@ -29,7 +29,7 @@ from snaplake_local.sources import (
     sample_event,
     seed_sample_sources,
 )
-from snaplake_local.stack import Execution, LocalStack
+from snaplake_local.stack import EmulatedStack, Execution
 
 RDS_STATE_MACHINE = "RdsExportStateMachine"
 DDB = "DynamoDbExportStateMachine"
@@ -40,7 +40,7 @@ Printer = Callable[[str], None]
 class StepPrinter:
     """Prints one line per pipeline step as the in-process handlers return."""
 
-    def __init__(self, stack: LocalStack, echo: Printer):
+    def __init__(self, stack: EmulatedStack, echo: Printer):
         self.echo = echo
         self.names = {stack.physical[logical]["ref"]: logical for logical in stack.physical}
         self.last_status: str | None = None
@@ -111,7 +111,7 @@ class StepPrinter:
         return None
 
 
-def _run(stack: LocalStack, label: str, event: Any, echo: Printer, state_machine: str = RDS_STATE_MACHINE) -> Execution:
+def _run(stack: EmulatedStack, label: str, event: Any, echo: Printer, state_machine: str = RDS_STATE_MACHINE) -> Execution:
     echo(f"\n> {label}")
     started = time.perf_counter()
     before = stack.clock.waited_seconds
@@ -126,7 +126,7 @@ def _run(stack: LocalStack, label: str, event: Any, echo: Printer, state_machine
     return execution
 
 
-def _show_lake(stack: LocalStack, echo: Printer, samples: tuple[str, ...] = ()) -> None:
+def _show_lake(stack: EmulatedStack, echo: Printer, samples: tuple[str, ...] = ()) -> None:
     s3 = stack.client("s3")
     partitions = lake_partitions(s3, stack.lake_bucket)
     echo(f"\nWhat landed in s3://{stack.lake_bucket}/ :")
@@ -144,7 +144,7 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
     """Deploy the template on the emulator, fire the sample events, show the lake."""
     wall = time.perf_counter()
     echo("snaplake local demo: the RDS snapshot and DynamoDB export pipelines on the embedded AWS emulator (moto)")
-    with LocalStack(default_parameters(), function_log_level=log_level) as stack:
+    with EmulatedStack(default_parameters(), function_log_level=log_level) as stack:
         stack.lambdas.after_invoke = StepPrinter(stack, echo)
         functions = len(stack.lambdas.functions)
         machines = ", ".join(stack.state_machines)
@@ -188,12 +188,12 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
     echo(f"\ndemo finished in {time.perf_counter() - wall:.1f}s: {'all executions succeeded' if ok else 'SOME EXECUTIONS FAILED'}")
     echo(
         "emulated locally: RDS and DynamoDB export output and timing, Athena's effects on Glue and S3, Lambda (in-process), "
-        "Wait/Retry time. See README 'What is emulated'."
+        "Wait/Retry time. See docs/local.md 'What is emulated'."
     )
     return ok
 
 
-def _run_dynamodb(stack: LocalStack, echo: Printer) -> bool:
+def _run_dynamodb(stack: EmulatedStack, echo: Printer) -> bool:
     """The orders table: a full export, then changes, then an incremental export of them."""
     table_arn = create_orders_table(stack)
     echo(f"\nDynamoDB table {ORDERS_TABLE} (PITR on, {len(orders_items())} orders with nested, typed attributes)")
@@ -216,7 +216,7 @@ def _run_dynamodb(stack: LocalStack, echo: Printer) -> bool:
     return ok and second.status == "SUCCEEDED"
 
 
-def _run_athena(stack: LocalStack, echo: Printer) -> bool:
+def _run_athena(stack: EmulatedStack, echo: Printer) -> bool:
     """events/athena_etl_jobs.json over the world tables RegisterCatalog created: the SQL run, what Glue holds after."""
     jobs = sample_event("athena_etl_jobs.json")
     before = len(stack.athena.statements())
@@ -295,7 +295,7 @@ def replay_rds_export(
     event: Any = json.loads(event_file.read_text()) if event_file is not None else None
     when = _snapshot_time(root, snapshot_time, event, echo)
     echo(f"replaying the RDS export in {root} ({engine}, snapshot time {iso_utc(when)})")
-    with LocalStack({"SourceIdentifiers": "*"}, function_log_level=log_level) as stack:
+    with EmulatedStack({"SourceIdentifiers": "*"}, function_log_level=log_level) as stack:
         stack.lambdas.after_invoke = StepPrinter(stack, echo)
         if event is not None:
             ref = parse_request(event)
@@ -333,7 +333,7 @@ def replay_dynamodb_export(export_dir: Path, out: Path, echo: Printer = print, l
         raise SystemExit(f"{files_manifest} is missing")
     by_name = {path.name: path for path in export_dir.rglob("*.json.gz")}
     table_arn = str(summary.get("tableArn") or "arn:aws:dynamodb:eu-west-1:123456789012:table/replayed")
-    with LocalStack({"SourceIdentifiers": "*", "DynamoDbTableArns": table_arn}, function_log_level=log_level) as stack:
+    with EmulatedStack({"SourceIdentifiers": "*", "DynamoDbTableArns": table_arn}, function_log_level=log_level) as stack:
         stack.lambdas.after_invoke = StepPrinter(stack, echo)
         s3 = stack.client("s3")
         bucket, root = stack.export_bucket, "dynamodb-exports/replay"
@@ -365,7 +365,7 @@ def replay_dynamodb_export(export_dir: Path, out: Path, echo: Printer = print, l
     return ok
 
 
-def _download_lake(stack: LocalStack, out: Path) -> int:
+def _download_lake(stack: EmulatedStack, out: Path) -> int:
     """Mirror the lake bucket under `out`; returns the number of objects written."""
     s3 = stack.client("s3")
     out.mkdir(parents=True, exist_ok=True)
@@ -379,7 +379,7 @@ def _download_lake(stack: LocalStack, out: Path) -> int:
     return count
 
 
-def _convert_in_process(stack: LocalStack, request: dict[str, Any]) -> bool:
+def _convert_in_process(stack: EmulatedStack, request: dict[str, Any]) -> bool:
     """The conversion steps of the DynamoDB state machine, invoked in order."""
 
     def invoke(logical_id: str, event: dict[str, Any]) -> dict[str, Any]:

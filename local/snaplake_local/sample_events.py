@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from snaplake_local.sources import EVENTS_DIR, create_orders_table, default_parameters, sample_event, seed_sample_sources
-from snaplake_local.stack import LocalStack
+from snaplake_local.stack import EmulatedStack
 
 STEP_EVENTS = {
     "StartExportFunction": "start_export.json",
@@ -36,7 +36,7 @@ STEP_EVENTS = {
 
 def main() -> None:
     captured: dict[str, Any] = {}
-    with LocalStack(default_parameters(), function_log_level="ERROR") as stack:
+    with EmulatedStack(default_parameters(), function_log_level="ERROR") as stack:
         seed_sample_sources(stack)
         logical = {stack.physical[name]["ref"]: name for name in stack.physical}
         stack.lambdas.after_invoke = lambda function, event, payload, errored: captured.setdefault(logical[function], event)

@@ -11,7 +11,7 @@ from snaplake.core.times import parse_iso_utc
 
 from snaplake_local.emulator import ExportSource, TablesSource
 from snaplake_local.sample_data import orders_items, shop_mysql_tables, world_postgres_tables
-from snaplake_local.stack import PROJECT_ROOT, LocalStack
+from snaplake_local.stack import PROJECT_ROOT, EmulatedStack
 
 EVENTS_DIR = PROJECT_ROOT / "events"
 
@@ -25,7 +25,7 @@ def sample_event(name: str) -> Any:
     return json.loads((EVENTS_DIR / name).read_text())
 
 
-def create_cluster(stack: LocalStack, cluster_id: str, engine: str = "aurora-postgresql", database: str = "world") -> None:
+def create_cluster(stack: EmulatedStack, cluster_id: str, engine: str = "aurora-postgresql", database: str = "world") -> None:
     stack.client("rds").create_db_cluster(
         DBClusterIdentifier=cluster_id,
         Engine=engine,
@@ -35,7 +35,7 @@ def create_cluster(stack: LocalStack, cluster_id: str, engine: str = "aurora-pos
     )
 
 
-def create_instance(stack: LocalStack, instance_id: str, engine: str = "mysql", database: str = "shop") -> None:
+def create_instance(stack: EmulatedStack, instance_id: str, engine: str = "mysql", database: str = "shop") -> None:
     stack.client("rds").create_db_instance(
         DBInstanceIdentifier=instance_id,
         Engine=engine,
@@ -47,7 +47,7 @@ def create_instance(stack: LocalStack, instance_id: str, engine: str = "mysql", 
     )
 
 
-def cluster_snapshot(stack: LocalStack, cluster_id: str, snapshot_id: str, source: ExportSource, created: datetime | None = None) -> str:
+def cluster_snapshot(stack: EmulatedStack, cluster_id: str, snapshot_id: str, source: ExportSource, created: datetime | None = None) -> str:
     if snapshot_id.startswith(("rds:", "awsbackup:")):
         arn = stack.rds_exports.automated_snapshot("cluster", cluster_id, snapshot_id)
     else:
@@ -59,7 +59,9 @@ def cluster_snapshot(stack: LocalStack, cluster_id: str, snapshot_id: str, sourc
     return arn
 
 
-def instance_snapshot(stack: LocalStack, instance_id: str, snapshot_id: str, source: ExportSource, created: datetime | None = None) -> str:
+def instance_snapshot(
+    stack: EmulatedStack, instance_id: str, snapshot_id: str, source: ExportSource, created: datetime | None = None
+) -> str:
     if snapshot_id.startswith(("rds:", "awsbackup:")):
         arn = stack.rds_exports.automated_snapshot("instance", instance_id, snapshot_id)
     else:
@@ -79,7 +81,7 @@ def shop_source(**layout: Any) -> TablesSource:
     return TablesSource(engine="mysql", database="shop", tables=shop_mysql_tables(), **layout)
 
 
-def seed_sample_sources(stack: LocalStack) -> dict[str, str]:
+def seed_sample_sources(stack: EmulatedStack) -> dict[str, str]:
     """The Aurora PostgreSQL cluster and MySQL instance that events/*.json refer to,
     with the snapshots those events name. Returns snapshot identifier -> ARN."""
     create_cluster(stack, WORLD_CLUSTER)
@@ -112,7 +114,7 @@ def default_parameters(**overrides: str) -> dict[str, str]:
     }
 
 
-def create_orders_table(stack: LocalStack, items: list[dict[str, Any]] | None = None, pitr: bool = True) -> str:
+def create_orders_table(stack: EmulatedStack, items: list[dict[str, Any]] | None = None, pitr: bool = True) -> str:
     """The DynamoDB table the demo exports (PITR on), filled with sample orders."""
     ddb = stack.client("dynamodb")
     ddb.create_table(

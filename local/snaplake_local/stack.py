@@ -1,10 +1,10 @@
 """template.yaml deployed onto the embedded emulator (moto, in this process).
 
-LocalStack reads the real template: parameters and conditions, each function's
-code folder, handler, timeout and environment (Globals merged), the state
-machines' DefinitionUri and DefinitionSubstitutions. It creates the buckets,
-keys, topic and functions in moto and runs executions of the real ASL with the
-handlers in-process (see emulator.py for what is emulated).
+EmulatedStack reads the real template (template.py: parameters and conditions, intrinsic
+functions), each function's code folder, handler, timeout and environment (Globals merged), the
+state machines' DefinitionUri and DefinitionSubstitutions. It creates the buckets, keys, topic
+and functions in moto and runs executions of the real ASL with the handlers in-process (see the
+snaplake_local.emulator package for what is emulated).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import time
 import uuid
 import zipfile
@@ -36,39 +35,12 @@ from snaplake_local.emulator import (
     enforce_expected_bucket_owner,
     fast_forward_step_functions,
 )
+from snaplake_local.template import PROJECT_ROOT, TemplateEvaluator, load_template, render_definition
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["PROJECT_ROOT", "REGION", "STACK", "EmulatedStack", "Execution", "load_template", "render_definition"]
+
 REGION = "eu-west-1"
 STACK = "snaplake-local"
-_SUB = re.compile(r"\$\{([A-Za-z0-9_:.]+)\}")
-
-
-class UnsupportedTemplate(Exception):
-    """template.yaml uses something the local runner cannot resolve."""
-
-
-def load_template(path: Path = PROJECT_ROOT / "template.yaml") -> dict[str, Any]:
-    from cfnlint.decode.cfn_yaml import loads
-
-    return _plain(loads(path.read_text(), str(path)))
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, str):
-        return str(node)
-    return node
-
-
-def render_definition(definition: str, substitutions: dict[str, Any]) -> str:
-    """Fill an ASL file's ${Name} placeholders the way DefinitionSubstitutions does."""
-    missing = sorted(set(_SUB.findall(definition)) - set(substitutions))
-    if missing:
-        raise UnsupportedTemplate(f"DefinitionSubstitutions lacks {', '.join(missing)}")
-    return _SUB.sub(lambda m: str(substitutions[m.group(1)]), definition)
 
 
 @dataclass
@@ -94,152 +66,28 @@ class Execution:
         ]
 
 
-@dataclass
-class LocalStack:
-    parameters: dict[str, str] = field(default_factory=dict)
-    template_path: Path = PROJECT_ROOT / "template.yaml"
-    region: str = REGION
-    account: str = DEFAULT_ACCOUNT
-    # Overrides POWERTOOLS_LOG_LEVEL of every function (the demo keeps handlers quiet).
-    function_log_level: str | None = None
+class _Deployment:
+    """Deploying template.yaml onto moto: the half of EmulatedStack that creates the resources
+    (KMS keys, buckets, topics, queues, DynamoDB tables, functions, state machines) and records
+    their physical ids for Ref and Fn::GetAtt; `client` gives boto3 clients on the emulator.
+    EmulatedStack's __post_init__ sets these attributes."""
 
-    def __post_init__(self) -> None:
-        self.template = load_template(self.template_path)
-        self.clock = VirtualClock()
-        self.lambdas = InProcessLambdas()
-        self.rds_exports = RdsExportEmulator(self.clock, self.account, self.region)
-        self.dynamodb_exports = DynamoDbExportEmulator(self.clock, self.account, self.region)
-        self.athena = AthenaEmulator(self.clock, self.account, self.region)
-        self.params = self._parameters()
-        self.conditions: dict[str, bool] = {}
-        self.physical: dict[str, dict[str, str]] = {}
-        self.state_machines: dict[str, str] = {}
-        self._exit = ExitStack()
-
-    # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> LocalStack:
-        for key, value in {
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_NAMESPACE": "snaplake-local",
-            # moto's EC2 backend (which its RDS uses) otherwise loads thousands of sample machine images per stack.
-            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
-        }.items():
-            self._exit.enter_context(_env(key, value))
-        self._exit.enter_context(_env("AWS_ENDPOINT_URL", None))
-        from moto import mock_aws
-
-        self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
-        self._exit.enter_context(_validate_each_definition_once())
-        self._exit.enter_context(fast_forward_step_functions(self.clock))
-        self._exit.enter_context(enforce_expected_bucket_owner())
-        self._exit.enter_context(self.lambdas.patched())
-        self._exit.enter_context(self.rds_exports.patched())
-        self._exit.enter_context(self.dynamodb_exports.patched())
-        self._exit.enter_context(self.athena.patched())
-        self._deploy()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._exit.close()
+    region: str
+    account: str
+    function_log_level: str | None
+    template: dict[str, Any]
+    evaluator: TemplateEvaluator
+    lambdas: InProcessLambdas
+    physical: dict[str, dict[str, str]]
+    state_machines: dict[str, str]
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
 
-    # ------------------------------------------------------------------ parameters and intrinsics
-    def _parameters(self) -> dict[str, str]:
-        declared = self.template.get("Parameters", {})
-        values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
-        unknown = set(self.parameters) - set(declared)
-        if unknown:
-            raise UnsupportedTemplate(f"unknown template parameters: {', '.join(sorted(unknown))}")
-        values.update({k: str(v) for k, v in self.parameters.items()})
-        missing = [name for name in declared if name not in values]
-        if missing:
-            raise UnsupportedTemplate(f"template parameters without a value: {', '.join(missing)}")
-        return values
-
-    def _condition(self, name: str) -> bool:
-        if name not in self.conditions:
-            self.conditions[name] = bool(self._evaluate(self.template["Conditions"][name]))
-        return self.conditions[name]
-
-    def _evaluate(self, node: Any) -> Any:
-        if isinstance(node, list):
-            return [v for v in (self._evaluate(x) for x in node) if v is not _NO_VALUE]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            ((key, arg),) = node.items()
-            if key == "Ref":
-                return self._ref(arg)
-            if key == "Fn::GetAtt":
-                resource, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
-                return self._get_att(resource, attribute)
-            if key == "Fn::Sub":
-                text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], {k: self._evaluate(v) for k, v in arg[1].items()})
-                return _SUB.sub(lambda m: str(variables[m.group(1)] if m.group(1) in variables else self._sub_name(m.group(1))), text)
-            if key == "Fn::If":
-                name, yes, no = arg
-                return self._evaluate(yes if self._condition(name) else no)
-            if key == "Fn::Equals":
-                left, right = (self._evaluate(x) for x in arg)
-                return str(left) == str(right)
-            if key == "Fn::Not":
-                return not self._evaluate(arg[0])
-            if key == "Fn::And":
-                return all(self._evaluate(x) for x in arg)
-            if key == "Fn::Or":
-                return any(self._evaluate(x) for x in arg)
-            if key == "Condition":
-                return self._condition(arg)
-            if key == "Fn::Join":
-                separator, items = arg
-                items = self._evaluate(items)
-                return separator.join(str(i) for i in (items if isinstance(items, list) else [items]))
-            if key.startswith("Fn::"):
-                raise UnsupportedTemplate(f"the local runner does not resolve {key}")
-        return {k: v for k, v in ((k, self._evaluate(v)) for k, v in node.items()) if v is not _NO_VALUE}
-
-    def _sub_name(self, name: str) -> str:
-        if "." in name:
-            resource, attribute = name.split(".", 1)
-            return self._get_att(resource, attribute)
-        return str(self._ref(name))
-
-    def _ref(self, name: str) -> Any:
-        pseudo = {
-            "AWS::Region": self.region,
-            "AWS::AccountId": self.account,
-            "AWS::Partition": "aws",
-            "AWS::StackName": STACK,
-            "AWS::NoValue": _NO_VALUE,
-        }
-        if name in pseudo:
-            return pseudo[name]
-        if name in self.params:
-            if self.template["Parameters"][name]["Type"] == "CommaDelimitedList":
-                return [item.strip() for item in self.params[name].split(",") if item.strip()]
-            return self.params[name]
-        return self.physical[name]["ref"]
-
-    def _get_att(self, resource: str, attribute: str) -> str:
-        return self.physical[resource][attribute]
-
-    # ------------------------------------------------------------------ deployment
-    def _resources(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        for logical_id, spec in self.template["Resources"].items():
-            if "Condition" in spec and not self._condition(spec["Condition"]):
-                continue
-            yield logical_id, spec
-
     def _deploy(self) -> None:
         s3, kms, sns, sqs, iam = (self.client(s) for s in ("s3", "kms", "sns", "sqs", "iam"))
         arn = f"arn:aws:{{}}:{self.region}:{self.account}:{{}}"
-        resources = dict(self._resources())
+        resources = dict(self.evaluator.resources())
         for logical_id, spec in resources.items():
             kind = spec["Type"]
             if kind == "AWS::KMS::Key":
@@ -275,7 +123,7 @@ class LocalStack:
             if spec["Type"] == "AWS::S3::Bucket":
                 self._create_bucket(s3, logical_id, spec)
             elif spec["Type"] == "AWS::DynamoDB::Table":
-                props = self._evaluate(spec["Properties"])
+                props = self.evaluator.evaluate(spec["Properties"])
                 self.client("dynamodb").create_table(
                     TableName=self.physical[logical_id]["ref"],
                     KeySchema=props["KeySchema"],
@@ -305,7 +153,7 @@ class LocalStack:
             if spec["Type"] == "AWS::Serverless::StateMachine":
                 props = spec["Properties"]
                 definition = (PROJECT_ROOT / props["DefinitionUri"]).read_text()
-                substitutions = self._evaluate(props.get("DefinitionSubstitutions", {}))
+                substitutions = self.evaluator.evaluate(props.get("DefinitionSubstitutions", {}))
                 definition = render_definition(definition, substitutions)
                 created = sfn.create_state_machine(
                     name=self.physical[logical_id]["Name"], definition=definition, roleArn=role, type=props.get("Type", "STANDARD")
@@ -315,7 +163,7 @@ class LocalStack:
     def _create_bucket(self, s3: Any, logical_id: str, spec: dict[str, Any]) -> None:
         name = self.physical[logical_id]["ref"]
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
-        props = self._evaluate(spec.get("Properties", {}))
+        props = self.evaluator.evaluate(spec.get("Properties", {}))
         if "BucketEncryption" in props:
             rules = [
                 {
@@ -328,8 +176,8 @@ class LocalStack:
 
     def _create_function(self, client: Any, role: str, logical_id: str, props: dict[str, Any], globals_: dict[str, Any]) -> None:
         environment = {
-            **self._evaluate(globals_.get("Environment", {}).get("Variables", {})),
-            **self._evaluate(props.get("Environment", {}).get("Variables", {})),
+            **self.evaluator.evaluate(globals_.get("Environment", {}).get("Variables", {})),
+            **self.evaluator.evaluate(props.get("Environment", {}).get("Variables", {})),
         }
         environment = {k: str(v) for k, v in environment.items()}
         if self.function_log_level:
@@ -355,6 +203,63 @@ class LocalStack:
                 logical_id, name, PROJECT_ROOT / props["CodeUri"], props["Handler"], environment, timeout, memory, self.region, self.account
             )
         )
+
+
+@dataclass
+class EmulatedStack(_Deployment):
+    """template.yaml deployed onto moto in this process, for `with EmulatedStack(parameters) as stack:`;
+    its executions run the real state machines with the handlers in-process."""
+
+    parameters: dict[str, str] = field(default_factory=dict)
+    template_path: Path = PROJECT_ROOT / "template.yaml"
+    region: str = REGION
+    account: str = DEFAULT_ACCOUNT
+    # Overrides POWERTOOLS_LOG_LEVEL of every function (the demo keeps handlers quiet).
+    function_log_level: str | None = None
+
+    def __post_init__(self) -> None:
+        self.template = load_template(self.template_path)
+        self.clock = VirtualClock()
+        self.lambdas = InProcessLambdas()
+        self.rds_exports = RdsExportEmulator(self.clock, self.account, self.region)
+        self.dynamodb_exports = DynamoDbExportEmulator(self.clock, self.account, self.region)
+        self.athena = AthenaEmulator(self.clock, self.account, self.region)
+        self.evaluator = TemplateEvaluator(self.template, self.parameters, self.region, self.account, STACK)
+        self.params = self.evaluator.params
+        self.conditions = self.evaluator.conditions
+        self.physical = self.evaluator.physical
+        self.state_machines = {}
+        self._exit = ExitStack()
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> EmulatedStack:
+        for key, value in {
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "snaplake-local",
+            # moto's EC2 backend (which its RDS uses) otherwise loads thousands of sample machine images per stack.
+            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+        }.items():
+            self._exit.enter_context(_env(key, value))
+        self._exit.enter_context(_env("AWS_ENDPOINT_URL", None))
+        from moto import mock_aws
+
+        self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        self._exit.enter_context(_validate_each_definition_once())
+        self._exit.enter_context(fast_forward_step_functions(self.clock))
+        self._exit.enter_context(enforce_expected_bucket_owner())
+        self._exit.enter_context(self.lambdas.patched())
+        self._exit.enter_context(self.rds_exports.patched())
+        self._exit.enter_context(self.dynamodb_exports.patched())
+        self._exit.enter_context(self.athena.patched())
+        self._deploy()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._exit.close()
 
     # ------------------------------------------------------------------ using it
     def function(self, logical_id: str) -> LocalFunction:
@@ -435,14 +340,6 @@ class LocalStack:
     @property
     def export_bucket(self) -> str:
         return self.environment("StartExportFunction")["EXPORT_BUCKET"]
-
-
-class _NoValue:
-    def __repr__(self) -> str:
-        return "AWS::NoValue"
-
-
-_NO_VALUE = _NoValue()
 
 
 @contextmanager

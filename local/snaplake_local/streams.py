@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from snaplake_local.stack import LocalStack
+from snaplake_local.stack import EmulatedStack
 
 STREAM_TABLE = "shop-carts"
 # The template parameter DynamoDbStreamArn (it only scopes IAM and the event source mapping, neither emulated);
@@ -20,7 +20,7 @@ STREAM_TABLE = "shop-carts"
 STREAM_ARN_PARAMETER = f"arn:aws:dynamodb:eu-west-1:123456789012:table/{STREAM_TABLE}/stream/local"
 
 
-def create_stream_table(stack: LocalStack, table: str = STREAM_TABLE) -> str:
+def create_stream_table(stack: EmulatedStack, table: str = STREAM_TABLE) -> str:
     """A table with a NEW_AND_OLD_IMAGES stream; returns the stream ARN."""
     created = stack.client("dynamodb").create_table(
         TableName=table,
@@ -41,7 +41,7 @@ def _lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict
     return shaped
 
 
-def stream_events(stack: LocalStack, stream_arn: str, batch_size: int = 100) -> Iterator[dict[str, Any]]:
+def stream_events(stack: EmulatedStack, stream_arn: str, batch_size: int = 100) -> Iterator[dict[str, Any]]:
     """Every record now in the stream, as the Lambda events of an event source mapping starting at TRIM_HORIZON."""
     streams = stack.client("dynamodbstreams")
     shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
@@ -56,7 +56,7 @@ def stream_events(stack: LocalStack, stream_arn: str, batch_size: int = 100) -> 
             position = page.get("NextShardIterator")
 
 
-def run_stream_demo(stack: LocalStack, echo: Callable[[str], None]) -> bool:
+def run_stream_demo(stack: EmulatedStack, echo: Callable[[str], None]) -> bool:
     """Changes to a table with a stream, fed through StreamFlattenFunction; prints what landed. True when nothing failed."""
     stream_arn = create_stream_table(stack)
     ddb = stack.client("dynamodb")

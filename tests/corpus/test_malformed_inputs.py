@@ -21,7 +21,7 @@ import pytest
 from snaplake.core.errors import SnaplakeError
 from snaplake_local.emulator import LocalFunction
 from snaplake_local.sources import create_orders_table, default_parameters, sample_event, seed_sample_sources
-from snaplake_local.stack import PROJECT_ROOT, LocalStack
+from snaplake_local.stack import PROJECT_ROOT, EmulatedStack
 
 from tests.corpus.cases import CASES, BatchItemFailures, Case, ProcessingFailed, Raises, Seeded
 
@@ -29,7 +29,7 @@ from tests.corpus.cases import CASES, BatchItemFailures, Case, ProcessingFailed,
 UNNAMED = (KeyError, TypeError, AttributeError, ValueError, IndexError, UnicodeError, RecursionError, AssertionError)
 
 
-def _seed(stack: LocalStack) -> Seeded:
+def _seed(stack: EmulatedStack) -> Seeded:
     """Real state for the cases to point at: nothing of it is written by a case."""
     seed_sample_sources(stack)
 
@@ -87,12 +87,12 @@ def _seed(stack: LocalStack) -> Seeded:
 
 
 @pytest.fixture(scope="module")
-def corpus() -> Iterator[tuple[LocalStack, Seeded]]:
-    with LocalStack(default_parameters(), function_log_level="ERROR") as stack:
+def corpus() -> Iterator[tuple[EmulatedStack, Seeded]]:
+    with EmulatedStack(default_parameters(), function_log_level="ERROR") as stack:
         yield stack, _seed(stack)
 
 
-def _function(stack: LocalStack, handler: str) -> LocalFunction:
+def _function(stack: EmulatedStack, handler: str) -> LocalFunction:
     """The deployed function whose code file and entry point are `functions/<dir>/<module>.py:<name>`."""
     path, _, name = handler.partition(":")
     for function in stack.lambdas.functions.values():
@@ -120,7 +120,7 @@ def _chain(error: BaseException) -> list[BaseException]:
         error = cause
 
 
-def written_state(stack: LocalStack) -> dict[str, Any]:
+def written_state(stack: EmulatedStack) -> dict[str, Any]:
     """Everything a handler could have written, in comparable form.
 
     Read from the emulator's own records rather than through the API: listing
@@ -168,7 +168,7 @@ def _params() -> list[Any]:
 
 
 @pytest.mark.parametrize("case", _params())
-def test_malformed_input_is_refused_by_name_and_writes_nothing(corpus: tuple[LocalStack, Seeded], case: Case) -> None:
+def test_malformed_input_is_refused_by_name_and_writes_nothing(corpus: tuple[EmulatedStack, Seeded], case: Case) -> None:
     stack, seeded = corpus
     function = _function(stack, case.handler)
     event = case.event(seeded) if callable(case.event) else case.event

@@ -4,12 +4,12 @@ from collections.abc import Iterator
 
 import pytest
 from snaplake_local.sources import default_parameters, seed_sample_sources
-from snaplake_local.stack import LocalStack
+from snaplake_local.stack import EmulatedStack
 
 
 @pytest.fixture
-def stack() -> Iterator[LocalStack]:
-    with LocalStack(default_parameters(), function_log_level="WARNING") as deployed:
+def stack() -> Iterator[EmulatedStack]:
+    with EmulatedStack(default_parameters(), function_log_level="WARNING") as deployed:
         seed_sample_sources(deployed)
         yield deployed
 
@@ -17,10 +17,10 @@ def stack() -> Iterator[LocalStack]:
 @pytest.fixture
 def stack_factory() -> Iterator[object]:
     """For tests that need other template parameters: stack_factory(LakeKeyTemplate=...)."""
-    opened: list[LocalStack] = []
+    opened: list[EmulatedStack] = []
 
-    def make(**parameters: str) -> LocalStack:
-        deployed = LocalStack(default_parameters(**parameters), function_log_level="WARNING").__enter__()
+    def make(**parameters: str) -> EmulatedStack:
+        deployed = EmulatedStack(default_parameters(**parameters), function_log_level="WARNING").__enter__()
         opened.append(deployed)
         seed_sample_sources(deployed)
         return deployed

@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlsplit
 from xml.sax.saxutils import escape
 
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
-from snaplake_local.stack import LocalStack
+from snaplake_local.stack import EmulatedStack
 
 S3_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload"})
 KMS_KEY_HEADER = "x-amz-server-side-encryption-aws-kms-key-id"
@@ -321,11 +321,11 @@ class LambdaTimeout(Exception):
     """A function out of time: Step Functions sees the error `Sandbox.Timedout`."""
 
 
-# The error type Lambda reports is the exception's class name (see snaplake_local.emulator.LocalFunction.invoke).
+# The error type Lambda reports is the exception's class name (see snaplake_local.emulator.lambdas.LocalFunction.invoke).
 LambdaTimeout.__name__ = LambdaTimeout.__qualname__ = "Sandbox.Timedout"
 
 
-def timeout_message(stack: LocalStack, logical_id: str) -> str:
+def timeout_message(stack: EmulatedStack, logical_id: str) -> str:
     return f"{stack.function(logical_id).name} Task timed out after {stack.function(logical_id).timeout_seconds}.00 seconds"
 
 
@@ -346,7 +346,7 @@ class TimeoutOnce:
         return 900_000
 
 
-def time_out_once(stack: LocalStack, logical_id: str, checks: int) -> TimeoutOnce:
+def time_out_once(stack: EmulatedStack, logical_id: str, checks: int) -> TimeoutOnce:
     """Kill one invocation of the function mid-work, through context.get_remaining_time_in_millis()."""
     hook = TimeoutOnce(checks, timeout_message(stack, logical_id))
     stack.lambdas.remaining_ms[stack.function(logical_id).name] = hook
@@ -387,7 +387,7 @@ class Gate:
 # --------------------------------------------------------------------------- clock
 
 
-def set_clock(stack: LocalStack, at: datetime) -> None:
+def set_clock(stack: EmulatedStack, at: datetime) -> None:
     """Move the stack's virtual clock forward to `at`, so two stacks stamp the same times."""
     ahead = (at - stack.clock.now()).total_seconds()
     if ahead < 0:
@@ -417,7 +417,7 @@ class LakeContents:
     rows: Mapping[str, tuple[str, ...]]  # data key -> its rows as canonical JSON
 
     @classmethod
-    def read(cls, stack: LocalStack) -> LakeContents:
+    def read(cls, stack: EmulatedStack) -> LakeContents:
         import pyarrow as pa
         import pyarrow.parquet as pq
 

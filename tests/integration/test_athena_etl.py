@@ -14,17 +14,17 @@ from typing import Any
 import pytest
 import sqlglot
 from snaplake_local.sources import default_parameters, sample_event
-from snaplake_local.stack import Execution, LocalStack
+from snaplake_local.stack import EmulatedStack, Execution
 from sqlglot import exp
 
 MACHINE = "AthenaEtlStateMachine"
 
 
 @pytest.fixture(scope="module")
-def module_stack() -> Iterator[LocalStack]:
+def module_stack() -> Iterator[EmulatedStack]:
     # Without the DynamoDB, stream and Firehose functions: fewer handlers to load, a quicker deploy.
     parameters = default_parameters(DynamoDbTableArns="", DynamoDbStreamArn="", FirehoseTransform="false")
-    with LocalStack(parameters, function_log_level="ERROR") as deployed:
+    with EmulatedStack(parameters, function_log_level="ERROR") as deployed:
         glue = deployed.client("glue")
         glue.create_database(DatabaseInput={"Name": "lake"})
         bucket = deployed.lake_bucket
@@ -48,34 +48,34 @@ def module_stack() -> Iterator[LocalStack]:
 
 
 @pytest.fixture
-def stack(module_stack: LocalStack) -> Iterator[LocalStack]:
+def stack(module_stack: EmulatedStack) -> Iterator[EmulatedStack]:
     module_stack.notifications()
     module_stack.athena.page_rows = 1000
     yield module_stack
     module_stack.athena._failures.clear()
 
 
-def run(stack: LocalStack, *jobs: dict[str, Any]) -> Execution:
+def run(stack: EmulatedStack, *jobs: dict[str, Any]) -> Execution:
     return stack.run(MACHINE, {"jobs": list(jobs)})
 
 
-def statements_of(stack: LocalStack, start: int) -> list[str]:
+def statements_of(stack: EmulatedStack, start: int) -> list[str]:
     return [sql for _, sql in stack.athena.statements()[start:]]
 
 
-def table(stack: LocalStack, database: str, name: str) -> dict[str, Any] | None:
+def table(stack: EmulatedStack, database: str, name: str) -> dict[str, Any] | None:
     try:
         return dict(stack.client("glue").get_table(DatabaseName=database, Name=name)["Table"])
     except stack.client("glue").exceptions.EntityNotFoundException:
         return None
 
 
-def partitions(stack: LocalStack, database: str, name: str) -> dict[tuple[str, ...], str]:
+def partitions(stack: EmulatedStack, database: str, name: str) -> dict[tuple[str, ...], str]:
     pages = stack.client("glue").get_paginator("get_partitions").paginate(DatabaseName=database, TableName=name)
     return {tuple(p["Values"]): p["StorageDescriptor"]["Location"] for page in pages for p in page["Partitions"]}
 
 
-def objects(stack: LocalStack, location: str) -> list[str]:
+def objects(stack: EmulatedStack, location: str) -> list[str]:
     prefix = location.split("/", 3)[3]
     return sorted(stack.lake_objects(prefix))
 
@@ -106,7 +106,7 @@ def ctas(name: str, table_name: str, save_mode: str, database: str = "marts", **
 
 
 # ---------------------------------------------------------------------- CTAS save modes
-def test_ctas_overwrite_swaps_the_new_table_in_before_deleting_the_old_data(stack: LocalStack) -> None:
+def test_ctas_overwrite_swaps_the_new_table_in_before_deleting_the_old_data(stack: EmulatedStack) -> None:
     job = ctas("totals", "totals_ow", "overwrite")
     first = run(stack, job)
     assert first.status == "SUCCEEDED", first.cause
@@ -146,7 +146,7 @@ def test_ctas_overwrite_swaps_the_new_table_in_before_deleting_the_old_data(stac
     assert not [n for n in names if n.startswith("totals_ow__")], "no staging table is left behind"
 
 
-def test_ctas_skip_if_exists_runs_nothing_for_an_existing_table(stack: LocalStack) -> None:
+def test_ctas_skip_if_exists_runs_nothing_for_an_existing_table(stack: EmulatedStack) -> None:
     assert run(stack, ctas("create", "totals_skip", "error_if_exists")).status == "SUCCEEDED"
     before = len(stack.athena.statements())
 
@@ -157,7 +157,7 @@ def test_ctas_skip_if_exists_runs_nothing_for_an_existing_table(stack: LocalStac
     assert statements_of(stack, before) == []
 
 
-def test_ctas_error_if_exists_fails_with_table_already_exists_and_names_the_job(stack: LocalStack) -> None:
+def test_ctas_error_if_exists_fails_with_table_already_exists_and_names_the_job(stack: EmulatedStack) -> None:
     assert run(stack, ctas("create", "totals_err", "error_if_exists")).status == "SUCCEEDED"
     before = len(stack.athena.statements())
 
@@ -169,7 +169,7 @@ def test_ctas_error_if_exists_fails_with_table_already_exists_and_names_the_job(
     assert notice["message"]["error"] == "TableAlreadyExists" and "job rebuild_totals" in notice["message"]["cause"]
 
 
-def test_ctas_none_writes_into_the_external_location_which_must_be_empty(stack: LocalStack) -> None:
+def test_ctas_none_writes_into_the_external_location_which_must_be_empty(stack: EmulatedStack) -> None:
     location = f"s3://{stack.lake_bucket}/athena/marts/totals_none/"
     first = run(stack, ctas("plain", "totals_none", "none", externalLocation=location))
     assert first.status == "SUCCEEDED", first.cause
@@ -184,7 +184,7 @@ def test_ctas_none_writes_into_the_external_location_which_must_be_empty(stack: 
     assert statements_of(stack, before) == []
 
 
-def test_ctas_with_more_than_100_partitions_writes_them_in_batches_of_100(stack: LocalStack) -> None:
+def test_ctas_with_more_than_100_partitions_writes_them_in_batches_of_100(stack: EmulatedStack) -> None:
     values = [(f"2024-01-{day:02d}", hour) for day in range(1, 11) for hour in range(25)]  # 250 partitions
     stack.athena.add_results('SELECT DISTINCT "dt", "hour"', [("dt", "varchar"), ("hour", "integer")], values)
     stack.athena.page_rows = 100  # GetQueryResults pages: the partition list arrives in 3 pages
@@ -240,7 +240,7 @@ def apas(table_name: str, query: str, save_mode: str = "error_if_exists", **extr
 MATCHING = "SELECT customer, amount FROM lake.orders WHERE snapshot_time = '20240502T000000Z'"
 
 
-def test_apas_schema_mismatch_fails_naming_the_columns_and_writes_nothing(stack: LocalStack) -> None:
+def test_apas_schema_mismatch_fails_naming_the_columns_and_writes_nothing(stack: EmulatedStack) -> None:
     assert run(stack, daily_table_job("daily_mismatch")).status == "SUCCEEDED"
     before = len(stack.athena.statements())
     wrong = "SELECT customer, CAST(amount AS double) AS amount, id FROM lake.orders"
@@ -255,7 +255,7 @@ def test_apas_schema_mismatch_fails_naming_the_columns_and_writes_nothing(stack:
     assert not [n for n in names if "__probe_" in n], "the schema probe is dropped"
 
 
-def test_apas_ignoring_a_schema_mismatch_writes_and_adds_the_partition(stack: LocalStack) -> None:
+def test_apas_ignoring_a_schema_mismatch_writes_and_adds_the_partition(stack: EmulatedStack) -> None:
     assert run(stack, daily_table_job("daily_ignore")).status == "SUCCEEDED"
     coerced = "SELECT customer, CAST(amount AS double) AS amount FROM lake.orders"
 
@@ -267,7 +267,7 @@ def test_apas_ignoring_a_schema_mismatch_writes_and_adds_the_partition(stack: Lo
     assert objects(stack, location)
 
 
-def test_apas_save_modes_for_an_existing_partition(stack: LocalStack) -> None:
+def test_apas_save_modes_for_an_existing_partition(stack: EmulatedStack) -> None:
     assert run(stack, daily_table_job("daily_modes"), apas("daily_modes", MATCHING)).status == "SUCCEEDED"
     location = f"s3://{stack.lake_bucket}/athena/marts/daily_modes/dt=2024-05-02/"
     (first_object,) = objects(stack, location)
@@ -290,7 +290,7 @@ def test_apas_save_modes_for_an_existing_partition(stack: LocalStack) -> None:
     assert partitions(stack, "marts", "daily_modes") == {("2024-05-02",): location}
 
 
-def test_add_partition_registers_each_partition_at_its_location(stack: LocalStack) -> None:
+def test_add_partition_registers_each_partition_at_its_location(stack: EmulatedStack) -> None:
     assert run(stack, daily_table_job("daily_add")).status == "SUCCEEDED"
     elsewhere = f"s3://{stack.lake_bucket}/imported/daily/2024-05-01/"
     job = {
@@ -311,7 +311,7 @@ def test_add_partition_registers_each_partition_at_its_location(stack: LocalStac
 
 
 # ---------------------------------------------------------------------- failures
-def test_a_failed_query_is_reported_through_sns_naming_the_job_and_later_jobs_do_not_run(stack: LocalStack) -> None:
+def test_a_failed_query_is_reported_through_sns_naming_the_job_and_later_jobs_do_not_run(stack: EmulatedStack) -> None:
     stack.athena.fail_queries('"marts"."fail_second"', "HIVE_BAD_DATA: Error parsing field value '12,5' for field 1")
 
     execution = run(
@@ -345,7 +345,7 @@ INJECTIONS = [
 
 
 @pytest.mark.parametrize(("change", "error"), INJECTIONS)
-def test_unsafe_names_and_sql_are_rejected_before_any_job_runs(stack: LocalStack, change: dict[str, Any], error: str) -> None:
+def test_unsafe_names_and_sql_are_rejected_before_any_job_runs(stack: EmulatedStack, change: dict[str, Any], error: str) -> None:
     before = len(stack.athena.statements())
 
     execution = run(stack, ctas("fine", "never_written", "overwrite"), {**ctas("bad", "t", "overwrite"), **change})
@@ -368,7 +368,7 @@ def test_unsafe_names_and_sql_are_rejected_before_any_job_runs(stack: LocalStack
         ),
     ],
 )
-def test_unsafe_partition_columns_and_values_are_rejected(stack: LocalStack, job: dict[str, Any]) -> None:
+def test_unsafe_partition_columns_and_values_are_rejected(stack: EmulatedStack, job: dict[str, Any]) -> None:
     before = len(stack.athena.statements())
     execution = run(stack, {key: value for key, value in {**apas("daily_unsafe", MATCHING), **job}.items() if value is not None})
     assert execution.status == "FAILED" and execution.error in ("InvalidIdentifier", "InvalidLiteral"), execution.cause
@@ -376,7 +376,7 @@ def test_unsafe_partition_columns_and_values_are_rejected(stack: LocalStack, job
 
 
 # ---------------------------------------------------------------------- query mode, SQL, sample events
-def test_query_job_leaves_its_results_in_the_output_location(stack: LocalStack) -> None:
+def test_query_job_leaves_its_results_in_the_output_location(stack: EmulatedStack) -> None:
     stack.athena.add_results("FROM lake.orders ORDER BY 2", [("customer", "varchar"), ("n", "bigint")], [("acme", 3), ("zenith", 1)])
     job = {"name": "report", "mode": "query", "database": "lake", "query": "SELECT customer, count(*) AS n FROM lake.orders ORDER BY 2"}
 
@@ -389,7 +389,7 @@ def test_query_job_leaves_its_results_in_the_output_location(stack: LocalStack) 
     assert body.splitlines() == ['"customer","n"', '"acme","3"', '"zenith","1"']
 
 
-def test_every_generated_statement_parses_as_athena_sql(stack: LocalStack) -> None:
+def test_every_generated_statement_parses_as_athena_sql(stack: EmulatedStack) -> None:
     before = len(stack.athena.statements())
     jobs = [
         ctas("sql_ctas", "sql_totals", "overwrite", bucketedBy=["customer"], bucketCount=4),
@@ -405,7 +405,7 @@ def test_every_generated_statement_parses_as_athena_sql(stack: LocalStack) -> No
     assert {"Create", "Insert", "Drop", "Alter", "Select"} <= kinds
 
 
-def test_the_athena_sample_events_are_accepted_by_the_function(stack: LocalStack) -> None:
+def test_the_athena_sample_events_are_accepted_by_the_function(stack: EmulatedStack) -> None:
     function = stack.function("AthenaQueryFunction")
     validated, errored = function.invoke(sample_event("athena_etl_jobs.json"))
     assert not errored, validated

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from snaplake_local.sample_data import orders_items
 from snaplake_local.sources import ORDERS_TABLE, ORDERS_TABLE_ARN, create_orders_table, sample_event
-from snaplake_local.stack import LocalStack
+from snaplake_local.stack import EmulatedStack
 
 
-def partitions(stack: LocalStack, database: str, table: str) -> list[list[str]]:
+def partitions(stack: EmulatedStack, database: str, table: str) -> list[list[str]]:
     pages = stack.client("glue").get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table)
     return sorted(p["Values"] for page in pages for p in page["Partitions"])
 
 
-def test_rds_export_registers_one_table_per_exported_table_with_its_snapshot_partition(stack: LocalStack) -> None:
+def test_rds_export_registers_one_table_per_exported_table_with_its_snapshot_partition(stack: EmulatedStack) -> None:
     execution = stack.run("RdsExportStateMachine", sample_event("rds_automated_cluster_snapshot.json"))
 
     assert execution.status == "SUCCEEDED", execution.cause
@@ -25,7 +25,7 @@ def test_rds_export_registers_one_table_per_exported_table_with_its_snapshot_par
     assert partitions(stack, "world", "city") == [["20240502T024019Z"]]
 
 
-def test_same_snapshot_delivered_twice_registers_nothing_twice(stack: LocalStack) -> None:
+def test_same_snapshot_delivered_twice_registers_nothing_twice(stack: EmulatedStack) -> None:
     stack.run("RdsExportStateMachine", sample_event("rds_automated_cluster_snapshot.json"))
     again = stack.run("RdsExportStateMachine", sample_event("rds_automated_cluster_snapshot.json"))
 
@@ -33,7 +33,7 @@ def test_same_snapshot_delivered_twice_registers_nothing_twice(stack: LocalStack
     assert partitions(stack, "world", "country") == [["20240502T024019Z"]]
 
 
-def test_dynamodb_full_and_incremental_exports_register_their_tables(stack: LocalStack) -> None:
+def test_dynamodb_full_and_incremental_exports_register_their_tables(stack: EmulatedStack) -> None:
     create_orders_table(stack)
     stack.clock.advance(20 * 60)
     assert stack.run("DynamoDbExportStateMachine", {"tableArn": ORDERS_TABLE_ARN}).status == "SUCCEEDED"

@@ -10,17 +10,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from snaplake_local.sample_data import orders_items
 from snaplake_local.sources import ORDERS_TABLE, ORDERS_TABLE_ARN, create_orders_table, sample_event
-from snaplake_local.stack import Execution, LocalStack
+from snaplake_local.stack import EmulatedStack, Execution
 
 DDB = "DynamoDbExportStateMachine"
 KEY = {"pk": {"S": "ORDER#00006"}, "sk": {"S": "HEADER"}}  # paid: false
 
 
-def run(stack: LocalStack, event: dict[str, Any]) -> Execution:
+def run(stack: EmulatedStack, event: dict[str, Any]) -> Execution:
     return stack.run(DDB, event)
 
 
-def lake_rows(stack: LocalStack, prefix: str) -> list[dict[str, Any]]:
+def lake_rows(stack: EmulatedStack, prefix: str) -> list[dict[str, Any]]:
     s3 = stack.client("s3")
     rows: list[dict[str, Any]] = []
     for key in sorted(stack.lake_objects(prefix)):
@@ -29,7 +29,7 @@ def lake_rows(stack: LocalStack, prefix: str) -> list[dict[str, Any]]:
     return rows
 
 
-def checkpoint(stack: LocalStack) -> dict[str, Any] | None:
+def checkpoint(stack: EmulatedStack) -> dict[str, Any] | None:
     table = stack.environment("DynamoDbCommitFunction")["CHECKPOINT_TABLE"]
     item = stack.client("dynamodb").get_item(TableName=table, Key={"tableArn": {"S": ORDERS_TABLE_ARN}}).get("Item")
     if item is None:
@@ -37,7 +37,7 @@ def checkpoint(stack: LocalStack) -> dict[str, Any] | None:
     return {k: v["S"] if "S" in v else {name: field["S"] for name, field in v["M"].items()} for k, v in item.items()}
 
 
-def full_export(stack: LocalStack) -> Execution:
+def full_export(stack: EmulatedStack) -> Execution:
     create_orders_table(stack)
     stack.clock.advance(20 * 60)
     execution = run(stack, {"tableArn": ORDERS_TABLE_ARN})
@@ -45,7 +45,7 @@ def full_export(stack: LocalStack) -> Execution:
     return execution
 
 
-def test_first_run_is_a_full_export_with_every_item_typed_and_flattened(stack: LocalStack) -> None:
+def test_first_run_is_a_full_export_with_every_item_typed_and_flattened(stack: EmulatedStack) -> None:
     execution = full_export(stack)
 
     assert execution.output["export"]["exportType"] == "FULL_EXPORT"
@@ -67,7 +67,7 @@ def test_first_run_is_a_full_export_with_every_item_typed_and_flattened(stack: L
     assert checkpoint(stack)["exportedTo"] == execution.output["export"]["exportedTo"]  # type: ignore[index]
 
 
-def test_incremental_after_full_exports_only_the_changes_since_the_checkpoint(stack: LocalStack) -> None:
+def test_incremental_after_full_exports_only_the_changes_since_the_checkpoint(stack: EmulatedStack) -> None:
     full = full_export(stack)
     ddb = stack.client("dynamodb")
     ddb.update_item(TableName=ORDERS_TABLE, Key=KEY, UpdateExpression="SET paid = :p", ExpressionAttributeValues={":p": {"BOOL": True}})
@@ -91,7 +91,7 @@ def test_incremental_after_full_exports_only_the_changes_since_the_checkpoint(st
     assert checkpoint(stack)["exportedTo"] == incremental.output["export"]["exportedTo"]  # type: ignore[index]
 
 
-def test_run_within_fifteen_minutes_of_the_checkpoint_exports_nothing(stack: LocalStack) -> None:
+def test_run_within_fifteen_minutes_of_the_checkpoint_exports_nothing(stack: EmulatedStack) -> None:
     full_export(stack)
     before = checkpoint(stack)
 
@@ -102,7 +102,7 @@ def test_run_within_fifteen_minutes_of_the_checkpoint_exports_nothing(stack: Loc
     assert checkpoint(stack) == before
 
 
-def test_backlog_longer_than_a_day_is_worked_off_in_consecutive_windows(stack: LocalStack) -> None:
+def test_backlog_longer_than_a_day_is_worked_off_in_consecutive_windows(stack: EmulatedStack) -> None:
     full_export(stack)
     stack.client("dynamodb").put_item(TableName=ORDERS_TABLE, Item=orders_items(start=300, count=1)[0])
     stack.clock.advance(60 * 3600)
@@ -120,7 +120,7 @@ def test_backlog_longer_than_a_day_is_worked_off_in_consecutive_windows(stack: L
     assert len(inserted) == 1
 
 
-def test_overlapping_runs_export_the_window_once_and_never_move_the_checkpoint_back(stack: LocalStack) -> None:
+def test_overlapping_runs_export_the_window_once_and_never_move_the_checkpoint_back(stack: EmulatedStack) -> None:
     full_export(stack)
     stack.client("dynamodb").put_item(TableName=ORDERS_TABLE, Item=orders_items(start=400, count=1)[0])
     stack.clock.advance(3600)
@@ -138,7 +138,7 @@ def test_overlapping_runs_export_the_window_once_and_never_move_the_checkpoint_b
     assert checkpoint(stack)["exportedTo"] == exported[0].output["export"]["exportedTo"]  # type: ignore[index]
 
 
-def test_conversion_failure_publishes_nothing_and_the_rerun_lands_each_change_once(stack: LocalStack) -> None:
+def test_conversion_failure_publishes_nothing_and_the_rerun_lands_each_change_once(stack: EmulatedStack) -> None:
     full_export(stack)
     stack.client("dynamodb").put_item(TableName=ORDERS_TABLE, Item=orders_items(start=500, count=1)[0])
     stack.clock.advance(3600)
@@ -160,7 +160,7 @@ def test_conversion_failure_publishes_nothing_and_the_rerun_lands_each_change_on
     assert not any("_snaplake_staging" in k for k in stack.lake_objects() if k.endswith(".parquet") and "00500" in k)
 
 
-def fail_after_publishing(stack: LocalStack) -> dict[str, str]:
+def fail_after_publishing(stack: EmulatedStack) -> dict[str, str]:
     """A full export, one change, then an incremental run that publishes it and fails at
     CommitCheckpoint past its retries. Returns the export it recorded before publishing."""
     full_export(stack)
@@ -185,11 +185,11 @@ def fail_after_publishing(stack: LocalStack) -> dict[str, str]:
     return dict(after["publishingExport"])
 
 
-def change_rows_of(stack: LocalStack, *keys: str) -> list[str]:
+def change_rows_of(stack: EmulatedStack, *keys: str) -> list[str]:
     return sorted(r["key__pk"] for r in lake_rows(stack, "dynamodb_changes/shop_orders/") if r["key__pk"] in keys)
 
 
-def test_run_that_failed_after_publishing_is_finished_by_the_next_run_without_duplicating_a_change(stack: LocalStack) -> None:
+def test_run_that_failed_after_publishing_is_finished_by_the_next_run_without_duplicating_a_change(stack: EmulatedStack) -> None:
     """Exporting the same window again would land its changes a second time under the new
     export's keys; the next run instead finishes the recorded export (same keys, overwritten),
     then exports onwards."""
@@ -211,7 +211,7 @@ def test_run_that_failed_after_publishing_is_finished_by_the_next_run_without_du
     assert final["exportedTo"] > recorded["exportedTo"]
 
 
-def test_full_export_failing_before_it_publishes_leaves_the_unfinished_export_to_the_next_run(stack: LocalStack) -> None:
+def test_full_export_failing_before_it_publishes_leaves_the_unfinished_export_to_the_next_run(stack: EmulatedStack) -> None:
     recorded = fail_after_publishing(stack)
     stack.clock.advance(3600)
     stack.dynamodb_exports.fail_next_export(ORDERS_TABLE, "S3AccessDenied", "Access denied to the export bucket")
@@ -228,7 +228,7 @@ def test_full_export_failing_before_it_publishes_leaves_the_unfinished_export_to
     assert change_rows_of(stack, "ORDER#00500") == ["ORDER#00500"]
 
 
-def test_failed_export_fails_the_execution_notifies_and_keeps_the_checkpoint(stack: LocalStack) -> None:
+def test_failed_export_fails_the_execution_notifies_and_keeps_the_checkpoint(stack: EmulatedStack) -> None:
     full_export(stack)
     before = checkpoint(stack)
     stack.clock.advance(3600)
@@ -243,7 +243,7 @@ def test_failed_export_fails_the_execution_notifies_and_keeps_the_checkpoint(sta
     assert checkpoint(stack) == before
 
 
-def test_pitr_off_fails_with_a_notification_that_says_what_to_do(stack: LocalStack) -> None:
+def test_pitr_off_fails_with_a_notification_that_says_what_to_do(stack: EmulatedStack) -> None:
     create_orders_table(stack, pitr=False)
 
     execution = run(stack, {"tableArn": ORDERS_TABLE_ARN})
@@ -255,7 +255,7 @@ def test_pitr_off_fails_with_a_notification_that_says_what_to_do(stack: LocalSta
     assert "exportedTo" not in (checkpoint(stack) or {})
 
 
-def test_manifest_count_mismatch_fails_naming_the_file_and_keeps_the_checkpoint(stack: LocalStack) -> None:
+def test_manifest_count_mismatch_fails_naming_the_file_and_keeps_the_checkpoint(stack: EmulatedStack) -> None:
     create_orders_table(stack)
     stack.clock.advance(20 * 60)
     stack.dynamodb_exports.miscount_next_export(ORDERS_TABLE)
@@ -268,7 +268,7 @@ def test_manifest_count_mismatch_fails_naming_the_file_and_keeps_the_checkpoint(
     assert "exportedTo" not in (checkpoint(stack) or {})
 
 
-def test_empty_data_files_of_a_small_table_are_fine(stack: LocalStack) -> None:
+def test_empty_data_files_of_a_small_table_are_fine(stack: EmulatedStack) -> None:
     create_orders_table(stack, items=orders_items(count=1))
     stack.clock.advance(20 * 60)
 
@@ -279,7 +279,7 @@ def test_empty_data_files_of_a_small_table_are_fine(stack: LocalStack) -> None:
     assert len(lake_rows(stack, "dynamodb/shop_orders/")) == 1
 
 
-def test_schedule_starts_one_execution_per_table_once_per_scheduled_time(stack: LocalStack) -> None:
+def test_schedule_starts_one_execution_per_table_once_per_scheduled_time(stack: EmulatedStack) -> None:
     create_orders_table(stack)
     stack.clock.advance(20 * 60)
     schedule = sample_event("dynamodb_schedule.json")
@@ -297,7 +297,7 @@ def test_schedule_starts_one_execution_per_table_once_per_scheduled_time(stack: 
     assert execution.output["export"]["exportType"] == "FULL_EXPORT"
 
 
-def test_backfill_request_sample_forces_a_full_export(stack: LocalStack) -> None:
+def test_backfill_request_sample_forces_a_full_export(stack: EmulatedStack) -> None:
     full_export(stack)
     stack.clock.advance(3600)
 
@@ -308,7 +308,7 @@ def test_backfill_request_sample_forces_a_full_export(stack: LocalStack) -> None
     assert len({k.split("/")[2] for k in stack.lake_objects("dynamodb/shop_orders/")}) == 2
 
 
-def test_pitr_turned_off_and_on_again_fails_the_next_window_and_says_run_a_full_export(stack: LocalStack) -> None:
+def test_pitr_turned_off_and_on_again_fails_the_next_window_and_says_run_a_full_export(stack: EmulatedStack) -> None:
     full_export(stack)
     ddb = stack.client("dynamodb")
     ddb.update_continuous_backups(TableName=ORDERS_TABLE, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False})
@@ -327,7 +327,7 @@ def test_pitr_turned_off_and_on_again_fails_the_next_window_and_says_run_a_full_
     assert fresh.status == "SUCCEEDED", fresh.cause
 
 
-def test_commit_from_an_execution_started_before_the_upgrade_that_added_its_execution_field_is_accepted(stack: LocalStack) -> None:
+def test_commit_from_an_execution_started_before_the_upgrade_that_added_its_execution_field_is_accepted(stack: EmulatedStack) -> None:
     """Step Functions runs an execution on the definition it started with: one started before
     CommitCheckpoint received the execution ARN still commits (and gives no lease up)."""
     full = full_export(stack)

@@ -26,7 +26,7 @@ from snaplake_local.sources import (
     sample_event,
     seed_sample_sources,
 )
-from snaplake_local.stack import Execution, LocalStack
+from snaplake_local.stack import EmulatedStack, Execution
 
 from tests.integration.faults import (
     Call,
@@ -67,8 +67,8 @@ SNAPLAKE_ERRORS = {cls.__name__ for cls in snaplake_error_classes()}
 
 
 @contextmanager
-def deployed(**parameters: str) -> Iterator[LocalStack]:
-    with LocalStack(default_parameters(LakePrefix=PREFIX, **parameters), function_log_level="ERROR") as stack:
+def deployed(**parameters: str) -> Iterator[EmulatedStack]:
+    with EmulatedStack(default_parameters(LakePrefix=PREFIX, **parameters), function_log_level="ERROR") as stack:
         seed_sample_sources(stack)
         set_clock(stack, CLOCK)
         yield stack
@@ -81,32 +81,32 @@ def faults() -> Iterator[FaultInjector]:
 
 
 @pytest.fixture
-def stack() -> Iterator[LocalStack]:
+def stack() -> Iterator[EmulatedStack]:
     with deployed() as opened:
         yield opened
 
 
-def start_rds(stack: LocalStack) -> str:
+def start_rds(stack: EmulatedStack) -> str:
     return stack.start(RDS, sample_event(CLUSTER_EVENT))
 
 
-def start_dynamodb(stack: LocalStack) -> str:
+def start_dynamodb(stack: EmulatedStack) -> str:
     """The orders table's first (full) export, 20 minutes after PITR was turned on."""
     create_orders_table(stack)
     stack.clock.advance(20 * 60)
     return stack.start(DDB, {"tableArn": ORDERS_TABLE_ARN})
 
 
-STARTS: dict[str, Callable[[LocalStack], str]] = {"dynamodb": start_dynamodb, "rds": start_rds}
+STARTS: dict[str, Callable[[EmulatedStack], str]] = {"dynamodb": start_dynamodb, "rds": start_rds}
 
 
-def run(stack: LocalStack, *pipelines: str) -> dict[str, Execution]:
+def run(stack: EmulatedStack, *pipelines: str) -> dict[str, Execution]:
     """Run the pipelines one after the other (DynamoDB first: its export time comes from
     the virtual clock, which the RDS run's waits move on)."""
     return {name: stack.wait(STARTS[name](stack)) for name in pipelines or STARTS}
 
 
-def run_one(stack: LocalStack, pipeline: str) -> Execution:
+def run_one(stack: EmulatedStack, pipeline: str) -> Execution:
     return run(stack, pipeline)[pipeline]
 
 
@@ -122,12 +122,12 @@ def fault_free() -> LakeContents:
     return lake
 
 
-def assert_lake_is(stack: LocalStack, expected: LakeContents) -> None:
+def assert_lake_is(stack: EmulatedStack, expected: LakeContents) -> None:
     problems = lake_problems(LakeContents.read(stack), expected, PREFIX)
     assert not problems, "\n".join(problems)
 
 
-def assert_lake_empty(stack: LocalStack) -> None:
+def assert_lake_empty(stack: EmulatedStack) -> None:
     assert LakeContents.read(stack).keys == ()
 
 
@@ -136,7 +136,7 @@ def assert_succeeded(executions: dict[str, Execution]) -> None:
     assert not failed, failed
 
 
-def assert_failed_and_notified(stack: LocalStack, executions: dict[str, Execution]) -> dict[str, dict[str, Any]]:
+def assert_failed_and_notified(stack: EmulatedStack, executions: dict[str, Execution]) -> dict[str, dict[str, Any]]:
     """Every execution FAILED and published one notification; returns them by pipeline."""
     assert {name: e.status for name, e in executions.items()} == dict.fromkeys(executions, "FAILED")
     by_execution = {n["message"]["execution"]: n["message"] for n in stack.notifications()}
@@ -157,7 +157,7 @@ def lambda_statuses(execution: Execution) -> list[str]:
     return [output.get("status", "") for output in outputs if isinstance(output, dict)]
 
 
-def checkpoint(stack: LocalStack) -> dict[str, str]:
+def checkpoint(stack: EmulatedStack) -> dict[str, str]:
     table = stack.environment("DynamoDbCommitFunction")["CHECKPOINT_TABLE"]
     item = stack.client("dynamodb").get_item(TableName=table, Key={"tableArn": {"S": ORDERS_TABLE_ARN}}).get("Item", {})
     return {name: value["S"] for name, value in item.items()}
@@ -181,7 +181,7 @@ def one_object(matches: Callable[[Call], bool]) -> Callable[[Call], bool]:
     return same_object
 
 
-def lake_write(stack: LocalStack) -> Callable[[Call], bool]:
+def lake_write(stack: EmulatedStack) -> Callable[[Call], bool]:
     return lambda call: is_s3_write(call) and call.bucket == stack.lake_bucket
 
 
@@ -227,7 +227,7 @@ def test_lake_check_reports_keys_listed_twice_outside_the_prefix_and_lost_rows()
 
 
 def test_s3_slowdown_on_a_fifth_of_copies_and_puts_still_lands_both_lakes_exactly_once(
-    faults: FaultInjector, stack: LocalStack, fault_free: LakeContents
+    faults: FaultInjector, stack: EmulatedStack, fault_free: LakeContents
 ) -> None:
     """Injected: 503 SlowDown on a seeded 20% of S3 PutObject/CopyObject/multipart calls (lake
     objects, plans, progress markers, staging) while both pipelines run. Must survive:
@@ -244,7 +244,7 @@ def test_s3_slowdown_on_a_fifth_of_copies_and_puts_still_lands_both_lakes_exactl
 
 
 def test_s3_slowdown_outlasting_botocores_attempts_is_retried_by_the_copy(
-    faults: FaultInjector, stack: LocalStack, fault_free: LakeContents
+    faults: FaultInjector, stack: EmulatedStack, fault_free: LakeContents
 ) -> None:
     """Injected: SlowDown on all 11 attempts botocore makes to copy one object into the lake,
     so it gives up and CopyBatch fails with TransientAwsError. Must survive: the CopyBatch Retry
@@ -260,7 +260,7 @@ def test_s3_slowdown_outlasting_botocores_attempts_is_retried_by_the_copy(
 
 
 def test_s3_slowdown_outlasting_botocores_attempts_is_retried_by_the_conversion(
-    faults: FaultInjector, stack: LocalStack, fault_free: LakeContents
+    faults: FaultInjector, stack: EmulatedStack, fault_free: LakeContents
 ) -> None:
     """Injected: SlowDown on all 11 attempts botocore makes to upload one converted file, so it
     gives up. Must survive: the ConvertBatch Retry runs it again; the lake equals the
@@ -278,7 +278,7 @@ def test_s3_slowdown_outlasting_botocores_attempts_is_retried_by_the_conversion(
 
 
 def test_throttled_start_and_describe_calls_still_start_one_export_each_and_land_both_lakes(
-    faults: FaultInjector, stack: LocalStack, fault_free: LakeContents
+    faults: FaultInjector, stack: EmulatedStack, fault_free: LakeContents
 ) -> None:
     """Injected: throttling (RDS `Throttling`, DynamoDB `ThrottlingException`, 400) on the first
     attempt of every RDS and DynamoDB Start*/Describe*/ExportTableToPointInTime call and a
@@ -300,7 +300,7 @@ def test_throttled_start_and_describe_calls_still_start_one_export_each_and_land
 
 
 def test_dynamodb_throttling_outlasting_botocores_attempts_is_retried_by_the_state_machine(
-    faults: FaultInjector, stack: LocalStack, fault_free: LakeContents
+    faults: FaultInjector, stack: EmulatedStack, fault_free: LakeContents
 ) -> None:
     """Injected: ThrottlingException on all 11 attempts botocore makes at ExportTableToPointInTime,
     so it gives up. Must survive: StartExport's Retry starts the export; one export, the
@@ -328,7 +328,7 @@ def is_conversion_result(call: Call) -> bool:
 
 
 def test_timeouts_mid_copy_batch_and_mid_conversion_are_retried_and_land_each_object_once(
-    faults: FaultInjector, stack: LocalStack, fault_free: LakeContents
+    faults: FaultInjector, stack: EmulatedStack, fault_free: LakeContents
 ) -> None:
     """Injected: Sandbox.Timedout (a) in the first CopyBatch invocation when it checks its
     remaining time for the 4th time, with 4 copies under way; (b) in a ConvertFiles
@@ -349,7 +349,7 @@ def test_timeouts_mid_copy_batch_and_mid_conversion_are_retried_and_land_each_ob
     assert_lake_is(stack, fault_free)
 
 
-def is_second_publish(stack: LocalStack) -> Callable[[Call], bool]:
+def is_second_publish(stack: EmulatedStack) -> Callable[[Call], bool]:
     """FinalizeConversion's copy of the second staged file to its lake key (all its attempts)."""
     published: list[str] = []
 
@@ -368,7 +368,7 @@ def is_second_publish(stack: LocalStack) -> Callable[[Call], bool]:
     ["slowdown", "timeout"],
 )
 def test_conversion_finalize_failing_mid_publish_is_retried_and_publishes_everything(
-    failure: str, faults: FaultInjector, stack: LocalStack, fault_free: LakeContents
+    failure: str, faults: FaultInjector, stack: EmulatedStack, fault_free: LakeContents
 ) -> None:
     """Injected: FinalizeConversion fails as it publishes the second converted file, the
     first already copied to its lake key: either S3 answers
@@ -391,7 +391,7 @@ def test_conversion_finalize_failing_mid_publish_is_retried_and_publishes_everyt
 
 
 def test_same_snapshot_event_delivered_three_times_concurrently_starts_one_export_and_lands_once(
-    faults: FaultInjector, stack: LocalStack, fault_free: LakeContents
+    faults: FaultInjector, stack: EmulatedStack, fault_free: LakeContents
 ) -> None:
     """Injected: EventBridge delivers the snapshot-created event 3 times at once (the rule's
     target is the state machine: 3 executions, same input), held so that all three found
@@ -413,7 +413,7 @@ def test_same_snapshot_event_delivered_three_times_concurrently_starts_one_expor
 # --------------------------------------------------------------------------- exports that fail
 
 
-def test_exports_failing_after_in_progress_fail_the_runs_notify_and_write_nothing(stack: LocalStack) -> None:
+def test_exports_failing_after_in_progress_fail_the_runs_notify_and_write_nothing(stack: EmulatedStack) -> None:
     """Injected: the RDS export task goes STARTING -> IN_PROGRESS -> FAILED (FailureCause), the
     table export IN_PROGRESS -> FAILED (S3AccessDenied). Must survive: both runs fail with
     ExportFailed carrying the cause, each notifies naming PollExport and the cause, no
@@ -438,7 +438,7 @@ def test_exports_failing_after_in_progress_fail_the_runs_notify_and_write_nothin
 # --------------------------------------------------------------------------- KMS access denied
 
 
-def test_kms_access_denied_on_the_lake_key_fails_both_runs_notifies_and_writes_nothing(faults: FaultInjector, stack: LocalStack) -> None:
+def test_kms_access_denied_on_the_lake_key_fails_both_runs_notifies_and_writes_nothing(faults: FaultInjector, stack: EmulatedStack) -> None:
     """Injected: S3 refuses every lake write encrypted with the lake key: 403 AccessDenied, the
     role lacks kms:GenerateDataKey on it. Must survive: both runs fail and notify, no
     checkpoint moves, nothing is written to the lake."""
@@ -452,7 +452,7 @@ def test_kms_access_denied_on_the_lake_key_fails_both_runs_notifies_and_writes_n
     assert_lake_empty(stack)
 
 
-def test_kms_access_denied_fails_with_a_named_error_naming_the_key_and_the_permission(faults: FaultInjector, stack: LocalStack) -> None:
+def test_kms_access_denied_fails_with_a_named_error_naming_the_key_and_the_permission(faults: FaultInjector, stack: EmulatedStack) -> None:
     """Injected: S3 answers every lake write encrypted with the lake key with a bare 403
     "Access Denied" (as when the key policy denies). Must survive: each run fails with a
     snaplake error named for it, whose cause (and notification) names the key ARN and
@@ -474,12 +474,12 @@ def test_kms_access_denied_fails_with_a_named_error_naming_the_key_and_the_permi
 
 
 @pytest.fixture
-def foreign_lake_stack() -> Iterator[LocalStack]:
+def foreign_lake_stack() -> Iterator[EmulatedStack]:
     with deployed(LakeBucketOwner=OTHER_ACCOUNT) as opened:
         yield opened
 
 
-def test_lake_bucket_owned_by_another_account_is_refused_and_nothing_is_written(foreign_lake_stack: LocalStack) -> None:
+def test_lake_bucket_owned_by_another_account_is_refused_and_nothing_is_written(foreign_lake_stack: EmulatedStack) -> None:
     """Injected: LakeBucketOwner names another account than the lake bucket's; S3 answers the
     ExpectedBucketOwner mismatch with 403. Must survive: both runs fail and notify, no
     checkpoint moves, nothing is written to the lake."""
@@ -493,7 +493,7 @@ def test_lake_bucket_owned_by_another_account_is_refused_and_nothing_is_written(
     assert_lake_empty(stack)
 
 
-def test_lake_bucket_owner_mismatch_fails_with_a_named_error_naming_the_bucket_and_owner(foreign_lake_stack: LocalStack) -> None:
+def test_lake_bucket_owner_mismatch_fails_with_a_named_error_naming_the_bucket_and_owner(foreign_lake_stack: EmulatedStack) -> None:
     """Injected: LakeBucketOwner names another account than the lake bucket's. Must survive:
     each run fails with a snaplake error named for it, whose cause names the bucket and
     the expected owner (LakeBucketOwner)."""

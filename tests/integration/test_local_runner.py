@@ -83,10 +83,10 @@ def test_demo_runs_every_pipeline_step_and_reports_the_lake(capsys: pytest.Captu
 
 def test_replaying_a_downloaded_dynamodb_export_writes_typed_parquet_under_out(tmp_path: Path) -> None:
     from snaplake_local.sources import ORDERS_TABLE_ARN, create_orders_table, default_parameters
-    from snaplake_local.stack import LocalStack
+    from snaplake_local.stack import EmulatedStack
 
     download = tmp_path / "download"
-    with LocalStack(default_parameters(), function_log_level="WARNING") as stack:
+    with EmulatedStack(default_parameters(), function_log_level="WARNING") as stack:
         create_orders_table(stack)
         stack.clock.advance(20 * 60)
         assert stack.run("DynamoDbExportStateMachine", {"tableArn": ORDERS_TABLE_ARN}).status == "SUCCEEDED"

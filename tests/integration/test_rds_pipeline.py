@@ -28,7 +28,7 @@ from snaplake_local.sources import (
     sample_event,
     world_source,
 )
-from snaplake_local.stack import Execution, LocalStack
+from snaplake_local.stack import EmulatedStack, Execution
 
 RDS = "RdsExportStateMachine"
 CLUSTER_EVENT = "rds_automated_cluster_snapshot.json"
@@ -37,11 +37,11 @@ WORLD_PARTITION = "snapshot_time=20240502T024019Z"
 SHOP_PARTITION = "snapshot_time=20240502T100007Z"
 
 
-def data_keys(stack: LocalStack) -> list[str]:
+def data_keys(stack: EmulatedStack) -> list[str]:
     return sorted(key for key in stack.lake_objects() if key.endswith(".parquet"))
 
 
-def rows_by_table(stack: LocalStack) -> dict[str, int]:
+def rows_by_table(stack: EmulatedStack) -> dict[str, int]:
     s3 = stack.client("s3")
     rows: dict[str, int] = {}
     for key in data_keys(stack):
@@ -59,7 +59,7 @@ def failed_attempts(execution: Execution, error: str) -> int:
     )
 
 
-def test_automated_cluster_snapshot_lands_every_postgres_table_with_success_markers(stack: LocalStack) -> None:
+def test_automated_cluster_snapshot_lands_every_postgres_table_with_success_markers(stack: EmulatedStack) -> None:
     execution = stack.run(RDS, sample_event(CLUSTER_EVENT))
 
     assert execution.status == "SUCCEEDED", execution.cause
@@ -78,7 +78,7 @@ def test_automated_cluster_snapshot_lands_every_postgres_table_with_success_mark
     assert execution.output["landed"]["tables"] == 4
 
 
-def test_manual_instance_snapshot_lands_mysql_tables_without_database_prefix(stack: LocalStack) -> None:
+def test_manual_instance_snapshot_lands_mysql_tables_without_database_prefix(stack: EmulatedStack) -> None:
     execution = stack.run(RDS, sample_event(INSTANCE_EVENT))
 
     assert execution.status == "SUCCEEDED", execution.cause
@@ -98,7 +98,7 @@ def test_manual_instance_snapshot_lands_mysql_tables_without_database_prefix(sta
         "rds_latest_snapshot_request.json",
     ],
 )
-def test_every_sample_trigger_event_exports_its_snapshot(stack: LocalStack, event_file: str) -> None:
+def test_every_sample_trigger_event_exports_its_snapshot(stack: EmulatedStack, event_file: str) -> None:
     execution = stack.run(RDS, sample_event(event_file))
 
     assert execution.status == "SUCCEEDED", execution.cause
@@ -107,7 +107,7 @@ def test_every_sample_trigger_event_exports_its_snapshot(stack: LocalStack, even
     assert execution.output["landed"]["objects"] == len(data_keys(stack)) > 0
 
 
-def test_snapshot_deleted_event_is_skipped_without_an_export(stack: LocalStack) -> None:
+def test_snapshot_deleted_event_is_skipped_without_an_export(stack: EmulatedStack) -> None:
     execution = stack.run(RDS, sample_event("rds_snapshot_deleted.json"))
 
     assert execution.status == "SUCCEEDED"
@@ -116,7 +116,7 @@ def test_snapshot_deleted_event_is_skipped_without_an_export(stack: LocalStack) 
     assert stack.lake_objects() == {}
 
 
-def test_snapshot_of_a_source_outside_the_allow_list_is_skipped(stack: LocalStack) -> None:
+def test_snapshot_of_a_source_outside_the_allow_list_is_skipped(stack: EmulatedStack) -> None:
     create_cluster(stack, "scratch-aurora")
     arn = cluster_snapshot(stack, "scratch-aurora", "scratch-1", world_source())
 
@@ -129,7 +129,7 @@ def test_snapshot_of_a_source_outside_the_allow_list_is_skipped(stack: LocalStac
     assert stack.lake_objects() == {}
 
 
-def test_redelivered_event_starts_one_export_and_duplicates_nothing(stack: LocalStack) -> None:
+def test_redelivered_event_starts_one_export_and_duplicates_nothing(stack: EmulatedStack) -> None:
     first = stack.run(RDS, sample_event(CLUSTER_EVENT))
     after_first = stack.lake_objects()
 
@@ -143,7 +143,7 @@ def test_redelivered_event_starts_one_export_and_duplicates_nothing(stack: Local
     assert sum(r["skipped"] for r in second.output["copyResults"]) == first.output["copy"]["objects"]
 
 
-def test_same_event_delivered_three_times_concurrently_lands_once(stack: LocalStack) -> None:
+def test_same_event_delivered_three_times_concurrently_lands_once(stack: EmulatedStack) -> None:
     arns = [stack.start(RDS, sample_event(CLUSTER_EVENT)) for _ in range(3)]
     executions = [stack.wait(arn) for arn in arns]
 
@@ -153,7 +153,7 @@ def test_same_event_delivered_three_times_concurrently_lands_once(stack: LocalSt
     assert rows_by_table(stack)["rds/world/city"] == world_postgres_tables()["public.city"].num_rows
 
 
-def test_emulated_export_completing_under_concurrent_describes_writes_its_files_once(stack: LocalStack) -> None:
+def test_emulated_export_completing_under_concurrent_describes_writes_its_files_once(stack: EmulatedStack) -> None:
     """Each execution polls DescribeExportTasks; however many poll at the moment the task
     completes, its files are written once, as AWS writes them once (an overwrite in moto
     closes the object a concurrent listing is reading)."""
@@ -190,7 +190,7 @@ def test_emulated_export_completing_under_concurrent_describes_writes_its_files_
     assert writes == ["race-export"]
 
 
-def test_failed_export_fails_the_execution_with_its_cause_and_notifies(stack: LocalStack) -> None:
+def test_failed_export_fails_the_execution_with_its_cause_and_notifies(stack: EmulatedStack) -> None:
     snapshot_arn = stack.client("rds").describe_db_cluster_snapshots(DBClusterSnapshotIdentifier="world-aurora-manual-1")[
         "DBClusterSnapshots"
     ][0]["DBClusterSnapshotArn"]
@@ -211,7 +211,7 @@ def test_failed_export_fails_the_execution_with_its_cause_and_notifies(stack: Lo
     assert stack.lake_objects() == {}
 
 
-def test_busy_export_slots_are_waited_for_then_the_export_runs(stack: LocalStack) -> None:
+def test_busy_export_slots_are_waited_for_then_the_export_runs(stack: EmulatedStack) -> None:
     stack.rds_exports.occupy_slots(5, for_seconds=2 * 3600)
 
     execution = stack.run(RDS, sample_event(CLUSTER_EVENT))
@@ -223,7 +223,7 @@ def test_busy_export_slots_are_waited_for_then_the_export_runs(stack: LocalStack
     assert len(data_keys(stack)) == 8
 
 
-def test_skipped_tables_warning_is_surfaced_in_the_output(stack: LocalStack) -> None:
+def test_skipped_tables_warning_is_surfaced_in_the_output(stack: EmulatedStack) -> None:
     snapshot_arn = stack.client("rds").describe_db_snapshots(DBSnapshotIdentifier="shop-mysql-before-migration")["DBSnapshots"][0][
         "DBSnapshotArn"
     ]
@@ -259,7 +259,7 @@ def _crash_copies_after(count: int, times: int) -> Callable[[], None]:
     return lambda: setattr(copy_batch, "copy_item", original)
 
 
-def test_copy_crash_mid_batch_is_retried_and_completes_without_duplicates(stack: LocalStack) -> None:
+def test_copy_crash_mid_batch_is_retried_and_completes_without_duplicates(stack: EmulatedStack) -> None:
     restore = _crash_copies_after(3, times=1)
     try:
         execution = stack.run(RDS, sample_event(CLUSTER_EVENT))
@@ -273,7 +273,7 @@ def test_copy_crash_mid_batch_is_retried_and_completes_without_duplicates(stack:
     assert results["copied"] + results["skipped"] >= 8
 
 
-def test_failed_copy_rerun_completes_and_skips_what_was_copied(stack: LocalStack) -> None:
+def test_failed_copy_rerun_completes_and_skips_what_was_copied(stack: EmulatedStack) -> None:
     restore = _crash_copies_after(3, times=100)
     try:
         failed = stack.run(RDS, sample_event(CLUSTER_EVENT))
@@ -293,7 +293,7 @@ def test_failed_copy_rerun_completes_and_skips_what_was_copied(stack: LocalStack
     assert rows_by_table(stack)["rds/world/country"] == world_postgres_tables()["public.country"].num_rows
 
 
-def test_copy_worker_out_of_time_hands_over_a_cursor_and_the_loop_finishes(stack_factory: Callable[..., LocalStack]) -> None:
+def test_copy_worker_out_of_time_hands_over_a_cursor_and_the_loop_finishes(stack_factory: Callable[..., EmulatedStack]) -> None:
     stack = stack_factory(SourceIdentifiers="*")
     create_cluster(stack, "mid-aurora")
     arn = cluster_snapshot(stack, "mid-aurora", "mid-aurora-manual", ManyFilesSource(database="mid", tables=3, file_count=300))
@@ -313,7 +313,7 @@ def test_copy_worker_out_of_time_hands_over_a_cursor_and_the_loop_finishes(stack
     assert execution.output["copyResults"][0]["copied"] == 300
 
 
-def test_large_export_paginates_and_fans_out_in_small_payloads(stack_factory: Callable[..., LocalStack]) -> None:
+def test_large_export_paginates_and_fans_out_in_small_payloads(stack_factory: Callable[..., EmulatedStack]) -> None:
     stack = stack_factory(SourceIdentifiers="*")
     create_cluster(stack, "big-aurora")
     source = ManyFilesSource(database="big", tables=7, file_count=2345, batches=2)
@@ -332,7 +332,7 @@ def test_large_export_paginates_and_fans_out_in_small_payloads(stack_factory: Ca
     assert largest_payload < 16 * 1024
 
 
-def test_old_export_layout_without_batch_folders_lands_as_batch_one(stack_factory: Callable[..., LocalStack]) -> None:
+def test_old_export_layout_without_batch_folders_lands_as_batch_one(stack_factory: Callable[..., EmulatedStack]) -> None:
     stack = stack_factory()
     arn = cluster_snapshot(stack, WORLD_CLUSTER, "world-old-layout", world_source(old_layout=True))
 
@@ -345,7 +345,7 @@ def test_old_export_layout_without_batch_folders_lands_as_batch_one(stack_factor
     assert all(f"{k.rsplit('/', 2)[0]}/_SUCCESS" in stack.lake_objects() for k in keys)
 
 
-def test_seed_layout_is_reproduced_through_the_key_template(stack_factory: Callable[..., LocalStack]) -> None:
+def test_seed_layout_is_reproduced_through_the_key_template(stack_factory: Callable[..., EmulatedStack]) -> None:
     stack = stack_factory(LakeKeyTemplate="{database}/{table}/partition_datetime={snapshot_time}/{batch}/{file}", LakePrefix="seed")
 
     execution = stack.run(RDS, sample_event(INSTANCE_EVENT))
@@ -356,7 +356,7 @@ def test_seed_layout_is_reproduced_through_the_key_template(stack_factory: Calla
     assert f"seed/shop/orders/partition_datetime={SHOP_PARTITION.split('=')[1]}/_SUCCESS" in stack.lake_objects()
 
 
-def test_lake_objects_are_encrypted_with_the_lake_key_and_record_their_source(stack: LocalStack) -> None:
+def test_lake_objects_are_encrypted_with_the_lake_key_and_record_their_source(stack: EmulatedStack) -> None:
     stack.run(RDS, sample_event(INSTANCE_EVENT))
     key_arn = stack.environment("CopyBatchFunction")["LAKE_KMS_KEY_ARN"]
     s3 = stack.client("s3")
@@ -368,7 +368,7 @@ def test_lake_objects_are_encrypted_with_the_lake_key_and_record_their_source(st
         assert head["Metadata"][copy_batch.SOURCE_ETAG_METADATA]
 
 
-def test_lake_bucket_owned_by_another_account_is_refused(stack_factory: Callable[..., LocalStack]) -> None:
+def test_lake_bucket_owned_by_another_account_is_refused(stack_factory: Callable[..., EmulatedStack]) -> None:
     stack = stack_factory(LakeBucketOwner="999988887777")
 
     execution = stack.run(RDS, sample_event(INSTANCE_EVENT))
@@ -378,7 +378,7 @@ def test_lake_bucket_owned_by_another_account_is_refused(stack_factory: Callable
     assert stack.notifications()[0]["message"]["step"] in ("PlanCopy", "CopyToLake")
 
 
-def test_aws_backup_snapshot_announced_as_manual_snapshot_created_is_exported(stack: LocalStack) -> None:
+def test_aws_backup_snapshot_announced_as_manual_snapshot_created_is_exported(stack: EmulatedStack) -> None:
     arn = cluster_snapshot(stack, WORLD_CLUSTER, "awsbackup:job-0a1b2c3d-4e5f", world_source())
     event = sample_event("rds_manual_cluster_snapshot.json")
     event["resources"] = [arn]
@@ -393,7 +393,7 @@ def test_aws_backup_snapshot_announced_as_manual_snapshot_created_is_exported(st
     assert len(data_keys(stack)) == 4  # world_source() writes one file per table
 
 
-def test_second_export_of_the_same_snapshot_time_is_refused_instead_of_doubling_rows(stack: LocalStack) -> None:
+def test_second_export_of_the_same_snapshot_time_is_refused_instead_of_doubling_rows(stack: EmulatedStack) -> None:
     first = stack.run(RDS, sample_event(INSTANCE_EVENT))
     before = stack.lake_objects()
     request = {"snapshotArn": first.output["snapshot"]["snapshotArn"], "exportAttempt": 2}
@@ -408,7 +408,7 @@ def test_second_export_of_the_same_snapshot_time_is_refused_instead_of_doubling_
     assert stack.notifications()[0]["message"]["step"] == "PlanCopy"
 
 
-def test_export_whose_files_expired_fails_loudly_instead_of_landing_nothing(stack: LocalStack) -> None:
+def test_export_whose_files_expired_fails_loudly_instead_of_landing_nothing(stack: EmulatedStack) -> None:
     first = stack.run(RDS, sample_event(INSTANCE_EVENT))
     s3 = stack.client("s3")
     root = first.output["export"]["exportRoot"]
@@ -422,7 +422,7 @@ def test_export_whose_files_expired_fails_loudly_instead_of_landing_nothing(stac
     assert rerun.error == "ExportFilesMissing"
 
 
-def test_existing_cross_account_style_lake_gets_its_own_key_and_owner_checks(stack_factory: Callable[..., LocalStack]) -> None:
+def test_existing_cross_account_style_lake_gets_its_own_key_and_owner_checks(stack_factory: Callable[..., EmulatedStack]) -> None:
     lake_key = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
     stack = stack_factory(LakeBucketName="central-lake-bucket", LakeBucketOwner="123456789012", LakeKmsKeyArn=lake_key, LakePrefix="raw")
     stack.client("s3").create_bucket(Bucket="central-lake-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})

@@ -5,20 +5,20 @@ from typing import Any
 
 import pytest
 from snaplake_local.sources import EVENTS_DIR, sample_event
-from snaplake_local.stack import LocalStack
+from snaplake_local.stack import EmulatedStack
 
 TRIGGERS = sorted(p.name for p in EVENTS_DIR.glob("rds_*.json"))
 
 
 @pytest.mark.parametrize("event_file", TRIGGERS)
-def test_snapshot_filter_accepts_every_trigger_sample(stack: LocalStack, event_file: str) -> None:
+def test_snapshot_filter_accepts_every_trigger_sample(stack: EmulatedStack, event_file: str) -> None:
     payload, errored = stack.function("SnapshotFilterFunction").invoke(sample_event(event_file))
 
     assert not errored, payload
     assert isinstance(payload["export"], bool) and payload["reason"]
 
 
-def test_each_step_accepts_its_sample_event_in_pipeline_order(stack: LocalStack) -> None:
+def test_each_step_accepts_its_sample_event_in_pipeline_order(stack: EmulatedStack) -> None:
     def invoke(logical_id: str, event_file: str, plan: object = None) -> dict[str, object]:
         event = sample_event(event_file)
         if plan is not None:
@@ -47,7 +47,7 @@ def test_each_step_accepts_its_sample_event_in_pipeline_order(stack: LocalStack)
     assert len([k for k in stack.lake_objects() if k.endswith(".parquet")]) == landed["objects"] == 8
 
 
-def test_each_dynamodb_step_accepts_its_sample_event_in_pipeline_order(stack: LocalStack) -> None:
+def test_each_dynamodb_step_accepts_its_sample_event_in_pipeline_order(stack: EmulatedStack) -> None:
     """Export ARNs and plan folders are minted per run, so those fields are carried over from
     the previous step; everything else is the sample event as shipped."""
     from snaplake_local.sources import create_orders_table

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from snaplake_local.sources import sample_event
-from snaplake_local.stack import LocalStack, load_template
+from snaplake_local.stack import EmulatedStack, load_template
 from snaplake_local.streams import STREAM_TABLE, create_stream_table, stream_events
 
 TEMPLATE = load_template()
@@ -93,7 +93,7 @@ def test_both_functions_run_on_the_globals_runtime_and_only_the_stream_function_
     assert "Events" not in RESOURCES["FirehoseFlattenFunction"]["Properties"]
 
 
-def test_stream_handler_accepts_the_sample_stream_batch(stack: LocalStack) -> None:
+def test_stream_handler_accepts_the_sample_stream_batch(stack: EmulatedStack) -> None:
     payload, errored = stack.function("StreamFlattenFunction").invoke(sample_event("dynamodb_stream_batch.json"))
 
     assert not errored, payload
@@ -102,7 +102,7 @@ def test_stream_handler_accepts_the_sample_stream_batch(stack: LocalStack) -> No
     assert sorted(key.split("/")[3] for key in landed) == ["hour=07", "hour=08"]
 
 
-def test_firehose_handler_accepts_the_sample_firehose_batch(stack: LocalStack) -> None:
+def test_firehose_handler_accepts_the_sample_firehose_batch(stack: EmulatedStack) -> None:
     event = sample_event("dynamodb_firehose_batch.json")
 
     payload, errored = stack.function("FirehoseFlattenFunction").invoke(event)
@@ -114,7 +114,7 @@ def test_firehose_handler_accepts_the_sample_firehose_batch(stack: LocalStack) -
     assert second == {"customer__id": "C0002", "order_id": "ORDER#00002", "status": "NEW"}
 
 
-def test_emulator_stream_records_land_once_encrypted_and_a_redelivery_overwrites_them(stack: LocalStack) -> None:
+def test_emulator_stream_records_land_once_encrypted_and_a_redelivery_overwrites_them(stack: EmulatedStack) -> None:
     stream_arn = create_stream_table(stack)
     ddb = stack.client("dynamodb")
     ddb.put_item(TableName=STREAM_TABLE, Item={"cart": {"S": "C1"}, "total": {"N": "10"}, "owner": {"M": {"id": {"S": "U1"}}}})

@@ -25,7 +25,7 @@ ASL_FILES = sorted(STATEMACHINE_DIR.glob("*.asl.json"))
 DUMMY_REGION = "eu-west-1"
 DUMMY_ACCOUNT = "123456789012"
 
-# The placeholder syntax DefinitionSubstitutions fills (same expression as snaplake_local.stack).
+# The placeholder syntax DefinitionSubstitutions fills (same expression as snaplake_local.template).
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_:.]+)\}")
 
 TOP_LEVEL = "top level"
@@ -233,7 +233,7 @@ def error_names(definition: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 def rendered(path: Path) -> str:
     """The ASL file with its placeholders filled with dummy values, as DefinitionSubstitutions would."""
-    from snaplake_local.stack import render_definition
+    from snaplake_local.template import render_definition
 
     owner = state_machine_for(path)
     substitutions = owner[1].get("DefinitionSubstitutions", {}) if owner else {}

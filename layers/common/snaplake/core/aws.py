@@ -86,6 +86,10 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def error_message(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Message", ""))
+
+
 def is_not_found(error: BaseException, *codes: str) -> bool:
     """Whether an SDK error says the thing asked for is not there: S3's object/bucket, or one of `codes`
     (the service's own name for it, e.g. "EntityNotFoundException")."""
@@ -121,8 +125,9 @@ def named_errors(handler: Handler) -> Handler:
             if cause is None:
                 raise
             if is_transient(cause):
-                message = cause.response.get("Error", {}).get("Message", "")
-                raise TransientAwsError(f"{cause.operation_name}: {error_code(cause)}: {message} (the SDK's retries ran out)") from error
+                raise TransientAwsError(
+                    f"{cause.operation_name}: {error_code(cause)}: {error_message(cause)} (the SDK's retries ran out)"
+                ) from error
             if cause is not error:
                 raise cause from error
             raise

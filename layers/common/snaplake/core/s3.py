@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from snaplake.core.aws import client_error_of, error_code, is_access_denied, is_not_found
+from snaplake.core.aws import client_error_of, error_code, error_message, is_access_denied, is_not_found
 from snaplake.core.errors import KmsAccessDenied, LakeAccessDenied, PlanMissing
 from snaplake.core.limits import S3_DELETE_OBJECTS_MAX_KEYS, S3_MULTIPART_MAX_PARTS
 
@@ -43,7 +43,7 @@ def lake_access(bucket: str, owner: str | None, kms_key_arn: str | None, action:
         cause = client_error_of(error)
         if cause is None or not is_access_denied(cause):
             raise
-        said = cause.response.get("Error", {}).get("Message", "")
+        said = error_message(cause)
         permission = "kms:GenerateDataKey" if action == "write" else "kms:Decrypt"
         checks = [f"the bucket is owned by account {owner or '(this account)'} (LakeBucketOwner, sent as ExpectedBucketOwner)"]
         checks.append(f"the bucket policy lets this role {action} there")

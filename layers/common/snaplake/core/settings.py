@@ -118,7 +118,7 @@ EXPORT_BUCKET = Setting("EXPORT_BUCKET", None, "the bucket RDS and DynamoDB expo
 EXPORT_BUCKET_OWNER = Setting("EXPORT_BUCKET_OWNER", "", "the export bucket's account, sent as ExpectedBucketOwner")
 EXPORT_KMS_KEY_ARN = Setting("EXPORT_KMS_KEY_ARN", "", "the KMS key exports are encrypted with")
 PLAN_PREFIX = Setting("PLAN_PREFIX", "_snaplake/plans", "where in the export bucket a step keeps its plans")
-WORKERS = Setting("COPY_WORKERS", "8", "copy or conversion workers running at once")
+COPY_WORKERS = Setting("COPY_WORKERS", "8", "copy or conversion workers running at once")
 
 
 @dataclass(frozen=True)

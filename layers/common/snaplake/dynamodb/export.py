@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from snaplake.core.aws import error_code, is_not_found
+from snaplake.core.aws import error_code, error_message, is_not_found
 from snaplake.core.errors import ExportFailed, ExportNotFound, InvalidEvent
 from snaplake.core.handler_input import integer, timestamp
 from snaplake.core.limits import (
@@ -221,7 +221,7 @@ def start_export(ddb: Any, plan: ExportPlan, settings: DynamoDbExportSettings) -
     try:
         described = ddb.export_table_to_point_in_time(**params)["ExportDescription"]
     except ClientError as error:
-        code, message = error_code(error), error.response["Error"].get("Message", "")
+        code, message = error_code(error), error_message(error)
         if code == "PointInTimeRecoveryUnavailableException":
             raise PitrDisabled(f"point-in-time recovery is not enabled for {plan.table_arn}: {message}") from None
         if code == "InvalidExportTimeException":

@@ -7,11 +7,11 @@ from typing import Any
 
 from snaplake.core.s3 import Bucket
 from snaplake.core.settings import (
+    COPY_WORKERS,
     EXPORT_BUCKET,
     EXPORT_BUCKET_OWNER,
     EXPORT_KMS_KEY_ARN,
     PLAN_PREFIX,
-    WORKERS,
     Env,
     LakeSettings,
     Setting,
@@ -74,7 +74,7 @@ class ConversionSettings:
             bucket_owner=lake.bucket_owner,
             kms_key_arn=lake.kms_key_arn,
             export_bucket_owner=EXPORT_BUCKET_OWNER.account(env),
-            workers=WORKERS.integer(env, 1, 40),
+            workers=COPY_WORKERS.integer(env, 1, 40),
             plan_prefix=PLAN_PREFIX.prefix(env),
         )
 

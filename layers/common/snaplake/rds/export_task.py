@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from snaplake.core.aws import error_code, is_not_found
+from snaplake.core.aws import error_code, error_message, is_not_found
 from snaplake.core.errors import ExportFailed, ExportNotFound, InvalidEvent
 from snaplake.core.handler_input import integer, text
 from snaplake.core.limits import RDS_EXPORT_TASK_IDENTIFIER_MAX, RDS_MAX_CONCURRENT_EXPORTS
@@ -133,7 +133,7 @@ def start_export(rds: Any, request: dict[str, Any], settings: ExportSettings) ->
             existing = _status(rds.start_export_task(**params))
         except ClientError as error:
             code = error_code(error)
-            message = error.response["Error"].get("Message", "")
+            message = error_message(error)
             if code in _SNAPSHOT_NOT_FOUND:
                 raise SnapshotNotFound(f"snapshot {snapshot_arn} does not exist in this account and region: {message}") from None
             if code == "ExportTaskAlreadyExists":

@@ -8,11 +8,11 @@ from typing import Any
 from snaplake.core.errors import ConfigError
 from snaplake.core.s3 import Bucket
 from snaplake.core.settings import (
+    COPY_WORKERS,
     EXPORT_BUCKET,
     EXPORT_BUCKET_OWNER,
     EXPORT_KMS_KEY_ARN,
     PLAN_PREFIX,
-    WORKERS,
     Env,
     LakeSettings,
     Setting,
@@ -114,7 +114,7 @@ class CopySettings:
             source_bucket_owner=EXPORT_BUCKET_OWNER.account(env),
             object_acl=acl or None,
             batch_size=COPY_BATCH_SIZE.integer(env, 1, 5000),
-            workers=WORKERS.integer(env, 1, 40),
+            workers=COPY_WORKERS.integer(env, 1, 40),
             threads=COPY_THREADS.integer(env, 1, 64),
             plan_prefix=PLAN_PREFIX.prefix(env),
         )

@@ -1,0 +1,53 @@
+"""Where the local runner and the tests emulate AWS behaviour that moto lacks.
+
+Everything that is *not* plain moto lives in this package, one module per emulated
+service, so it is easy to see what the local results rest on:
+
+- clock: VirtualClock: Step Functions Wait states and Retry back-off advance a virtual
+  clock instead of sleeping (moto's executor really sleeps).
+- lambdas: InProcessLambdas: Lambda tasks run the real handlers in this process (moto
+  would need Docker), each with its function's environment from template.yaml.
+- s3: enforce_expected_bucket_owner: S3's ExpectedBucketOwner check (moto ignores it), and S3
+  requests handled one at a time (moto can close a buffer a concurrent request still reads);
+  the emulators' own writes take the same turn (emulated_s3).
+- rds_exports: RdsExportEmulator: moto's export tasks complete instantly and write nothing.
+  Here a task goes STARTING -> IN_PROGRESS -> COMPLETE on the virtual clock
+  and, on completion, writes the export's files in AWS's documented layout
+  (`<prefix>/<id>/export_info_<id>.json`, `export_tables_info_...json`,
+  `<db>/<schema.table>/<batch>/part-...gz.parquet` and `_SUCCESS`), its contents from an
+  ExportSource. It can also fail an export, report skipped tables, or occupy the account's
+  5 export slots.
+- dynamodb_exports: DynamoDbExportEmulator: ExportTableToPointInTime as documented (see its docstring).
+- athena: AthenaEmulator: moto's Athena runs no SQL; here queries take virtual time and then
+  apply Athena's documented Glue/S3 effects (athena_effects: CTAS, INSERT INTO, ADD/DROP
+  PARTITION, DROP TABLE), SELECTs return registered rows, and queries can be made to fail.
+
+docs/local.md 'What is emulated' lists each difference from moto. The names below are the
+package's public face; EmulatedStack (snaplake_local.stack) puts them together.
+"""
+
+from snaplake_local.emulator.account import DEFAULT_ACCOUNT
+from snaplake_local.emulator.athena import AthenaEmulator
+from snaplake_local.emulator.clock import VirtualClock, fast_forward_step_functions, patched_attribute
+from snaplake_local.emulator.dynamodb_exports import DynamoDbExportEmulator
+from snaplake_local.emulator.lambdas import InProcessLambdas, LocalFunction
+from snaplake_local.emulator.rds_exports import DirectorySource, ExportSource, ManyFilesSource, RdsExportEmulator, TablesSource
+from snaplake_local.emulator.s3 import emulated_s3, enforce_expected_bucket_owner
+
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "AthenaEmulator",
+    "DirectorySource",
+    "DynamoDbExportEmulator",
+    "ExportSource",
+    "InProcessLambdas",
+    "LocalFunction",
+    "ManyFilesSource",
+    "RdsExportEmulator",
+    "TablesSource",
+    "VirtualClock",
+    "emulated_s3",
+    "enforce_expected_bucket_owner",
+    "fast_forward_step_functions",
+    "patched_attribute",
+]
