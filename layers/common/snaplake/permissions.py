@@ -48,6 +48,14 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
             "s3.abort_multipart_upload",
         ),
         "Bucket.delete_keys": ("s3.delete_objects",),
+        "Bucket.read_json_with_etag": ("s3.get_object",),
+    },
+    # Claims and column registries live in the lake, under _snaplake/ (LakePrefix).
+    "snaplake.core.claims": {
+        "Claims.claim": ("s3.put_object lake", "s3.get_object lake"),
+        "Claims.release": ("s3.delete_objects lake",),
+        "ColumnRegistry._read": ("s3.get_object lake",),
+        "ColumnRegistry.names": ("s3.put_object lake",),
     },
     # Plans and query results live in the lake bucket (_snaplake/athena/ under LakePrefix by default).
     "snaplake.athena.lake": {

@@ -28,7 +28,8 @@ def column_name(raw: tuple[str, ...], separator: str) -> str:
 def assign_column_names(raw_paths: list[tuple[str, ...]], separator: str, reserved: frozenset[str]) -> dict[tuple[str, ...], str]:
     """Column names for nested source paths (`parent<sep>child`), Athena-safe.
 
-    When several paths give the same name, the sorted-first path keeps it and the others get `_2`, `_3`, ...
+    When several paths give the same name, the sorted-first path keeps it and the others get `_2`, `_3`, ...;
+    a name in `reserved` (system columns, partition keys, names already given) is never given: its paths all get suffixes.
     """
     groups: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     for raw in raw_paths:
@@ -36,10 +37,11 @@ def assign_column_names(raw_paths: list[tuple[str, ...]], separator: str, reserv
     taken = set(groups) | reserved
     names: dict[tuple[str, ...], str] = {}
     for base in sorted(groups):
-        first, *others = sorted(groups[base])
-        names[first] = base
+        paths = sorted(groups[base])
+        if base not in reserved:
+            names[paths.pop(0)] = base
         suffix = 2
-        for raw in others:
+        for raw in paths:
             while f"{base}_{suffix}" in taken:
                 suffix += 1
             names[raw] = f"{base}_{suffix}"

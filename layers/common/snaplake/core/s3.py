@@ -112,6 +112,21 @@ class Bucket:
     def read_json(self, key: str) -> Any:
         return json.loads(self.read_bytes(key))
 
+    def read_json_with_etag(self, key: str) -> tuple[Any, str] | None:
+        """A JSON object and its ETag (for a conditional rewrite), or None when it is not there."""
+        with self._refused("read"):
+            try:
+                response = self.s3.get_object(Bucket=self.name, Key=key, **self._owner())
+            except Exception as error:
+                if is_not_found(error):
+                    return None
+                raise
+        return json.loads(response["Body"].read()), str(response["ETag"])
+
+    def read_json_or_none(self, key: str) -> Any:
+        found = self.read_json_with_etag(key)
+        return None if found is None else found[0]
+
     def read_plan(self, key: str) -> Any:
         """A JSON file of a step's plan; PlanMissing when it is not there."""
         try:
@@ -145,8 +160,15 @@ class Bucket:
                 raise
 
     # ---------------------------------------------------------------- writing
-    def write_bytes(self, key: str, body: bytes, content_type: str | None = None) -> None:
-        extra = {"ContentType": content_type} if content_type else {}
+    def write_bytes(
+        self, key: str, body: bytes, content_type: str | None = None, *, if_none_match: bool = False, if_match: str | None = None
+    ) -> None:
+        """PutObject; `if_none_match` writes only when the key is absent, `if_match` only over that ETag (S3 answers 412 otherwise)."""
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        if if_none_match:
+            extra["IfNoneMatch"] = "*"
+        if if_match is not None:
+            extra["IfMatch"] = if_match
         with self._refused("write"):
             self.s3.put_object(Key=key, Body=body, **extra, **self.write_args())
 
