@@ -7,7 +7,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 # Lambda's runtime is python3.13; under pyenv, select 3.13.0 for it unless a version is already chosen.
 RUNTIME_PYENV := PYENV_VERSION="$${PYENV_VERSION:-3.13.0}"
 
-.PHONY: demo test test-runtime lint typecheck unit validate build build-check bench clean
+.PHONY: demo test test-runtime lint typecheck unit validate scan build build-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,17 @@ typecheck: $(VENV)/.dev-installed
 validate: $(VENV)/.dev-installed
 	$(BIN)/sam validate --lint
 
+## scan: checkov's static scan of template.yaml (settings and skipped checks with their reasons in .checkov.yaml)
+SCAN_VENV ?= .venv-scan
+$(SCAN_VENV)/.installed: .ci/scan-requirements.txt
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install -q --upgrade pip
+	$(SCAN_VENV)/bin/pip install -q -r .ci/scan-requirements.txt
+	touch $@
+
+scan: $(SCAN_VENV)/.installed
+	$(SCAN_VENV)/bin/checkov -f template.yaml --config-file .checkov.yaml
+
 ## test-runtime: the unit tests again on Lambda's Python (3.13, the template's runtime), in a venv of their own
 RUNTIME_VENV ?= .venv-runtime
 $(RUNTIME_VENV)/.unit-installed: pyproject.toml
@@ -66,4 +77,4 @@ bench: $(VENV)/.local-installed
 	$(BIN)/python benchmarks/ddb_convert.py
 
 clean:
-	rm -rf $(VENV) $(RUNTIME_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUNTIME_VENV) $(SCAN_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake.core import aws
+from snaplake.core import LakeSettings, aws
+from snaplake.core.claims import Claims
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.times import iso_utc
 from snaplake.dynamodb import (
@@ -33,10 +34,13 @@ from snaplake.dynamodb import (
     start_export,
     table_name,
 )
+from snaplake.dynamodb.export import claim_lake_folders
 
 logger = Logger()
 SETTINGS = DynamoDbExportSettings.from_env()
+LAKE = LakeSettings.from_env()
 DYNAMODB = aws.client("dynamodb")
+S3 = aws.client("s3")
 
 
 @logger.inject_lambda_context
@@ -50,6 +54,7 @@ def start_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     table_arn, mode = parse_request(request)
     require_own_table(table_arn, execution_arn(execution))
     pitr_window(DYNAMODB, table_name(table_arn))  # the table exists and can be exported: checked before the lease is taken
+    claim_lake_folders(Claims(LAKE.lake_bucket(S3)), LAKE.prefix, table_arn)  # no other table lands in its lake folders
     holder = claim_export_lease(DYNAMODB, SETTINGS.checkpoint_table, table_arn, execution, datetime.now(UTC))
     if holder is not None:
         busy = {"export": False, "tableArn": table_arn, "reason": f"another run is exporting this table: {holder}"}
@@ -108,7 +113,7 @@ def commit_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     _, latest = pitr_window(DYNAMODB, table_name(table_arn))
     if exported_to > latest:
         raise InvalidEvent(f"exportedTo {iso_utc(exported_to)} is later than {table_arn} can be exported to ({iso_utc(latest)})")
-    committed = commit_checkpoint(DYNAMODB, SETTINGS.checkpoint_table, table_arn, exported_to, export_arn, kind)
+    committed = commit_checkpoint(DYNAMODB, SETTINGS.checkpoint_table, table_arn, exported_to, export_arn, kind, holder)
     if not committed and holder is not None:
         abandon_commit(DYNAMODB, SETTINGS.checkpoint_table, table_arn, holder)
     # A backlog longer than one window: the state machine runs the next window right away.

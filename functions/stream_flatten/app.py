@@ -1,31 +1,71 @@
-"""DynamoDB stream event -> change-log Parquet in the lake, with a partial batch response.
+"""DynamoDB stream event -> change-log Parquet in the lake (each record exactly once), with a partial batch response.
 
-Runs with the arrow layer (pyarrow). See snaplake.streams.change_log for keys and failure handling.
+Runs with the arrow layer (pyarrow). See snaplake.streams.change_log for failure handling and
+snaplake.streams.landed for keys and the exactly-once check. Before the batch's objects are written, their Glue
+table (`<table>_stream_changes` in the DynamoDB database, partition projection on dt/hour) is created or given the
+objects' new columns, so what lands is queryable without a registration step; a Glue failure fails the batch
+before anything is written (docs/streams.md).
 """
 
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from snaplake.catalog import CatalogSettings, Column, register_projected_table, schema_columns
 from snaplake.core import LakeSettings, aws
 from snaplake.dynamodb.parquet import ConvertOptions
-from snaplake.streams.change_log import flatten_batch, lake_writer
+from snaplake.streams.change_log import ChangeObject, plan_batch, write_batch
+from snaplake.streams.landed import STREAM_TABLE_SUFFIX, LakeChangeLog
 
 logger = Logger()
 SETTINGS = LakeSettings.from_env()
+CATALOG = CatalogSettings.from_env()
 OPTIONS = ConvertOptions()
-S3 = aws.client("s3")
-WRITE = lake_writer(SETTINGS.lake_bucket(S3))
+GLUE = aws.client("glue")
+# Per container: claims, column names and the stream's view type are looked up once ...
+STORE = LakeChangeLog(SETTINGS.lake_bucket(aws.client("s3")), aws.client("dynamodbstreams"), SETTINGS.prefix)
+# ... and so are the columns each change-log Glue table already has.
+KNOWN_COLUMNS: dict[str, set[Column]] = {}
+
+
+def register_tables(objects: list[ChangeObject]) -> None:
+    """Give each object's Glue table the object's columns it does not have yet (creating the table if need be)."""
+    for change in objects:
+        partition = change.key.rsplit("/", 1)[0] + "/"  # <prefix>/dynamodb_stream_changes/<table>/dt=.../hour=.../
+        table = partition.rstrip("/").split("/")[-3] + STREAM_TABLE_SUFFIX
+        columns = schema_columns(pq.read_schema(pa.BufferReader(change.body)))
+        known = KNOWN_COLUMNS.setdefault(table, set())
+        if set(columns) <= known:
+            continue
+        registered = register_projected_table(
+            GLUE,
+            database=f"{CATALOG.database_prefix}{CATALOG.dynamodb_database}",
+            table=table,
+            bucket=SETTINGS.bucket,
+            partition_prefix=partition,
+            columns=columns,
+            options=CATALOG.options,
+        )
+        known.update(registered.columns)
 
 
 @logger.inject_lambda_context
 @aws.named_errors
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    outcome = flatten_batch(event, SETTINGS.prefix, OPTIONS, WRITE)
+    plan = plan_batch(event, SETTINGS.prefix, OPTIONS, STORE)
+    register_tables(plan.objects)
+    outcome = write_batch(plan, STORE)
     for sequence, why in outcome.problems.items():
         logger.warning("stream record not processed", extra={"sequenceNumber": sequence, "reason": why})
     logger.info(
         "change log written",
-        extra={"objects": [o.key for o in outcome.written], "rows": sum(o.rows for o in outcome.written), "reported": len(outcome.failed)},
+        extra={
+            "objects": [o.key for o in outcome.written],
+            "rows": sum(o.rows for o in outcome.written),
+            "alreadyLanded": outcome.skipped,
+            "reported": len(outcome.failed),
+        },
     )
     return outcome.response()

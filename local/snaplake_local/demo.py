@@ -366,12 +366,15 @@ def replay_dynamodb_export(export_dir: Path, out: Path, echo: Printer = print, l
 
 
 def _download_lake(stack: EmulatedStack, out: Path) -> int:
-    """Mirror the lake bucket under `out`; returns the number of objects written."""
+    """Mirror the lake's data under `out` (not the pipeline's own records under _snaplake/); returns the number of
+    objects written."""
     s3 = stack.client("s3")
     out.mkdir(parents=True, exist_ok=True)
     count = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.lake_bucket):
         for obj in page.get("Contents", []):
+            if obj["Key"].startswith("_snaplake/") or "/_snaplake/" in obj["Key"]:
+                continue
             target = out / obj["Key"]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(s3.get_object(Bucket=stack.lake_bucket, Key=obj["Key"])["Body"].read())

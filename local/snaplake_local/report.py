@@ -49,12 +49,16 @@ def lake_partitions(s3: Any, bucket: str, prefix: str = "") -> list[Partition]:
 
 
 def sample_rows(s3: Any, bucket: str, partition: Partition, limit: int = 3) -> list[dict[str, Any]]:
+    """The first `limit` rows of the partition's files. Read with ParquetFile on this thread, never
+    pq.read_table: on an in-memory buffer its dataset scan leaves Arrow pool threads releasing the
+    Python buffer after it returns (apache/arrow#33975), and one still doing so when the interpreter
+    finalizes aborts the process ("terminate called without an active exception", exit 134)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows: list[dict[str, Any]] = []
     for key in partition.keys:
-        table = pq.read_table(pa.BufferReader(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+        table = pq.ParquetFile(pa.BufferReader(s3.get_object(Bucket=bucket, Key=key)["Body"].read())).read(use_threads=False)
         rows.extend(table.slice(0, limit - len(rows)).to_pylist())
         if len(rows) >= limit:
             break

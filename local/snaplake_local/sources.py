@@ -98,7 +98,25 @@ def seed_sample_sources(stack: EmulatedStack) -> dict[str, str]:
             snapshots[identifier] = cluster_snapshot(stack, WORLD_CLUSTER, identifier, world_source(files_per_table=2), created)
         else:
             snapshots[identifier] = instance_snapshot(stack, SHOP_INSTANCE, identifier, shop_source(), created)
+    for copy, original in SAMPLE_COPIES.items():
+        snapshots[copy] = copy_instance_snapshot(stack, original, copy, COPY_EVENT)
     return snapshots
+
+
+# The copy events/rds_snapshot_copy_finished.json (RDS-EVENT-0197) announces, and the snapshot it copies.
+COPY_EVENT = "rds_snapshot_copy_finished.json"
+SAMPLE_COPIES = {"shop-mysql-2024-05-02-03-15-copy": "rds:shop-mysql-2024-05-02-03-15"}
+
+
+def copy_instance_snapshot(stack: EmulatedStack, original: str, copy: str, event_file: str | None = None) -> str:
+    """A same-Region copy of a DB snapshot (what AWS Backup makes): it keeps the original's
+    OriginalSnapshotCreateTime; its own SnapshotCreateTime is when the copy finished (the event's Date)."""
+    response = stack.client("rds").copy_db_snapshot(SourceDBSnapshotIdentifier=original, TargetDBSnapshotIdentifier=copy)
+    arn = str(response["DBSnapshot"]["DBSnapshotArn"])
+    if event_file is not None:
+        copied = parse_iso_utc(json.loads((EVENTS_DIR / event_file).read_text())["detail"]["Date"]).replace(microsecond=0)
+        stack.rds_exports.backdate_snapshot(arn, copied, copy=True)
+    return arn
 
 
 def default_parameters(**overrides: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import time
 import uuid
 import zipfile
@@ -23,6 +24,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+from botocore.exceptions import ClientError
 
 from snaplake_local.emulator import (
     DEFAULT_ACCOUNT,
@@ -230,9 +232,11 @@ class EmulatedStack(_Deployment):
         self.physical = self.evaluator.physical
         self.state_machines = {}
         self._exit = ExitStack()
+        self._threads_before: set[threading.Thread] = set()
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> EmulatedStack:
+        self._threads_before = set(threading.enumerate())
         for key, value in {
             "AWS_DEFAULT_REGION": self.region,
             "AWS_ACCESS_KEY_ID": "testing",
@@ -255,11 +259,45 @@ class EmulatedStack(_Deployment):
         self._exit.enter_context(self.rds_exports.patched())
         self._exit.enter_context(self.dynamodb_exports.patched())
         self._exit.enter_context(self.athena.patched())
-        self._deploy()
+        try:
+            self._deploy()
+        except BaseException:
+            self._exit.close()  # a stack that failed to deploy leaves no emulator patched in for the next one
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._exit.close()
+        try:
+            self._stop_executions()
+        finally:
+            self._exit.close()
+
+    def _stop_executions(self, timeout_seconds: float = 60) -> None:
+        """Stop the executions still running and join every daemon thread started while the stack was
+        open (moto runs each execution, Map iteration and Parallel branch in one): Python does not wait
+        for daemon threads at exit, and one still in a handler while the interpreter finalizes can abort
+        the process (non-daemon threads are joined by Python itself). Raises TimeoutError naming the
+        threads still alive after `timeout_seconds` (an in-process handler cannot be interrupted)."""
+        deadline = time.monotonic() + timeout_seconds
+        started = [t for t in threading.enumerate() if t.daemon and t not in self._threads_before]
+        while any(t.is_alive() for t in started) and time.monotonic() < deadline:
+            self._request_stops()
+            for thread in started:
+                thread.join(0.05)
+        alive = [t.name for t in started if t.is_alive()]
+        if alive:
+            raise TimeoutError(f"threads the emulated stack started still run after {timeout_seconds}s: {alive}")
+
+    def _request_stops(self) -> None:
+        """StopExecution for every running execution. moto refuses one whose worker has not yet
+        built its environment (AttributeError); the caller asks again on its next round."""
+        sfn = self.client("stepfunctions")
+        for machine in self.state_machines.values():
+            for execution in sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]:
+                try:
+                    sfn.stop_execution(executionArn=execution["executionArn"], error="EmulatedStackClosed")
+                except (AttributeError, ClientError):  # not started yet (AttributeError in moto), or ended meanwhile
+                    continue
 
     # ------------------------------------------------------------------ using it
     def function(self, logical_id: str) -> LocalFunction:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from snaplake.streams import CHANGE_LOG_FOLDER
+
 from snaplake_local.stack import EmulatedStack
 
 STREAM_TABLE = "shop-carts"
@@ -20,14 +22,14 @@ STREAM_TABLE = "shop-carts"
 STREAM_ARN_PARAMETER = f"arn:aws:dynamodb:eu-west-1:123456789012:table/{STREAM_TABLE}/stream/local"
 
 
-def create_stream_table(stack: EmulatedStack, table: str = STREAM_TABLE) -> str:
-    """A table with a NEW_AND_OLD_IMAGES stream; returns the stream ARN."""
+def create_stream_table(stack: EmulatedStack, table: str = STREAM_TABLE, view_type: str = "NEW_AND_OLD_IMAGES") -> str:
+    """A table with a stream (the change log needs NEW_AND_OLD_IMAGES); returns the stream ARN."""
     created = stack.client("dynamodb").create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "cart", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "cart", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": view_type},
     )
     return str(created["TableDescription"]["LatestStreamArn"])
 
@@ -85,7 +87,7 @@ def run_stream_demo(stack: EmulatedStack, echo: Callable[[str], None]) -> bool:
         result = f"ERROR {payload}" if errored else f"{len(failures)} failures"
         echo(f"    batch of {len(event['Records'])} stream records -> {result}")
     landed = stack.lake_objects("")
-    changes = {key: size for key, size in landed.items() if "/dynamodb_changes/shop_carts/" in f"/{key}"}
+    changes = {key: size for key, size in landed.items() if f"/{CHANGE_LOG_FOLDER}/shop_carts/" in f"/{key}"}
     for key, size in sorted(changes.items()):
         echo(f"    {key} ({size} bytes)")
     return ok and bool(changes)

@@ -98,7 +98,8 @@ class TemplateEvaluator:
                 return self._get_att(resource, attribute)
             if key == "Fn::Sub":
                 text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], {k: self.evaluate(v) for k, v in arg[1].items()})
-                return _SUB.sub(lambda m: str(variables[m.group(1)] if m.group(1) in variables else self._sub_name(m.group(1))), text)
+                filled = _SUB.sub(lambda m: str(variables[m.group(1)] if m.group(1) in variables else self._sub_name(m.group(1))), text)
+                return filled.replace("${!", "${")  # ${!Literal} is Fn::Sub's escape for a literal ${Literal}
             if key == "Fn::If":
                 name, yes, no = arg
                 return self.evaluate(yes if self.condition(name) else no)

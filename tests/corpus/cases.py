@@ -898,6 +898,12 @@ CASES: list[Case] = [
         {"jobs": [{**sample_event("athena_etl_jobs.json")["jobs"][0], "name": "a" + BROKEN_UTF8}]},
         Raises("InvalidJob"),
     ),
+    Case(
+        "athena-apas-partition-value-athena-escapes",
+        ATHENA,
+        {"jobs": [{**sample_event("athena_etl_jobs.json")["jobs"][2], "partition": {"dt": "2024#05"}}]},
+        Raises("UnsafePartitionValue"),
+    ),
     Case("athena-step-index-negative", ATHENA, {**sample_event("athena_query_step.json"), "index": -1}, Raises("InvalidJob")),
     Case("athena-step-index-as-string", ATHENA, {**sample_event("athena_query_step.json"), "index": "0"}, Raises("InvalidJob")),
     Case(

@@ -409,9 +409,13 @@ def dataset(key: str) -> str:
     return key.rsplit("/", 1)[0]
 
 
+# Claims and column registries (snaplake.core.claims): first-writer records, not data Athena reads.
+BOOKKEEPING = ("_snaplake/claims/", "_snaplake/columns/")
+
+
 @dataclass(frozen=True)
 class LakeContents:
-    """What a run left in the lake bucket: every key listed, and each Parquet file's rows."""
+    """What a run left in the lake bucket: every key listed but the bookkeeping records, and each Parquet file's rows."""
 
     keys: tuple[str, ...]
     rows: Mapping[str, tuple[str, ...]]  # data key -> its rows as canonical JSON
@@ -425,6 +429,7 @@ class LakeContents:
         keys: list[str] = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.lake_bucket):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        keys = [key for key in keys if not any(part in key for part in BOOKKEEPING)]
         rows = {}
         for key in keys:
             if key.endswith(".parquet"):

@@ -292,7 +292,7 @@ def test_apas_save_modes_for_an_existing_partition(stack: EmulatedStack) -> None
 
 def test_add_partition_registers_each_partition_at_its_location(stack: EmulatedStack) -> None:
     assert run(stack, daily_table_job("daily_add")).status == "SUCCEEDED"
-    elsewhere = f"s3://{stack.lake_bucket}/imported/daily/2024-05-01/"
+    elsewhere = f"s3://{stack.lake_bucket}/athena/imported/daily/2024-05-01/"
     job = {
         "name": "register_days",
         "mode": "add_partition",
@@ -341,6 +341,12 @@ INJECTIONS = [
     pytest.param({"query": "DROP TABLE lake.orders"}, "InvalidSelect", id="not-a-select"),
     pytest.param({"query": "INSERT INTO lake.orders SELECT * FROM lake.orders"}, "InvalidSelect", id="insert"),
     pytest.param({"externalLocation": "s3://lake-bucket/x'/"}, "InvalidLiteral", id="location-quote"),
+    # Trino ends a `--` comment at '\r' too: what follows is a second statement, not comment.
+    pytest.param({"query": "SELECT 1 AS a -- note\r; DROP TABLE lake.orders"}, "InvalidSelect", id="comment-ended-by-cr"),
+    pytest.param(
+        {"query": "WITH x AS (SELECT * FROM lake.orders) INSERT INTO lake.orders SELECT * FROM x"}, "InvalidSelect", id="with-insert"
+    ),
+    pytest.param({"partitionedBy": ["total", "total"]}, "InvalidOption", id="duplicate-partition-column"),
 ]
 
 
@@ -371,7 +377,8 @@ def test_unsafe_names_and_sql_are_rejected_before_any_job_runs(stack: EmulatedSt
 def test_unsafe_partition_columns_and_values_are_rejected(stack: EmulatedStack, job: dict[str, Any]) -> None:
     before = len(stack.athena.statements())
     execution = run(stack, {key: value for key, value in {**apas("daily_unsafe", MATCHING), **job}.items() if value is not None})
-    assert execution.status == "FAILED" and execution.error in ("InvalidIdentifier", "InvalidLiteral"), execution.cause
+    refusals = ("InvalidIdentifier", "InvalidLiteral", "UnsafePartitionValue")
+    assert execution.status == "FAILED" and execution.error in refusals, execution.cause
     assert statements_of(stack, before) == []
 
 
@@ -430,3 +437,212 @@ def test_the_athena_sample_events_are_accepted_by_the_function(stack: EmulatedSt
     assert not errored, finished
     assert finished["done"] and finished["result"]["status"] == "SUCCEEDED"
     json.dumps(finished)  # the cursor is plain JSON for the state payload
+
+
+# ---------------------------------------------------------------------- partition values Athena escapes in folder names
+@pytest.mark.parametrize("value", ["2024#05", "50%", "a*b", "why?", "{x}", "[x]", "x^2", 'say "hi"', "tab\there", "del\x7f"], ids=repr)
+def test_an_apas_overwrite_of_a_value_athena_escapes_is_refused_before_anything_runs(stack: EmulatedStack, value: str) -> None:
+    """Athena writes `dt=2024%2305/` for "2024#05"; dropping and deleting `dt=2024#05/` would keep the old rows."""
+    assert run(stack, daily_table_job("daily_escaped")).status == "SUCCEEDED"
+    before = len(stack.athena.statements())
+    job = apas("daily_escaped", MATCHING, "overwrite", partition={"dt": value})
+
+    first, second = run(stack, job), run(stack, job)
+
+    for execution in (first, second):
+        assert execution.status == "FAILED" and execution.error == "UnsafePartitionValue", execution.cause
+    assert statements_of(stack, before) == []
+    assert partitions(stack, "marts", "daily_escaped") == {}
+    assert objects(stack, f"s3://{stack.lake_bucket}/athena/marts/daily_escaped/") == []
+
+
+@pytest.mark.parametrize("value", ["São Paulo", "東京 2024", "a}b(c)+d,e!@~$&;|<>"])
+def test_an_apas_overwrite_of_a_value_with_spaces_or_unicode_replaces_the_partition(stack: EmulatedStack, value: str) -> None:
+    assert run(stack, daily_table_job("daily_unicode")).status == "SUCCEEDED"
+    job = apas("daily_unicode", MATCHING, "overwrite", partition={"dt": value})
+    location = f"s3://{stack.lake_bucket}/athena/marts/daily_unicode/dt={value}/"
+
+    assert run(stack, job).status == "SUCCEEDED"
+    (first,) = objects(stack, location)
+    again = run(stack, job)
+
+    assert again.status == "SUCCEEDED", again.cause
+    (second,) = objects(stack, location)
+    assert second != first, "the old rows are deleted, not kept beside the new ones"
+    assert partitions(stack, "marts", "daily_unicode")[(value,)] == location
+
+
+# ---------------------------------------------------------------------- what the jobs may touch (issue 12)
+LANDED = "rds/orders/snapshot_time=20240502T000000Z/part-0000.parquet"
+
+
+def land_pipeline_data(stack: EmulatedStack) -> None:
+    stack.client("s3").put_object(Bucket=stack.lake_bucket, Key=LANDED, Body=b"PAR1 landed rows")
+
+
+def pipeline_data_intact(stack: EmulatedStack) -> bool:
+    return LANDED in stack.lake_objects("rds/") and table(stack, "lake", "orders") is not None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"externalLocation": "s3://{bucket}/rds/orders/"}, id="rds-folder"),
+        pytest.param({"externalLocation": "s3://{bucket}/_snaplake/athena/plans/"}, id="snaplake-folder"),
+        pytest.param({"externalLocation": "s3://{bucket}/_snaplake_staging/x/"}, id="staging-folder"),
+        pytest.param({"externalLocation": "s3://{bucket}/athena/"}, id="jobs-root"),
+        pytest.param({"externalLocation": "s3://other-bucket/athena/marts/x/"}, id="other-bucket"),
+        pytest.param({"database": "lake", "table": "orders"}, id="pipeline-database"),
+        pytest.param({"database": "dynamodb"}, id="dynamodb-database"),
+        pytest.param({"outputLocation": "s3://{bucket}/rds/"}, id="output-in-rds"),
+    ],
+)
+def test_a_job_targeting_pipeline_data_or_tables_is_refused_before_any_runs(stack: EmulatedStack, change: dict[str, str]) -> None:
+    land_pipeline_data(stack)
+    before = len(stack.athena.statements())
+    bad = {**ctas("bad", "orders", "overwrite"), **{k: v.format(bucket=stack.lake_bucket) for k, v in change.items()}}
+
+    execution = run(stack, ctas("fine", "never_written_scope", "overwrite"), bad)
+
+    assert execution.status == "FAILED" and execution.error == "ForbiddenTarget", execution.cause
+    assert statements_of(stack, before) == []
+    assert pipeline_data_intact(stack)
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        pytest.param(
+            lambda: apas("orders", MATCHING, "overwrite", partition={"snapshot_time": "20240502T000000Z"}) | {"database": "lake"},
+            id="apas-pipeline-table",
+        ),
+        pytest.param(
+            lambda: {
+                "name": "reg",
+                "mode": "add_partition",
+                "database": "lake",
+                "table": "orders",
+                "partitions": [{"values": {"snapshot_time": "x"}}],
+            },
+            id="add-partition-pipeline-table",
+        ),
+        pytest.param(
+            lambda: {
+                "name": "reg",
+                "mode": "add_partition",
+                "database": "marts",
+                "table": "t",
+                "partitions": [{"values": {"dt": "x"}, "location": "s3://elsewhere-bucket/athena/t/dt=x/"}],
+            },
+            id="add-partition-other-bucket",
+        ),
+    ],
+)
+def test_partition_jobs_on_pipeline_tables_or_foreign_locations_are_refused(stack: EmulatedStack, job: Any) -> None:
+    land_pipeline_data(stack)
+    before = len(stack.athena.statements())
+
+    execution = run(stack, job())
+
+    assert execution.status == "FAILED" and execution.error == "ForbiddenTarget", execution.cause
+    assert statements_of(stack, before) == [] and pipeline_data_intact(stack)
+
+
+def test_an_apas_overwrite_of_a_job_table_pointing_into_pipeline_data_deletes_nothing(stack: EmulatedStack) -> None:
+    """A table of a job database whose Glue location is a pipeline folder: its plan is refused before any step runs."""
+    land_pipeline_data(stack)
+    glue = stack.client("glue")
+    if "marts" not in [d["Name"] for d in glue.get_databases()["DatabaseList"]]:
+        glue.create_database(DatabaseInput={"Name": "marts"})
+    glue.create_table(
+        DatabaseName="marts",
+        TableInput={
+            "Name": "hijacked",
+            "TableType": "EXTERNAL_TABLE",
+            "PartitionKeys": [{"Name": "snapshot_time", "Type": "string"}],
+            "StorageDescriptor": {
+                "Columns": [{"Name": "customer", "Type": "string"}, {"Name": "amount", "Type": "decimal(12,2)"}],
+                "Location": f"s3://{stack.lake_bucket}/rds/orders/",
+            },
+        },
+    )
+    before = len(stack.athena.statements())
+    job = apas("hijacked", MATCHING, "overwrite", partition={"snapshot_time": "20240502T000000Z"})
+
+    execution = run(stack, job)
+
+    assert execution.status == "FAILED" and execution.error == "ForbiddenTarget", execution.cause
+    assert statements_of(stack, before) == [] and pipeline_data_intact(stack)
+
+
+def plan_keys(stack: EmulatedStack, job_name: str) -> list[str]:
+    return sorted(stack.lake_objects(f"_snaplake/athena/plans/{job_name}/"))
+
+
+def tamper_after_first_query(stack: EmulatedStack, job_name: str, rewrite: Any) -> Any:
+    """Registers a hook that rewrites the job's plan of the next run once its first query has started (between steps)."""
+    s3, earlier = stack.client("s3"), set(plan_keys(stack, job_name))
+    done: list[bool] = []
+
+    def hook(**_: Any) -> None:
+        if done:
+            return
+        done.append(True)
+        (key,) = set(plan_keys(stack, job_name)) - earlier
+        original = s3.get_object(Bucket=stack.lake_bucket, Key=key)["Body"].read()
+        s3.put_object(Bucket=stack.lake_bucket, Key=key, Body=rewrite(key, original))
+
+    events = sys.modules["snaplake_function_AthenaQueryFunction"].CLIENTS.athena.meta.events
+    events.register("after-call.athena.StartQueryExecution", hook)
+    return lambda: events.unregister("after-call.athena.StartQueryExecution", hook)
+
+
+def test_a_plan_replaced_between_steps_is_refused_and_nothing_of_it_runs(stack: EmulatedStack) -> None:
+    land_pipeline_data(stack)
+    job = ctas("tampered", "totals_tampered", "overwrite")
+    assert run(stack, job).status == "SUCCEEDED"
+    live = table(stack, "marts", "totals_tampered")
+    assert live is not None
+    live_objects = objects(stack, live["StorageDescriptor"]["Location"])
+
+    def evil(_: str, original: bytes) -> bytes:
+        body = json.loads(original)  # same job and run: only the steps are changed
+        body["steps"] = [
+            {"kind": "delete_location", "description": "clean up", "location": f"s3://{stack.lake_bucket}/rds/"},
+            {"kind": "query", "description": "tidy", "sql": "DROP TABLE IF EXISTS `lake`.`orders`"},
+        ]
+        return json.dumps(body, indent=1).encode()
+
+    before = len(stack.athena.statements())
+    stop = tamper_after_first_query(stack, "tampered", evil)
+    try:
+        execution = run(stack, job)
+    finally:
+        stop()
+
+    assert execution.status == "FAILED" and execution.error == "PlanTampered", execution.cause
+    assert len(statements_of(stack, before)) == 1, "only the query started before the plan was replaced"
+    assert pipeline_data_intact(stack)
+    assert objects(stack, live["StorageDescriptor"]["Location"]) == live_objects
+
+
+def test_another_runs_valid_plan_swapped_in_is_refused(stack: EmulatedStack) -> None:
+    job = ctas("swapped", "totals_swapped", "overwrite")
+    assert run(stack, job).status == "SUCCEEDED"
+    (first_plan,) = plan_keys(stack, "swapped")
+    other = stack.client("s3").get_object(Bucket=stack.lake_bucket, Key=first_plan)["Body"].read()
+    live = table(stack, "marts", "totals_swapped")
+    assert live is not None
+    live_objects = objects(stack, live["StorageDescriptor"]["Location"])
+
+    before = len(stack.athena.statements())
+    stop = tamper_after_first_query(stack, "swapped", lambda _key, _original: other)
+    try:
+        execution = run(stack, job)
+    finally:
+        stop()
+
+    assert execution.status == "FAILED" and execution.error == "PlanTampered", execution.cause
+    assert len(statements_of(stack, before)) == 1
+    assert table(stack, "marts", "totals_swapped") == live
+    assert objects(stack, live["StorageDescriptor"]["Location"]) == live_objects

@@ -70,6 +70,7 @@ def test_first_run_is_a_full_export_with_every_item_typed_and_flattened(stack: E
 def test_incremental_after_full_exports_only_the_changes_since_the_checkpoint(stack: EmulatedStack) -> None:
     full = full_export(stack)
     ddb = stack.client("dynamodb")
+    changed_at = stack.clock.now()
     ddb.update_item(TableName=ORDERS_TABLE, Key=KEY, UpdateExpression="SET paid = :p", ExpressionAttributeValues={":p": {"BOOL": True}})
     ddb.delete_item(TableName=ORDERS_TABLE, Key={"pk": {"S": "ORDER#00003"}, "sk": {"S": "HEADER"}})
     for item in orders_items(start=200, count=2):
@@ -82,12 +83,13 @@ def test_incremental_after_full_exports_only_the_changes_since_the_checkpoint(st
     assert incremental.output["export"]["exportType"] == "INCREMENTAL_EXPORT"
     assert incremental.output["export"]["windowFrom"] == full.output["export"]["exportedTo"]
     changes = lake_rows(stack, "dynamodb_changes/shop_orders/")
-    by_key = {(r["key__pk"], r["_change_type"]) for r in changes}
+    by_key = {(r["key__pk"], r["change_type"]) for r in changes}
     assert by_key == {("ORDER#00006", "MODIFY"), ("ORDER#00003", "REMOVE"), ("ORDER#00200", "INSERT"), ("ORDER#00201", "INSERT")}
-    modified = next(r for r in changes if r["_change_type"] == "MODIFY")
+    modified = next(r for r in changes if r["change_type"] == "MODIFY")
     assert modified["new__paid"] is True and modified["old__paid"] is False
-    assert all(r["_write_time"] is not None for r in changes)
-    assert all("/dt=" in k and "/hour=" in k for k in stack.lake_objects("dynamodb_changes/shop_orders/"))
+    assert {r["write_time"] for r in changes} == {changed_at}  # Metadata.WriteTimestampMicros, as DynamoDB writes it
+    hour = f"/dt={changed_at:%Y-%m-%d}/hour={changed_at:%H}/"
+    assert all(hour in k for k in stack.lake_objects("dynamodb_changes/shop_orders/"))
     assert checkpoint(stack)["exportedTo"] == incremental.output["export"]["exportedTo"]  # type: ignore[index]
 
 
@@ -277,6 +279,84 @@ def test_empty_data_files_of_a_small_table_are_fine(stack: EmulatedStack) -> Non
     assert execution.status == "SUCCEEDED", execution.cause
     assert execution.output["conversion"]["files"] == 3  # two of them hold no items
     assert len(lake_rows(stack, "dynamodb/shop_orders/")) == 1
+
+
+def test_an_export_without_items_lands_no_parquet_object_and_still_commits(stack: EmulatedStack) -> None:
+    create_orders_table(stack, items=[])
+    stack.clock.advance(20 * 60)
+
+    full = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert full.status == "SUCCEEDED", full.cause
+    assert full.output["conversion"]["files"] == 3 and full.output["landed"]["rows"] == 0
+    assert not [k for k in stack.lake_objects("dynamodb/shop_orders/") if k.endswith(".parquet")]
+    stack.clock.advance(3600)
+
+    incremental = run(stack, {"tableArn": ORDERS_TABLE_ARN})  # an empty window
+
+    assert incremental.status == "SUCCEEDED", incremental.cause
+    assert incremental.output["export"]["exportType"] == "INCREMENTAL_EXPORT" and incremental.output["landed"]["rows"] == 0
+    assert not stack.lake_objects("dynamodb_changes/shop_orders/")
+    assert checkpoint(stack)["exportedTo"] == incremental.output["export"]["exportedTo"]  # type: ignore[index]
+
+
+def glue_columns(stack: EmulatedStack, table: str) -> tuple[list[str], list[str]]:
+    """(columns, partition keys) of a Glue table in the `dynamodb` database."""
+    described = stack.client("glue").get_table(DatabaseName="dynamodb", Name=table)["Table"]
+    return [c["Name"] for c in described["StorageDescriptor"]["Columns"]], [k["Name"] for k in described["PartitionKeys"]]
+
+
+def test_attributes_named_like_the_partition_key_or_alike_after_case_folding_get_columns_of_their_own(stack: EmulatedStack) -> None:
+    item = {"pk": {"S": "a"}, "sk": {"S": "b"}, "export_time": {"S": "yesterday"}, "Foo": {"S": "upper"}, "foo": {"S": "lower"}}
+    create_orders_table(stack, items=[item])
+    stack.clock.advance(20 * 60)
+
+    execution = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    columns, partition_keys = glue_columns(stack, "shop_orders")
+    assert partition_keys == ["export_time"]
+    assert sorted(columns) == ["export_time_2", "foo", "foo_2", "pk", "sk"]
+    [row] = lake_rows(stack, "dynamodb/shop_orders/")
+    assert row == {"pk": "a", "sk": "b", "export_time_2": "yesterday", "foo": "upper", "foo_2": "lower"}
+
+
+def test_change_tables_register_the_athena_safe_system_columns(stack: EmulatedStack) -> None:
+    full_export(stack)
+    stack.client("dynamodb").delete_item(TableName=ORDERS_TABLE, Key=KEY)
+    stack.clock.advance(3600)
+
+    incremental = run(stack, {"tableArn": ORDERS_TABLE_ARN})
+
+    assert incremental.status == "SUCCEEDED", incremental.cause
+    columns, partition_keys = glue_columns(stack, "shop_orders_changes")
+    assert columns[:2] == ["change_type", "write_time"] and partition_keys == ["dt", "hour"]
+    assert not [name for name in columns if name.startswith("_")]
+
+
+def test_an_attribute_keeps_its_column_when_a_later_export_brings_one_equal_after_case_folding(stack: EmulatedStack) -> None:
+    ddb = stack.client("dynamodb")
+    create_orders_table(stack, items=[{"pk": {"S": "a"}, "sk": {"S": "b"}, "foo": {"S": "full 1"}}])
+    stack.clock.advance(20 * 60)
+    assert run(stack, {"tableArn": ORDERS_TABLE_ARN}).status == "SUCCEEDED"  # full: foo alone
+    ddb.put_item(TableName=ORDERS_TABLE, Item={"pk": {"S": "a"}, "sk": {"S": "b"}, "foo": {"S": "window 1"}})
+    stack.clock.advance(3600)
+    assert run(stack, {"tableArn": ORDERS_TABLE_ARN}).status == "SUCCEEDED"  # first window: foo alone
+    ddb.put_item(TableName=ORDERS_TABLE, Item={"pk": {"S": "c"}, "sk": {"S": "d"}, "Foo": {"S": "upper"}, "foo": {"S": "window 2"}})
+    stack.clock.advance(3600)
+    assert run(stack, {"tableArn": ORDERS_TABLE_ARN}).status == "SUCCEEDED"  # second window: Foo and foo
+
+    full = run(stack, {"tableArn": ORDERS_TABLE_ARN, "mode": "full"})  # second full: Foo and foo
+
+    assert full.status == "SUCCEEDED", full.cause
+    changes = {row["key__pk"]: row for row in lake_rows(stack, "dynamodb_changes/shop_orders/")}
+    assert changes["a"]["new__foo"] == "window 1"
+    assert (changes["c"]["new__foo"], changes["c"]["new__foo_2"]) == ("window 2", "upper")
+    snapshots = [(row["pk"], row["foo"], row.get("foo_2")) for row in lake_rows(stack, "dynamodb/shop_orders/")]
+    assert snapshots == [("a", "full 1", None), ("a", "window 1", None), ("c", "window 2", "upper")]
+    assert sorted(glue_columns(stack, "shop_orders")[0]) == ["foo", "foo_2", "pk", "sk"]
+    new_columns = [name for name in glue_columns(stack, "shop_orders_changes")[0] if name.startswith("new__")]
+    assert sorted(new_columns) == ["new__foo", "new__foo_2", "new__pk", "new__sk"]
 
 
 def test_schedule_starts_one_execution_per_table_once_per_scheduled_time(stack: EmulatedStack) -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from snaplake_local.emulator.account import DEFAULT_ACCOUNT
 from snaplake_local.sources import (
     ORDERS_TABLE,
     ORDERS_TABLE_ARN,
@@ -68,7 +69,7 @@ SNAPLAKE_ERRORS = {cls.__name__ for cls in snaplake_error_classes()}
 
 @contextmanager
 def deployed(**parameters: str) -> Iterator[EmulatedStack]:
-    with EmulatedStack(default_parameters(LakePrefix=PREFIX, **parameters), function_log_level="ERROR") as stack:
+    with EmulatedStack(default_parameters(**{"LakePrefix": PREFIX, **parameters}), function_log_level="ERROR") as stack:
         seed_sample_sources(stack)
         set_clock(stack, CLOCK)
         yield stack
@@ -182,7 +183,8 @@ def one_object(matches: Callable[[Call], bool]) -> Callable[[Call], bool]:
 
 
 def lake_write(stack: EmulatedStack) -> Callable[[Call], bool]:
-    return lambda call: is_s3_write(call) and call.bucket == stack.lake_bucket
+    """A write of lake data (claims and column registries under _snaplake/ are bookkeeping, not data)."""
+    return lambda call: is_s3_write(call) and call.bucket == stack.lake_bucket and "_snaplake/" not in call.key
 
 
 # --------------------------------------------------------------------------- the checker itself
@@ -475,7 +477,9 @@ def test_kms_access_denied_fails_with_a_named_error_naming_the_key_and_the_permi
 
 @pytest.fixture
 def foreign_lake_stack() -> Iterator[EmulatedStack]:
-    with deployed(LakeBucketOwner=OTHER_ACCOUNT) as opened:
+    # As a source account's stack would be deployed (its own accounts/<id> folder), so the functions start and S3
+    # itself refuses the ExpectedBucketOwner mismatch.
+    with deployed(LakeBucketOwner=OTHER_ACCOUNT, LakePrefix=f"{PREFIX}/accounts/{DEFAULT_ACCOUNT}") as opened:
         yield opened
 
 

@@ -114,3 +114,58 @@ def test_dynamodb_export_dir_without_a_manifest_is_refused_clearly(tmp_path: Pat
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match=r"manifest-summary\.json"):
         main(["local", "dynamodb", "--export-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+
+
+def test_the_rds_command_exits_0_when_run_as_a_process(tmp_path: Path) -> None:
+    """The process ends cleanly (exit 0, not 134 "terminate called without an active exception"):
+    nothing the run started is still working when the interpreter shuts down."""
+    import subprocess
+    import sys
+
+    export = write_export_tree(tmp_path / "download", TablesSource("aurora-postgresql", "world", world_postgres_tables()), "prod-export-1")
+    command = [sys.executable, "-m", "snaplake_local.cli", "local", "rds", "--export-dir", str(export), "--out", str(tmp_path / "lake")]
+    command += ["--snapshot-time", "2024-06-01T01:02:03Z"]
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "lake objects under" in done.stdout
+    assert "terminate called" not in done.stderr
+
+
+def test_the_lake_report_reads_parquet_without_arrows_background_scanner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pq.read_table on an in-memory buffer leaves Arrow pool threads releasing the Python buffer
+    after it returns (apache/arrow#33975); one still doing so at interpreter exit aborts the process."""
+    import io
+
+    import pyarrow as pa
+    from snaplake_local.report import Partition, sample_rows
+
+    body = io.BytesIO()
+    pq.write_table(pa.table({"id": [1, 2, 3, 4]}), body)
+
+    class OneObject:
+        def get_object(self, Bucket: str, Key: str) -> dict[str, io.BytesIO]:
+            return {"Body": io.BytesIO(body.getvalue())}
+
+    def no_dataset_scan(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pq.read_table scans in Arrow's background threads")
+
+    monkeypatch.setattr(pq, "read_table", no_dataset_scan)
+
+    assert sample_rows(OneObject(), "lake", Partition("t/", keys=["t/a.parquet"]), limit=2) == [{"id": 1}, {"id": 2}]
+
+
+def test_no_thread_the_stack_started_outlives_it() -> None:
+    """An execution still running when the stack exits is stopped and its threads joined."""
+    import threading
+
+    from snaplake_local.sources import default_parameters, seed_sample_sources
+    from snaplake_local.stack import EmulatedStack
+
+    before = set(threading.enumerate())
+    with EmulatedStack(default_parameters(), function_log_level="WARNING") as stack:
+        seed_sample_sources(stack)
+        stack.start("RdsExportStateMachine", sample_event("rds_manual_instance_snapshot.json"))
+
+    assert [t.name for t in threading.enumerate() if t not in before] == []

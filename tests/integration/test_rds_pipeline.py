@@ -19,6 +19,7 @@ from snaplake.core.s3 import Bucket
 from snaplake.rds import copy_batch
 from snaplake.rds.copy_plan import CopyItem
 from snaplake_local.emulator import ManyFilesSource, RdsExportEmulator
+from snaplake_local.emulator.account import DEFAULT_ACCOUNT
 from snaplake_local.sample_data import shop_mysql_tables, world_postgres_tables
 from snaplake_local.sources import (
     SHOP_INSTANCE,
@@ -71,7 +72,7 @@ def test_automated_cluster_snapshot_lands_every_postgres_table_with_success_mark
         assert objects[partition + "_SUCCESS"] == 0
         assert objects[partition + "1/_SUCCESS"] == 0
         assert len([k for k in objects if k.startswith(partition + "1/part-")]) == 2
-    assert all(key.startswith("rds/world/") and ":" not in key for key in objects)
+    assert all(key.startswith(("rds/world/", "_snaplake/claims/rds/")) and ":" not in key for key in objects)
     expected_rows = {f"rds/world/{folder.split('.')[-1].lower()}": t.num_rows for folder, t in world_postgres_tables().items()}
     expected_rows["rds/world/sales_invoice_lines"] = expected_rows.pop("rds/world/invoice_lines")
     assert rows_by_table(stack) == expected_rows
@@ -369,13 +370,15 @@ def test_lake_objects_are_encrypted_with_the_lake_key_and_record_their_source(st
 
 
 def test_lake_bucket_owned_by_another_account_is_refused(stack_factory: Callable[..., EmulatedStack]) -> None:
-    stack = stack_factory(LakeBucketOwner="999988887777")
+    # Deployed as a source account's stack is (its own accounts/<id> folder), so S3 itself refuses the owner mismatch.
+    stack = stack_factory(LakeBucketOwner="999988887777", LakePrefix=f"accounts/{DEFAULT_ACCOUNT}")
 
     execution = stack.run(RDS, sample_event(INSTANCE_EVENT))
 
     assert execution.status == "FAILED"
     assert data_keys(stack) == []
-    assert stack.notifications()[0]["message"]["step"] in ("PlanCopy", "CopyToLake")
+    # FilterSnapshot reads the lake's snapshot claims first: refused before any export starts.
+    assert stack.notifications()[0]["message"]["step"] in ("FilterSnapshot", "PlanCopy", "CopyToLake")
 
 
 def test_aws_backup_snapshot_announced_as_manual_snapshot_created_is_exported(stack: EmulatedStack) -> None:

@@ -37,6 +37,15 @@ LOCATIONS = {
     "lake": Location(LAKE_BUCKET, {"Fn::If": ["HasLakePrefix", {"Fn::Sub": "${LakePrefix}/"}, ""]}, "LakeBucket"),
     "rds-export": Location({"Ref": "ExportBucket"}, {"Fn::Sub": "${ExportPrefix}/"}, "ExportBucket"),
     "dynamodb-export": Location({"Ref": "ExportBucket"}, {"Fn::Sub": "${DynamoDbExportPrefix}/"}, "ExportBucket"),
+    # The Athena jobs' tables, and their working files (plans, schema probes, query results).
+    "athena-jobs": Location(
+        LAKE_BUCKET,
+        {"Fn::If": ["HasLakePrefix", {"Fn::Sub": "${LakePrefix}/${AthenaJobsPrefix}/"}, {"Fn::Sub": "${AthenaJobsPrefix}/"}]},
+        "LakeBucket",
+    ),
+    "athena-work": Location(
+        LAKE_BUCKET, {"Fn::If": ["HasLakePrefix", {"Fn::Sub": "${LakePrefix}/_snaplake/athena/"}, "_snaplake/athena/"]}, "LakeBucket"
+    ),
 }
 
 # What a call needs beyond (or instead of) `<prefix>:<Operation>`. Scopes: "objects"/"bucket"/"key" of the call's
@@ -76,12 +85,12 @@ NEEDS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
         ("kms:DescribeKey", "key"),
     ),
     # Athena reads the data and writes the results with the caller's permissions ("Access to Amazon S3" in the Athena
-    # guide), and looks the tables up in Glue.
+    # guide), and looks the tables up in Glue: listed like a copy, "<what it reads> -> <where it writes>".
     ("athena", "start_query_execution"): (
         ("athena:StartQueryExecution", "any"),
         ("s3:GetBucketLocation", "bucket"),
         ("s3:ListBucket", "bucket"),
-        *_READ,
+        *_COPY_SOURCE,
         *_MULTIPART,
         ("glue:GetDatabase", "any"),
         ("glue:GetTable", "any"),
@@ -95,7 +104,7 @@ NEEDS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
         ("kms:GenerateDataKey", "key"),
     ),
 }
-COPIES = frozenset({("s3", "copy_object"), ("s3", "upload_part_copy"), ("s3", "copy")})
+COPIES = frozenset({("s3", "copy_object"), ("s3", "upload_part_copy"), ("s3", "copy"), ("athena", "start_query_execution")})
 _ENTRY = re.compile(r"(?P<service>[a-z0-9]+)\.(?P<method>[a-z0-9_]+)(?: (?P<source>[a-z-]+) ->)?(?: (?P<location>[a-z-]+))?")
 
 

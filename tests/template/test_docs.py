@@ -197,3 +197,20 @@ def test_error_table_has_a_row_for_every_error_class() -> None:
     rows = {match.group(1) for line in prose_lines(OPERATIONS.read_text(encoding="utf-8")) if (match := TABLE_ROW_NAME.match(line.strip()))}
     missing = sorted(error_classes(LIBRARY) - rows)
     assert not missing, f"docs/operations.md's error table has no row (| `Name` | ...) for {missing}"
+
+
+def test_security_docs_name_every_action_granted_on_resource_star() -> None:
+    """docs/security.md's `Resource: "*"` table must be complete: each action an Allow grants on "*" in template.yaml
+    (key policies aside: their "*" means the key itself; the vended-log `logs:` actions are one row) appears in it."""
+    from tests.template._support import as_list, policy_statements, template
+
+    section = (DOCS / "security.md").read_text().split('## `Resource: "*"` statements', 1)[1].split("\n## ", 1)[0]
+    missing = set()
+    for found in policy_statements(template()):
+        statement = found.statement
+        if statement.get("Effect") != "Allow" or statement.get("Resource") != "*" or "KeyPolicy" in found.where:
+            continue
+        for action in as_list(statement.get("Action")):
+            if isinstance(action, str) and f"`{action}`" not in section and not action.startswith("logs:"):
+                missing.add(f"{found.where}: {action}")
+    assert not missing, 'docs/security.md does not explain these Resource: "*" grants:\n' + "\n".join(sorted(missing))

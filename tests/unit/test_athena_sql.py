@@ -14,6 +14,7 @@ from snaplake.athena.errors import (
     PartitionAlreadyExists,
     SchemaMismatch,
     TableAlreadyExists,
+    UnsafePartitionValue,
 )
 from snaplake.athena.plans import ExistingTable, SaveMode, check_schema, diff_columns, plan_apas, plan_ctas
 from snaplake.athena.sql import (
@@ -321,3 +322,71 @@ def test_a_single_select_with_quoted_semicolons_or_one_trailing_semicolon_is_acc
 def test_invalid_ctas_options_are_rejected(options: CtasOptions) -> None:
     with pytest.raises((InvalidOption, InvalidIdentifier)):
         build_ctas("marts", "t", SELECT, options)
+
+
+# ---------------------------------------------------------------- partition folders exactly as Athena names them
+@pytest.mark.parametrize("char", [chr(c) for c in range(0x01, 0x20)] + list("\"#%'*/:=?\\\x7f{[]^"), ids=repr)
+def test_a_partition_folder_is_never_derived_from_a_value_athena_would_escape(char: str) -> None:
+    with pytest.raises(UnsafePartitionValue):
+        partition_location("s3://lake-bucket/t/", ["dt"], (f"a{char}b",))
+
+
+@pytest.mark.parametrize(
+    ("value", "folder"),
+    [("São Paulo", "city=São Paulo/"), ("東京 2", "city=東京 2/"), ("a}b(c)+d,e!@~$&;|<>", "city=a}b(c)+d,e!@~$&;|<>/"), (7, "city=7/")],
+)
+def test_a_value_athena_writes_unescaped_names_its_folder_as_is_and_overwrites_it(value: str | int, folder: str) -> None:
+    plan = plan_apas(
+        "marts",
+        "daily",
+        "SELECT id FROM lake.orders",
+        partition_columns=["city"],
+        partition_values=(value,),
+        table_location="s3://lake-bucket/marts/daily/",
+        mode=SaveMode.OVERWRITE,
+        partition_exists=True,
+        run_id="r1",
+        probe_location="s3://lake-bucket/_snaplake/probes/",
+    )
+
+    deleted = [step.location for step in plan.steps if step.kind == "delete_location"]
+    assert deleted == [f"s3://lake-bucket/marts/daily/{folder}"]
+    added = plan.steps[-1].sql
+    assert added is not None and f"LOCATION 's3://lake-bucket/marts/daily/{folder}'" in added
+    parse(added)
+
+
+# ---------------------------------------------------------------------- issue 12, finding 5: a real parser
+@pytest.mark.parametrize(
+    "sql",
+    [
+        pytest.param("SELECT 1 AS a -- note\r; DROP TABLE lake.orders", id="comment-ended-by-cr"),
+        pytest.param("SELECT 1 AS a -- note\rUNION ALL SELECT 2; DROP TABLE x", id="cr-then-union-then-statement"),
+        pytest.param("WITH x AS (SELECT 1 AS a) INSERT INTO lake.orders SELECT * FROM x", id="with-insert"),
+        pytest.param("WITH x AS (SELECT 1 AS a) DELETE FROM lake.orders", id="with-delete"),
+        pytest.param("SELECT * FROM (SELECT 1", id="unbalanced"),
+    ],
+)
+def test_sql_athena_reads_as_something_else_than_one_select_is_refused(sql: str) -> None:
+    with pytest.raises(InvalidSelect):
+        validate_select(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH x AS (SELECT 1 AS a) SELECT * FROM x",
+        "SELECT 1 AS a -- note\r",
+        "(SELECT 1 AS a) UNION ALL (SELECT 2)",
+        "SELECT x FROM t CROSS JOIN UNNEST(a) AS u(x) WHERE transform(b, y -> y + 1) IS NOT NULL",
+    ],
+)
+def test_read_only_queries_in_trino_syntax_are_accepted(sql: str) -> None:
+    assert validate_select(sql)
+
+
+@pytest.mark.parametrize("field", ["partitioned_by", "bucketed_by"])
+def test_a_column_named_twice_in_partitioned_by_or_bucketed_by_is_refused(field: str) -> None:
+    options = CtasOptions(**{field: ("dt", "dt")}, **({"bucket_count": 4} if field == "bucketed_by" else {}))  # type: ignore[arg-type]
+    with pytest.raises(InvalidOption, match="more than once"):
+        options.validated()

@@ -6,9 +6,9 @@ import threading
 from typing import Any
 
 import pytest
-
 from snaplake.core.claims import Claims, ColumnRegistry, claim_key
 from snaplake.core.s3 import Bucket
+
 from tests.unit.helpers import REGION
 
 LAKE = "claims-lake"

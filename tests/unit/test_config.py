@@ -226,3 +226,20 @@ def test_invalid_lake_key_template_is_rejected_when_settings_are_read() -> None:
 def test_invalid_lake_key_template_is_a_config_error_naming_the_variable(template: str) -> None:
     with pytest.raises(ConfigError, match="LAKE_KEY_TEMPLATE"):
         LakeSettings.from_env({**LAKE_ENV, "LAKE_KEY_TEMPLATE": template})
+
+
+def test_a_source_account_stack_must_write_under_its_own_accounts_folder() -> None:
+    """The lake owner's bucket policy lets account 210987654321 write only under <prefix>/accounts/210987654321/."""
+    env = {"LAKE_BUCKET": "central-lake", "LAKE_BUCKET_OWNER": "123456789012", "STACK_ACCOUNT_ID": "210987654321"}
+    with pytest.raises(ConfigError, match=r"LAKE_PREFIX.*accounts/210987654321"):
+        LakeSettings.from_env({**env, "LAKE_PREFIX": "lake"})
+    with pytest.raises(ConfigError, match="accounts/210987654321"):
+        LakeSettings.from_env({**env, "LAKE_PREFIX": "lake/accounts/999999999999"})
+    assert LakeSettings.from_env({**env, "LAKE_PREFIX": "lake/accounts/210987654321"}).prefix == "lake/accounts/210987654321"
+    assert LakeSettings.from_env({**env, "LAKE_PREFIX": "accounts/210987654321"}).prefix == "accounts/210987654321"
+
+
+def test_the_lake_owner_itself_writes_anywhere_under_its_prefix() -> None:
+    env = {"LAKE_BUCKET": "central-lake", "LAKE_PREFIX": "lake", "STACK_ACCOUNT_ID": "123456789012"}
+    assert LakeSettings.from_env({**env, "LAKE_BUCKET_OWNER": "123456789012"}).prefix == "lake"
+    assert LakeSettings.from_env(env).prefix == "lake"

@@ -36,6 +36,7 @@ from snaplake.dynamodb.export import (
     MIN_WINDOW,
     Checkpoint,
     ExportPlan,
+    execution_name,
     parse_request,
     plan_next_export,
     poll_export,
@@ -1001,3 +1002,44 @@ def test_a_run_that_lost_its_lease_may_not_publish(pitr: Any, clock: VirtualCloc
         mark_publishing(pitr, CHECKPOINTS, "execution-1", PublishingExport(plan, f"{TABLE_ARN}/export/01714521600000-a1b2c3d4"))
 
     assert load_export_state(pitr, CHECKPOINTS, TABLE_ARN)[1] is None
+
+
+def test_a_commit_by_a_run_whose_lease_was_taken_over_is_refused_and_changes_nothing(pitr: Any, clock: VirtualClock) -> None:
+    _, publishing = began_publishing(pitr, clock, holder="execution-1")
+    claim_export_lease(pitr, CHECKPOINTS, TABLE_ARN, "execution-2", clock.now() + timedelta(seconds=LEASE_SECONDS + 1))
+    mark_publishing(pitr, CHECKPOINTS, "execution-2", publishing)  # the new holder finishes the same export
+    before = checkpoint_item(pitr)
+
+    with pytest.raises(ExportLeaseLost, match=r"execution-1.*execution-2"):
+        commit_checkpoint(
+            pitr, CHECKPOINTS, TABLE_ARN, publishing.plan.exported_to, publishing.export_arn, "INCREMENTAL_EXPORT", "execution-1"
+        )
+
+    assert checkpoint_item(pitr) == before
+    assert before is not None and before["leaseHolder"] == "execution-2"
+
+
+def test_the_lease_holders_commit_moves_the_checkpoint_and_a_repeated_one_changes_nothing(pitr: Any, clock: VirtualClock) -> None:
+    _, publishing = began_publishing(pitr, clock, holder="execution-1")
+    commit = (pitr, CHECKPOINTS, TABLE_ARN, publishing.plan.exported_to, publishing.export_arn, "INCREMENTAL_EXPORT", "execution-1")
+
+    assert commit_checkpoint(*commit) is True
+    assert commit_checkpoint(*commit) is False  # a retried invocation whose first attempt committed: no error
+
+    item = checkpoint_item(pitr)
+    assert item is not None and item["exportArn"] == publishing.export_arn and "leaseHolder" not in item
+
+
+# ---------------------------------------------------------------- the schedule's execution names
+
+
+@pytest.mark.parametrize(
+    "names",
+    [("x" * 70 + "-emea-0001", "x" * 70 + "-apac-0001"), ("Orders", "orders"), ("a.b" + "c" * 252, "a_b" + "c" * 252)],
+    ids=["long-shared-prefix", "case", "punctuation-255"],
+)
+def test_execution_names_are_unique_per_table_and_within_step_functions_limits(names: tuple[str, str]) -> None:
+    made = {execution_name(f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}", "2024-05-02T04:00:00.123Z") for name in names}
+
+    assert len(made) == 2
+    assert all(len(name) <= 80 and re.fullmatch(r"[A-Za-z0-9_-]+", name) and name.endswith("-20240502T040000123Z") for name in made)

@@ -609,29 +609,29 @@ def test_schemas_of_different_kinds_or_depths_do_not_merge() -> None:
 def test_incremental_lines_give_change_type_write_time_and_key_new_old_columns() -> None:
     data = lines(
         {
-            "Metadata": {"WriteTime": {"N": "1695075601123456"}},
+            "Metadata": {"WriteTimestampMicros": {"N": "1695075601123456"}},
             "Keys": {"pk": {"S": "c#1"}},
             "NewImage": {"pk": {"S": "c#1"}, "qty": {"N": "3"}},
         },
         {
-            "Metadata": {"WriteTime": {"N": "1695075902000000"}},
+            "Metadata": {"WriteTimestampMicros": {"N": "1695075902000000"}},
             "Keys": {"pk": {"S": "c#1"}},
             "NewImage": {"pk": {"S": "c#1"}, "qty": {"N": "4"}},
             "OldImage": {"pk": {"S": "c#1"}, "qty": {"N": "3"}},
         },
         {
-            "Metadata": {"WriteTime": {"N": "1695076203000000"}},
+            "Metadata": {"WriteTimestampMicros": {"N": "1695076203000000"}},
             "Keys": {"pk": {"S": "c#2"}},
             "OldImage": {"pk": {"S": "c#2"}, "qty": {"N": "9.5"}},
         },
     )
     table = convert(data, kind="incremental")
-    assert table.column_names == ["_change_type", "_write_time", "key__pk", "new__pk", "new__qty", "old__pk", "old__qty"]
-    assert types(table)["_write_time"] == pa.timestamp("us", tz="UTC")
+    assert table.column_names == ["change_type", "write_time", "key__pk", "new__pk", "new__qty", "old__pk", "old__qty"]
+    assert types(table)["write_time"] == pa.timestamp("us", tz="UTC")
     assert types(table)["new__qty"] == pa.int64()
     assert types(table)["old__qty"] == pa.decimal128(38, 1)
-    assert column(table, "_change_type") == ["INSERT", "MODIFY", "REMOVE"]
-    assert [t.isoformat() for t in column(table, "_write_time")] == [
+    assert column(table, "change_type") == ["INSERT", "MODIFY", "REMOVE"]
+    assert [t.isoformat() for t in column(table, "write_time")] == [
         "2023-09-18T22:20:01.123456+00:00",
         "2023-09-18T22:25:02+00:00",
         "2023-09-18T22:30:03+00:00",
@@ -643,7 +643,7 @@ def test_incremental_lines_give_change_type_write_time_and_key_new_old_columns()
 
 _DECODED_LINES: list[dict[str, Any]] = [
     {
-        "Metadata": {"WriteTime": {"N": "1695075601123456"}},
+        "Metadata": {"WriteTimestampMicros": {"N": "1695075601123456"}},
         "Keys": {"pk": {"S": "c#1"}},
         "NewImage": {
             "pk": {"S": "c#1"},
@@ -656,12 +656,12 @@ _DECODED_LINES: list[dict[str, Any]] = [
         },
     },
     {
-        "Metadata": {"WriteTime": {"N": "1695075902000000"}},
+        "Metadata": {"WriteTimestampMicros": {"N": "1695075902000000"}},
         "Keys": {"pk": {"S": "c#1"}},
         "NewImage": {"pk": {"S": "c#1"}, "qty": {"N": "4.25"}, "lines": {"L": [{"S": "x"}, {"N": "1"}]}, "m": {"M": {}}},
         "OldImage": {"pk": {"S": "c#1"}, "qty": {"N": "3"}},
     },
-    {"Metadata": {"WriteTime": {"N": "1695076203000000"}}, "Keys": {"pk": {"S": "c#2"}}, "OldImage": {"pk": {"S": "c#2"}}},
+    {"Metadata": {"WriteTimestampMicros": {"N": "1695076203000000"}}, "Keys": {"pk": {"S": "c#2"}}, "OldImage": {"pk": {"S": "c#2"}}},
 ]
 
 
@@ -673,7 +673,7 @@ def test_convert_lines_gives_the_table_of_the_same_lines_as_json_text() -> None:
 
 
 def test_convert_lines_of_no_lines_is_an_empty_table_with_the_fixed_columns() -> None:
-    assert convert_lines([], "incremental", DEFAULT).column_names == ["_change_type", "_write_time"]
+    assert convert_lines([], "incremental", DEFAULT).column_names == ["change_type", "write_time"]
 
 
 @pytest.mark.parametrize(
@@ -724,22 +724,29 @@ def test_convert_lines_names_a_line_nested_too_deep_for_its_recursion() -> None:
 def test_incremental_lines_without_metadata_get_a_null_write_time() -> None:
     data = lines({"Keys": {"pk": {"S": "a"}}, "NewImage": {"pk": {"S": "a"}}}, {"Keys": {"pk": {"S": "b"}}})
     table = convert(data, kind="incremental")
-    assert column(table, "_write_time") == [None, None]
-    assert column(table, "_change_type") == ["INSERT", "REMOVE"]
+    assert column(table, "write_time") == [None, None]
+    assert column(table, "change_type") == ["INSERT", "REMOVE"]
 
 
-def test_write_times_in_seconds_or_milliseconds_are_recognised_by_magnitude() -> None:
+def test_write_timestamp_micros_is_taken_as_microseconds_whatever_its_magnitude() -> None:
     data = lines(
-        {"Metadata": {"WriteTime": {"N": "1695075601"}}, "Keys": {"pk": {"S": "s"}}},
-        {"Metadata": {"WriteTime": {"N": "1695075601123"}}, "Keys": {"pk": {"S": "ms"}}},
+        {"Metadata": {"WriteTimestampMicros": {"N": "1768387654353205"}}, "Keys": {"pk": {"S": "real"}}},
+        {"Metadata": {"WriteTimestampMicros": {"N": "1695075601"}}, "Keys": {"pk": {"S": "small"}}},
     )
-    times = column(convert(data, kind="incremental"), "_write_time")
-    assert [t.isoformat() for t in times] == ["2023-09-18T22:20:01+00:00", "2023-09-18T22:20:01.123000+00:00"]
+    times = column(convert(data, kind="incremental"), "write_time")
+    assert [t.isoformat() for t in times] == ["2026-01-14T10:47:34.353205+00:00", "1970-01-01T00:28:15.075601+00:00"]
 
 
-def test_a_write_time_that_is_not_an_integral_number_is_rejected() -> None:
-    data = lines({"Metadata": {"WriteTime": {"S": "yesterday"}}, "Keys": {"pk": {"S": "s"}}})
-    with pytest.raises(UnexpectedWriteTime):
+def test_a_made_up_write_time_field_is_not_a_write_time() -> None:
+    """Real incremental exports carry Metadata.WriteTimestampMicros; an earlier guess read Metadata.WriteTime."""
+    data = lines({"Metadata": {"WriteTime": {"N": "1695075601123456"}}, "Keys": {"pk": {"S": "s"}}})
+    assert column(convert(data, kind="incremental"), "write_time") == [None]
+
+
+@pytest.mark.parametrize("value", [{"S": "yesterday"}, {"N": "1.5"}, {"N": "1e20"}])
+def test_a_write_time_that_is_not_an_integral_number_is_rejected(value: dict[str, str]) -> None:
+    data = lines({"Metadata": {"WriteTimestampMicros": value}, "Keys": {"pk": {"S": "s"}}})
+    with pytest.raises(UnexpectedWriteTime, match="WriteTimestampMicros"):
         convert(data, kind="incremental")
 
 

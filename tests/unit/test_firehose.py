@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from snaplake.core.errors import ConfigError, InvalidEvent
+from snaplake.streams.errors import FieldNameCollision
 from snaplake.streams.firehose import MAX_RESPONSE_BYTES, flatten_object, transform_records
 from snaplake.streams.settings import FlattenSettings
 
@@ -53,11 +54,28 @@ def test_failed_records_carry_their_original_data_for_the_error_prefix() -> None
     assert answered[3]["data"] == event["records"][3]["data"]
 
 
-def test_names_are_athena_safe_and_collisions_resolved_deterministically() -> None:
-    flat = flatten_object({"A b": {"C": 1}, "a_b__c": 2, "deep": {"x": {"y": {"z": {"w": 1}}}}, "empty": {}})
+def test_names_are_athena_safe() -> None:
+    flat = flatten_object({"A b": {"C": 1}, "deep": {"x": {"y": {"z": {"w": 1}}}}, "empty": {}})
 
-    # ("A b", "C") sorts before ("a_b__c",), so it keeps the name.
-    assert flat == {"a_b__c": 1, "a_b__c_2": 2, "deep__x__y": '{"z":{"w":1}}', "empty": "{}"}
+    assert flat == {"a_b__c": 1, "deep__x__y": '{"z":{"w":1}}', "empty": "{}"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"Foo": 1, "foo": 2}, {"A b": {"C": 1}, "a_b__c": 2}],
+    ids=["case", "flattened-path"],
+)
+def test_fields_that_would_share_a_column_are_refused_by_name_not_renamed_per_record(value: dict[str, Any]) -> None:
+    """Issue 11 case 7: a suffix (`foo_2`) given per record would name `Foo` in one record and `foo` in the next."""
+    event = {"records": [{"recordId": "1", "data": base64.b64encode(json.dumps(value).encode()).decode()}]}
+
+    outcome = transform_records(event, SETTINGS)
+
+    assert outcome.records[0]["result"] == "ProcessingFailed"
+    assert outcome.records[0]["data"] == event["records"][0]["data"]  # Firehose keeps the original in processing-failed/
+    assert "FieldNameCollision" in outcome.problems["1"] and "both become column" in outcome.problems["1"]
+    with pytest.raises(FieldNameCollision):
+        flatten_object(value)
 
 
 @pytest.mark.parametrize(
@@ -178,6 +196,32 @@ def test_partition_keys_come_from_flattened_fields() -> None:
 
     assert answered[0]["metadata"] == {"partitionKeys": {"customer__country": "FR", "year": "2025"}}
     assert answered[1]["result"] == "ProcessingFailed"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", ".", "..", "a/b", "../../other-prefix", "/", "line\nbreak", "tab\there", "nul\x00", "del\x7f", "k=v", "50%", "a:b", "q?"]
+    + [f"x{char}y" for char in "\"#'*\\{[]^"],
+)
+def test_a_partition_key_value_that_would_change_the_s3_path_fails_its_record_by_name(value: str) -> None:
+    """Issue 12 finding 4: Firehose puts partitionKeys into the S3 prefix as they are (dynamic partitioning), so a value
+    with '/', '..', a newline or a character Athena escapes in folder names would write outside the intended folder or
+    under a folder Athena reads as another value. Refused (ProcessingFailed, the original kept), never encoded."""
+    settings = FlattenSettings(partition_key_fields=("country",))
+    event = {"records": [record("bad", json.dumps({"country": value, "n": 1}).encode()), record("ok", b'{"country": "FR"}')]}
+
+    answered = transform_records(event, settings).response()["records"]
+
+    assert answered[0]["result"] == "ProcessingFailed" and "metadata" not in answered[0]
+    assert base64.b64decode(answered[0]["data"]) == json.dumps({"country": value, "n": 1}).encode()
+    assert answered[1]["metadata"] == {"partitionKeys": {"country": "FR"}}
+
+
+def test_a_partition_key_value_with_spaces_or_unicode_is_kept_as_is() -> None:
+    settings = FlattenSettings(partition_key_fields=("city",))
+    for value in ("São Paulo", "東京", "New York", "a-b_c.d"):
+        answered = transform_records({"records": [record("r", json.dumps({"city": value}).encode())]}, settings).response()["records"]
+        assert answered[0]["metadata"] == {"partitionKeys": {"city": value}}
 
 
 def test_settings_read_partition_keys_and_depth_from_the_environment() -> None:

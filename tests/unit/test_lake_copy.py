@@ -10,11 +10,13 @@ from dataclasses import replace
 from typing import Any
 
 import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from snaplake.core.errors import InvalidEvent
 from snaplake.rds.copy_batch import MAX_SINGLE_COPY_BYTES, copy_batches
 from snaplake.rds.copy_plan import plan_copy
-from snaplake.rds.errors import CopyIncomplete, KeyCollision, UnexpectedExportLayout
+from snaplake.rds.errors import ColumnNameConflict, CopyIncomplete, ExportFileUnreadable, KeyCollision, UnexpectedExportLayout
 from snaplake.rds.finalize import finalize_copy
 from snaplake.rds.layout import KeyTemplate
 from snaplake.rds.settings import CopySettings as LakeSettings
@@ -37,17 +39,32 @@ REQUEST: dict[str, Any] = {
     "snapshotTime": "2024-05-02T12:05:55Z",
 }
 
-# The export as RDS writes it, relative to EXPORT_ROOT. Object bodies are opaque to the copy.
+# The export as RDS writes it, relative to EXPORT_ROOT. Object bodies are opaque to the copy, except for one
+# footer per table, which PlanCopy reads for the columns.
 METADATA_FILES = {
     f"export_info_{EXPORT_ID}.json": b'{"status": "COMPLETE", "percentProgress": 100}',
     f"export_tables_info_{EXPORT_ID}_from_1_to_3.json": b'{"perTableStatus": []}',
 }
+
+
+def parquet(columns: dict[str, list[Any]], filler: int = 0) -> bytes:
+    """A Parquet file whose footer has these columns; `filler` opaque bytes in front (only the footer is ever read)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), sink)
+    return os.urandom(filler) + sink.getvalue().to_pybytes()
+
+
+def sized_parquet(size: int) -> bytes:
+    body = parquet({"id": [1]})
+    return parquet({"id": [1]}, filler=size - len(body))
+
+
 DATA_FILES = {
-    "world/public.users/1/part-00000-a.gz.parquet": b"PAR1 users a " * 50,
-    "world/public.users/1/part-00001-b.gz.parquet": b"PAR1 users b " * 70,
-    "world/sales.Invoice_Lines/2/part-00000-c.gz.parquet": b"PAR1 invoice lines c " * 30,
-    "world/sales.Invoice_Lines/3/part-00000-d.gz.parquet": b"PAR1 invoice lines d " * 40,
-    "world/public.legacy_orders/part-00000-e.parquet": b"PAR1 legacy orders e " * 20,  # old layout, no batch folder
+    "world/public.users/1/part-00000-a.gz.parquet": parquet({"id": [1], "name": ["users a"]}),
+    "world/public.users/1/part-00001-b.gz.parquet": parquet({"id": [2], "name": ["users b" * 10]}),
+    "world/sales.Invoice_Lines/2/part-00000-c.gz.parquet": parquet({"line": [1], "amount": ["invoice lines c"]}),
+    "world/sales.Invoice_Lines/3/part-00000-d.gz.parquet": parquet({"line": [2], "amount": ["invoice lines d" * 5]}),
+    "world/public.legacy_orders/part-00000-e.parquet": parquet({"order_id": [7]}),  # old layout, no batch folder
 }
 EXPORT_MARKERS = ["world/public.users/1/_SUCCESS", "world/sales.Invoice_Lines/2/_SUCCESS", "world/sales.Invoice_Lines/3/_SUCCESS"]
 
@@ -116,9 +133,10 @@ def buckets(s3: Any) -> Iterator[Any]:
     yield s3
 
 
-def lake_keys(s3: Any) -> set[str]:
+def lake_keys(s3: Any, claims: bool = False) -> set[str]:
+    """The lake's keys: data and markers, or (claims=True) the claims under _snaplake/claims/ only."""
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=LAKE_BUCKET)
-    return {obj["Key"] for page in pages for obj in page.get("Contents", [])}
+    return {obj["Key"] for page in pages for obj in page.get("Contents", []) if ("/_snaplake/claims/" in "/" + obj["Key"]) == claims}
 
 
 def lake_etags(s3: Any) -> dict[str, str]:
@@ -212,7 +230,7 @@ def test_rerun_of_a_finished_copy_copies_nothing_new_and_leaves_identical_keys(b
     assert sum(result["copied"] for result in second["results"]) == 0
     assert sum(result["skipped"] for result in second["results"]) == 5
     assert lake_etags(buckets) == before
-    assert set(before) == EXPECTED_LAKE_KEYS
+    assert set(before) == EXPECTED_LAKE_KEYS | lake_keys(buckets, claims=True)
 
 
 @pytest.mark.parametrize(
@@ -242,7 +260,9 @@ def test_lake_without_prefix_and_seed_template_lands_under_the_seed_layout(bucke
 
 def test_mysql_export_drops_the_database_qualifier_from_table_names(buckets: Any) -> None:
     root = "exports/sl-shop-mysql-0123456789/"
-    put_export(buckets, {"shop/shop.customers/1/part-00000-x.gz.parquet": b"customers", "shop/shop.customers/1/_SUCCESS": b""}, root)
+    put_export(
+        buckets, {"shop/shop.customers/1/part-00000-x.gz.parquet": parquet({"id": [1]}), "shop/shop.customers/1/_SUCCESS": b""}, root
+    )
     request = {
         **REQUEST,
         "exportRoot": root,
@@ -389,7 +409,7 @@ def test_finalize_before_every_batch_is_done_is_copy_incomplete_and_writes_no_ma
 
 
 def test_object_above_the_multipart_threshold_is_copied_in_parts_byte_identical(buckets: Any) -> None:
-    big = os.urandom(12 * MIB + 100 * 1024)
+    big = sized_parquet(12 * MIB + 100 * 1024)
     put_export(buckets, {"world/public.events/1/part-00000-big.gz.parquet": big})
 
     run_copy(buckets, lake_settings(), multipart_threshold=6 * MIB)
@@ -404,7 +424,7 @@ def test_object_above_the_multipart_threshold_is_copied_in_parts_byte_identical(
 
 
 def test_object_at_the_multipart_threshold_is_copied_in_one_request(buckets: Any) -> None:
-    body = os.urandom(6 * MIB)
+    body = sized_parquet(6 * MIB)
     put_export(buckets, {"world/public.events/1/part-00000-edge.gz.parquet": body})
 
     run_copy(buckets, lake_settings(), multipart_threshold=6 * MIB)
@@ -416,7 +436,7 @@ def test_object_at_the_multipart_threshold_is_copied_in_one_request(buckets: Any
 
 def test_lake_kms_key_encrypts_every_copied_object_and_marker(buckets: Any) -> None:
     key_arn = boto3.client("kms", region_name=REGION).create_key(Description="snaplake lake")["KeyMetadata"]["Arn"]
-    put_export(buckets, {"world/public.events/1/part-00000-big.gz.parquet": os.urandom(12 * MIB)})
+    put_export(buckets, {"world/public.events/1/part-00000-big.gz.parquet": sized_parquet(12 * MIB)})
     lake = LakeSettings.from_env({"LAKE_BUCKET": LAKE_BUCKET, "LAKE_PREFIX": "lake", "LAKE_KMS_KEY_ARN": key_arn})
 
     run_copy(buckets, lake, multipart_threshold=6 * MIB)
@@ -561,7 +581,7 @@ def test_copy_of_the_same_export_into_another_lake_bucket_lands_the_data_there(b
     run_copy(buckets, lake_settings(bucket="snaplake-lake-2"))
 
     pages = buckets.get_paginator("list_objects_v2").paginate(Bucket="snaplake-lake-2")
-    assert {obj["Key"] for page in pages for obj in page.get("Contents", [])} == EXPECTED_LAKE_KEYS
+    assert {obj["Key"] for page in pages for obj in page.get("Contents", []) if "/_snaplake/" not in obj["Key"]} == EXPECTED_LAKE_KEYS
 
 
 @pytest.mark.parametrize(
@@ -575,3 +595,89 @@ def test_two_source_tables_with_the_same_lake_table_name_are_refused(buckets: An
 
     with pytest.raises(KeyCollision):
         plan_copy(buckets, request, lake_settings())
+
+
+# ---------------------------------------------------------------- refused before anything lands (issue 11, case 13)
+
+
+@pytest.mark.parametrize(
+    ("columns", "named"),
+    [
+        ({"id": [1], "Foo": [1], "foo": [2]}, "'Foo' and 'foo' are the same column"),
+        ({"id": [1], "Snapshot_Time": ["x"]}, "name of a partition key"),
+    ],
+)
+def test_columns_athena_cannot_tell_apart_are_refused_at_plan_time(buckets: Any, columns: dict[str, list[Any]], named: str) -> None:
+    put_export(buckets, {"world/public.clash/1/part-00000-z.gz.parquet": parquet(columns)})
+
+    with pytest.raises(ColumnNameConflict, match=named):
+        plan_copy(buckets, REQUEST, lake_settings())
+
+    assert lake_keys(buckets) == set() == lake_keys(buckets, claims=True)
+
+
+def test_column_named_like_a_partition_key_of_another_template_is_refused(buckets: Any) -> None:
+    put_export(buckets, {"world/public.clash/1/part-00000-z.gz.parquet": parquet({"id": [1], "partition_datetime": ["x"]})})
+    lake = lake_settings(key_template=KeyTemplate.parse("rds/{database}/{table}/partition_datetime={snapshot_time}/{batch}/{file}"))
+
+    with pytest.raises(ColumnNameConflict, match="partition_datetime"):
+        plan_copy(buckets, REQUEST, lake)
+
+
+def test_data_file_that_is_not_parquet_is_refused_at_plan_time(buckets: Any) -> None:
+    put_export(buckets, {"world/public.fake/1/part-00000-z.gz.parquet": b"not parquet at all"})
+
+    with pytest.raises(ExportFileUnreadable, match="no PAR1 footer"):
+        plan_copy(buckets, REQUEST, lake_settings())
+
+    assert lake_keys(buckets) == set()
+
+
+def test_non_parquet_file_in_a_table_folder_is_refused_at_plan_time(buckets: Any) -> None:
+    put_export(buckets, {"world/public.users/1/part-00002-c.gz.csv": b"id\n1\n"})
+
+    with pytest.raises(UnexpectedExportLayout, match="neither Parquet"):
+        plan_copy(buckets, REQUEST, lake_settings())
+
+    assert lake_keys(buckets) == set()
+
+
+def test_plan_claims_the_snapshot_time_each_table_folder_and_each_partition(buckets: Any) -> None:
+    plan_copy(buckets, REQUEST, lake_settings())
+
+    claims = {key: json.loads(buckets.get_object(Bucket=LAKE_BUCKET, Key=key)["Body"].read()) for key in lake_keys(buckets, claims=True)}
+    assert claims["lake/_snaplake/claims/rds/snapshots/world-aurora/20240502T120555Z.json"] == {
+        "export": EXPORT_ID,
+        "snapshotArn": REQUEST["snapshotArn"],
+        "source": "world-aurora",
+    }
+    assert claims["lake/_snaplake/claims/rds/tables/rds/world/users.json"] == {"source": "world-aurora"}
+    assert claims[f"lake/_snaplake/claims/rds/partitions/{USERS.removeprefix('lake/')}.json"] == {"export": EXPORT_ID}
+    assert len(claims) == 1 + 3 + 3
+
+
+def test_rerun_after_a_landed_object_was_deleted_copies_it_again(buckets: Any) -> None:
+    lake = lake_settings()
+    run_copy(buckets, lake)
+    before = lake_etags(buckets)
+    victim = LAKE_KEY_OF["world/public.users/1/part-00001-b.gz.parquet"]
+    buckets.delete_object(Bucket=LAKE_BUCKET, Key=victim)
+
+    second = run_copy(buckets, lake)
+
+    assert second["plan"]["plan"]["prefix"]
+    assert sum(result["copied"] for result in second["results"]) == 1
+    assert set(lake_etags(buckets)) == set(before)
+
+
+def test_finalize_refuses_success_when_a_copied_object_is_gone(buckets: Any) -> None:
+    lake = lake_settings()
+    plan = plan_copy(buckets, REQUEST, lake)
+    for worker in worker_requests(plan):
+        copy_worker(buckets, worker, lake)
+    buckets.delete_object(Bucket=LAKE_BUCKET, Key=LAKE_KEY_OF["world/public.users/1/part-00000-a.gz.parquet"])
+
+    with pytest.raises(CopyIncomplete, match="not in the lake"):
+        finalize_copy(buckets, {"plan": plan["plan"], "batches": plan["batches"]}, lake)
+
+    assert not any(key.endswith("/_SUCCESS") for key in lake_keys(buckets))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -39,8 +40,8 @@ LAYOUT = SnapshotLayout(
         ("order--items..v2", "order_items_v2"),
         ("__leading_and_trailing__", "leading_and_trailing"),
         ("$weird$", "weird"),
-        ("", "_"),
-        ("!!!", "_"),
+        ("", "name_e3b0c442"),
+        ("!!!", "name_e84c538e"),
     ],
 )
 def test_athena_name_is_lower_case_with_single_underscores(raw: str, expected: str) -> None:
@@ -127,8 +128,6 @@ def test_success_marker_is_located_as_a_marker(key: str, batch: str) -> None:
     [
         "export_info_sl-world-aurora-manual-1-0123456789.json",
         "export_tables_info_sl-world-aurora-manual-1-0123456789_from_1_to_96.json",
-        "world/public.users/1/notes.json",
-        "world/public.users/readme.txt",
         "world/public.users/1/",
         "world/public.users/1/nested/_SUCCESS",
         "",
@@ -136,6 +135,15 @@ def test_success_marker_is_located_as_a_marker(key: str, batch: str) -> None:
 )
 def test_metadata_and_other_non_table_objects_are_not_located(key: str) -> None:
     assert parse_export_key(key) is None
+
+
+@pytest.mark.parametrize(
+    "key", ["world/public.users/1/notes.json", "world/public.users/readme.txt", "world/public.users/1/part-00000-a.gz.csv"]
+)
+def test_non_parquet_file_in_a_table_folder_is_an_unexpected_layout(key: str) -> None:
+    """It would be left out of the lake while `_SUCCESS` says the partition is complete: refused, never skipped."""
+    with pytest.raises(UnexpectedExportLayout, match="neither Parquet"):
+        parse_export_key(key)
 
 
 @pytest.mark.parametrize(
@@ -254,19 +262,57 @@ def test_mysql_layout_renders_table_without_the_database_qualifier() -> None:
 
 
 def test_template_may_use_every_partition_placeholder() -> None:
-    template = KeyTemplate.parse("{source_id}/{database}/{source_table}/{snapshot_date}/{export_id}/{table}/{batch}/{file}")
+    template = KeyTemplate.parse("{source_id}/{database}/{source_table}/{table}/day={snapshot_date}/export={export_id}/{batch}/{file}")
     values = LAYOUT.partition_values("World-DB", "public.users")
 
-    assert template.partition_prefix(values) == ("world-aurora/world_db/public.users/2024-05-02/sl-world-aurora-manual-1-0123456789/users")
+    assert template.partition_prefix(values) == (
+        "world-aurora/world_db/public.users/users/day=2024-05-02/export=sl-world-aurora-manual-1-0123456789"
+    )
+    assert template.table_folder(values) == "world-aurora/world_db/public.users/users"
+    assert template.partition_keys == ("day", "export")
     assert template.object_path({**values, "batch": "1", "file": "f.parquet"}) == "1/f.parquet"
 
 
 def test_template_without_batch_puts_files_straight_under_the_partition() -> None:
-    template = KeyTemplate.parse("lake/{table}/dt={snapshot_date}/{file}")
+    template = KeyTemplate.parse("lake/{table}/dt={snapshot_date}/at={snapshot_time}/{file}")
     values = LAYOUT.partition_values("world", "public.users")
 
-    assert template.partition_prefix(values) == "lake/users/dt=2024-05-02"
+    assert template.partition_prefix(values) == "lake/users/dt=2024-05-02/at=20240502T120555Z"
     assert template.object_path({**values, "batch": "1", "file": "f.parquet"}) == "f.parquet"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rds/{database}/{table}/snapshot_date={snapshot_date}/{batch}/{file}",  # two snapshots of one day share it
+        "rds/{database}/{table}/dt={snapshot_date}/source={source_id}/{batch}/{file}",
+        "rds/{snapshot_time}/{table}/dt={snapshot_date}/{batch}/{file}",  # unique, but in the table folder
+    ],
+)
+def test_template_whose_partition_can_repeat_between_snapshots_is_refused(text: str) -> None:
+    with pytest.raises(InvalidKeyTemplate, match="snapshot_time"):
+        KeyTemplate.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rds/{database}/{table}/{snapshot_time}/{batch}/{file}",  # RegisterCatalog needs key=value partition segments
+        "rds/{database}/{table}/snapshot_time={snapshot_time}/{source_id}/{batch}/{file}",
+        "rds/{database}/snapshot_time={snapshot_time}/table={table}/{batch}/{file}",  # the table is not a folder
+        "rds/{table}/t={snapshot_time}/t={export_id}/{batch}/{file}",
+    ],
+)
+def test_template_that_registercatalog_cannot_turn_into_a_partitioned_table_is_refused(text: str) -> None:
+    with pytest.raises(InvalidKeyTemplate):
+        KeyTemplate.parse(text)
+
+
+def test_template_names_its_table_folder_and_partition_keys() -> None:
+    template = KeyTemplate.parse(SEED_KEY_TEMPLATE)
+
+    assert template.table_folder(LAYOUT.partition_values("world", "public.users")) == "world/users"
+    assert template.partition_keys == ("partition_datetime",)
 
 
 @pytest.mark.parametrize(
@@ -330,8 +376,8 @@ def test_template_without_snapshot_placeholder_in_the_partition_is_rejected(text
 
 
 def test_template_accepts_each_snapshot_placeholder() -> None:
-    for placeholder in ("snapshot_time", "snapshot_date", "export_id"):
-        template = KeyTemplate.parse(f"rds/{{table}}/{{{placeholder}}}/{{batch}}/{{file}}")
+    for placeholder in ("snapshot_time", "export_id"):
+        template = KeyTemplate.parse(f"rds/{{table}}/key={{{placeholder}}}/{{batch}}/{{file}}")
         assert template.object_segments == ("{batch}", "{file}")
 
 
@@ -382,3 +428,37 @@ def test_parsed_template_splits_partition_and_object_segments() -> None:
     assert template.text == DEFAULT_KEY_TEMPLATE
     assert template.partition_segments == ("rds", "{database}", "{table}", "snapshot_time={snapshot_time}")
     assert template.object_segments == ("{batch}", "{file}")
+
+
+# ---------------------------------------------------------------- athena_name of names with no [a-z0-9]
+
+
+@pytest.mark.parametrize("raw", ["顧客", "Ärger", "名前", "!!!", "__", "", "ÄÖÜ", "äöü", "—"])
+def test_a_name_with_no_ascii_letter_or_digit_gets_a_readable_prefix_and_a_hash_of_the_raw_name(raw: str) -> None:
+    name = athena_name(raw)
+
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", name), name  # no leading `_`: no quoting needed in Athena
+    assert athena_name(raw) == name  # deterministic
+    assert athena_name(name) == name  # stable when sanitized again (nested column names)
+
+
+def test_names_that_lose_all_their_characters_stay_distinct() -> None:
+    raws = ["顧客", "名前", "注文", "ÄÖÜ", "äöü", "!!!", "???", "__", "", "—"]
+
+    assert len({athena_name(raw) for raw in raws}) == len(raws)
+
+
+def test_a_name_keeping_one_ascii_letter_or_digit_is_unchanged_by_the_hash_rule() -> None:
+    assert athena_name("Ärger") == "rger"
+    assert athena_name("顧客_2") == "2"
+    assert athena_name("café") == "caf"
+
+
+def test_key_template_whose_partition_can_repeat_is_a_config_error_when_a_copy_function_starts() -> None:
+    from snaplake.core.errors import ConfigError
+    from snaplake.rds.settings import CopySettings
+
+    with pytest.raises(ConfigError, match=r"LAKE_KEY_TEMPLATE.*snapshot_date"):
+        CopySettings.from_env(
+            {"LAKE_BUCKET": "snaplake-lake", "LAKE_KEY_TEMPLATE": "rds/{database}/{table}/dt={snapshot_date}/{batch}/{file}"}
+        )

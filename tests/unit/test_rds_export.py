@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 import snaplake.rds.export_task
 from botocore.exceptions import ClientError
-from snaplake.core.errors import ExportFailed, ExportNotFound, InvalidEvent
+from snaplake.core.errors import ConfigError, ExportFailed, ExportNotFound, InvalidEvent
 from snaplake.rds.errors import ExportCanceled, ExportSlotsBusy
 from snaplake.rds.export_task import MAX_CONCURRENT_EXPORTS, active_export_count, export_task_identifier, poll_export, start_export
-from snaplake.rds.settings import ExportSettings
+from snaplake.rds.settings import EXPORT_PREFIX_MAX_CHARS, ExportSettings
 
+from tests.template._support import template
 from tests.unit.helpers import ACCOUNT, REGION, create_aurora_postgresql_cluster, create_mysql_instance
 
 CLUSTER_SNAPSHOT_ARN = f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster-snapshot:world-aurora-manual-1"
@@ -430,3 +431,34 @@ def test_warning_message_that_is_not_json_is_kept_as_a_general_reason() -> None:
     polled = _poll(_task("sl-x-0123456789", "COMPLETE", WarningMessage="Some tables were skipped"))
 
     assert polled["warnings"] == {"general": [{"reason": "Some tables were skipped"}]}
+
+
+# ---------------------------------------------------------------- ExportPrefix (issue 11, case 16)
+
+EXPORT_ENV = {
+    "EXPORT_BUCKET": "snaplake-exports",
+    "EXPORT_ROLE_ARN": "arn:aws:iam::123456789012:role/export",
+    "EXPORT_KMS_KEY_ARN": "arn:aws:kms:eu-west-1:123456789012:key/k",
+}
+
+
+@pytest.mark.parametrize("prefix", ["x" * 61, "exports/" + "y" * 53, "rds:exports", "with space", "exports/`x`", 'a"b'])
+def test_export_prefix_rds_would_refuse_or_rewrite_is_a_config_error_at_start(prefix: str) -> None:
+    """S3Prefix: at most 60 characters (observed, aws-formats.md 2.1), no ':'; RDS rewrites space, backtick, quote, backslash."""
+    with pytest.raises(ConfigError, match="EXPORT_PREFIX"):
+        ExportSettings.from_env({**EXPORT_ENV, "EXPORT_PREFIX": prefix})
+
+
+@pytest.mark.parametrize("prefix", ["", "exports", "x" * 60, "team-a/rds_exports/v=1.0"])
+def test_export_prefix_within_the_limits_is_accepted(prefix: str) -> None:
+    assert ExportSettings.from_env({**EXPORT_ENV, "EXPORT_PREFIX": prefix}).prefix == prefix
+
+
+def test_template_export_prefix_parameter_has_the_same_limits() -> None:
+    """Refused at deploy time already: CloudFormation checks MaxLength and AllowedPattern before anything is created."""
+    parameter = template()["Parameters"]["ExportPrefix"]
+    assert int(parameter["MaxLength"]) == EXPORT_PREFIX_MAX_CHARS
+    for prefix in ("exports", "x" * 60, "team-a/rds_exports/v=1.0"):
+        assert re.fullmatch(parameter["AllowedPattern"], prefix)
+    for prefix in ("a:b", "a b", "/exports", "exports/", "a//b"):
+        assert not re.fullmatch(parameter["AllowedPattern"], prefix)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from snaplake.core.claims import Claims
 from snaplake.core.errors import InvalidEvent
+from snaplake.core.s3 import Bucket
 from snaplake.core.times import parse_iso_utc
 from snaplake.rds.errors import NoSnapshotAvailable, SnapshotNotFound, SnapshotNotReady, SourceNotFound
+from snaplake.rds.lake_guards import snapshot_claim_key
 from snaplake.rds.snapshots import Ignored, LatestOf, SnapshotRef, decide, export_attempt, parse_request, parse_snapshot_arn
 
 from tests.unit.helpers import ACCOUNT, REGION, RdsClock, create_aurora_postgresql_cluster, create_mysql_instance, load_event
@@ -70,6 +74,16 @@ def test_snapshot_arns_in_every_partition_and_naming_style_are_accepted(arn: str
     assert arn.endswith(":" + ref.identifier)
 
 
+def test_snapshot_copy_finished_event_names_the_copy_to_export() -> None:
+    """RDS-EVENT-0197, "Finished copy of snapshot <name> in region <region>" (RDS user guide, USER_Events.Messages,
+    DB snapshot events, category notification): a same-Region copy such as AWS Backup makes; SourceArn is the copy."""
+    request = parse_request(load_event("rds_snapshot_copy_finished.json"))
+
+    assert request == SnapshotRef(
+        "arn:aws:rds:eu-west-1:123456789012:snapshot:shop-mysql-2024-05-02-03-15-copy", "instance", "shop-mysql-2024-05-02-03-15-copy"
+    )
+
+
 def test_deleted_snapshot_event_is_ignored() -> None:
     request = parse_request(load_event("rds_snapshot_deleted.json"))
 
@@ -77,7 +91,7 @@ def test_deleted_snapshot_event_is_ignored() -> None:
     assert "RDS-EVENT-0041" in request.reason
 
 
-@pytest.mark.parametrize("event_id", ["RDS-EVENT-0040", "RDS-EVENT-0090", "RDS-EVENT-0197", "RDS-EVENT-0161", None])
+@pytest.mark.parametrize("event_id", ["RDS-EVENT-0040", "RDS-EVENT-0090", "RDS-EVENT-0196", "RDS-EVENT-0190", "RDS-EVENT-0161", None])
 def test_snapshot_event_that_is_not_a_creation_is_ignored(event_id: str | None) -> None:
     event = load_event("rds_manual_instance_snapshot.json")
     event["detail"]["EventID"] = event_id
@@ -336,6 +350,24 @@ def test_copied_snapshot_reports_the_original_snapshot_time(sources: Any) -> Non
 
     assert result["snapshotIdentifier"] == "ledger-copy"
     assert result["snapshotTime"] == "2024-04-20T00:00:00Z"
+
+
+def test_copy_of_a_snapshot_whose_time_is_claimed_by_another_snapshot_is_skipped(sources: Any) -> None:
+    """PlanCopy claimed ledger-mysql's 2024-04-20 snapshot time for ledger-1's export; its copy holds the same data."""
+    lake = Bucket(boto3.client("s3", region_name=REGION), "snaplake-lake")
+    lake.s3.create_bucket(Bucket=lake.name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    original = f"arn:aws:rds:{REGION}:{ACCOUNT}:snapshot:ledger-1"
+    key = snapshot_claim_key("lake", "ledger-mysql", datetime(2024, 4, 20, tzinfo=UTC))
+    Claims(lake).claim(key, {"export": "sl-ledger-1-0123456789", "snapshotArn": original, "source": "ledger-mysql"})
+
+    copy = decide(sources, {"snapshotArn": f"arn:aws:rds:{REGION}:{ACCOUNT}:snapshot:ledger-copy"}, ("ledger-*",), lake, "lake")
+    again = decide(sources, {"snapshotArn": original}, ("ledger-*",), lake, "lake")
+    elsewhere = decide(sources, {"snapshotArn": f"arn:aws:rds:{REGION}:{ACCOUNT}:snapshot:ledger-copy"}, ("ledger-*",), lake, "other")
+
+    assert copy["export"] is False
+    assert f"from snapshot {original} (export sl-ledger-1-0123456789)" in copy["reason"]
+    assert again["export"] is True  # the same snapshot again: a redelivery, which reuses its export
+    assert elsewhere["export"] is True  # nothing landed under that lake prefix
 
 
 def test_direct_request_carries_its_export_attempt(sources: Any) -> None:

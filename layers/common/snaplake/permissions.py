@@ -13,6 +13,8 @@ operation it pages), followed for calls that touch S3 by the data they touch:
     lake             the lake bucket, under LakePrefix
     rds-export       the RDS snapshot exports and the copy plans (export bucket, ExportPrefix)
     dynamodb-export  the DynamoDB exports and the conversion plans (export bucket, DynamoDbExportPrefix)
+    athena-jobs      the Athena jobs' tables (lake bucket, LakePrefix/AthenaJobsPrefix)
+    athena-work      the Athena jobs' plans, schema probes and query results (lake bucket, LakePrefix/_snaplake/athena)
 
 A copy names its source first: "s3.copy_object rds-export -> lake".
 
@@ -59,11 +61,11 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     # Plans and query results live in the lake bucket (_snaplake/athena/ under LakePrefix by default).
     "snaplake.athena.lake": {
-        "JobStorage.keys": ("s3.list_objects_v2 lake",),
-        "JobStorage.require_empty": ("s3.list_objects_v2 lake",),
-        "JobStorage.delete_location": ("s3.delete_objects lake",),
-        "JobStorage.store_plan": ("s3.put_object lake",),
-        "JobStorage.load_steps": ("s3.get_object lake",),
+        "JobStorage.keys": ("s3.list_objects_v2 athena-jobs",),
+        "JobStorage.require_empty": ("s3.list_objects_v2 athena-jobs",),
+        "JobStorage.delete_location": ("s3.delete_objects athena-jobs",),
+        "JobStorage.store_plan": ("s3.put_object athena-work",),
+        "JobStorage.load_steps": ("s3.get_object athena-work",),
     },
     "snaplake.athena.catalog_ops": {
         "JobTables.partitions": ("glue.get_partitions",),
@@ -75,7 +77,8 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "JobPlanner.plan_apas": ("glue.get_partition",),
     },
     "snaplake.athena.queries": {
-        "JobQueries.start": ("athena.start_query_execution lake",),  # Athena reads and writes the lake as this role
+        # Athena reads the lake and writes the jobs' tables, probes and results as this role.
+        "JobQueries.start": ("athena.start_query_execution lake -> athena-jobs", "athena.start_query_execution lake -> athena-work"),
         "JobQueries.finished": ("athena.get_query_execution",),
         "JobQueries.partition_values": ("athena.get_query_results",),
     },
@@ -90,8 +93,11 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "register_partitions": ("glue.batch_create_partition",),
         "_check_existing_location": ("glue.get_partition",),
     },
-    "snaplake.streams.change_log": {
-        "lake_writer": ("s3.put_object lake",),
+    "snaplake.streams.landed": {
+        "LakeChangeLog.keys_from": ("s3.list_objects_v2 lake",),
+        "LakeChangeLog.read": ("s3.get_object lake",),
+        "LakeChangeLog.write": ("s3.put_object lake",),
+        "LakeChangeLog.view_type": ("dynamodbstreams.describe_stream",),
     },
     "snaplake.dynamodb.checkpoint": {
         "_checkpoint_item": ("dynamodb.get_item",),
@@ -105,7 +111,7 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "running_export": ("dynamodb.list_exports", "dynamodb.describe_export"),
         "start_export": ("dynamodb.export_table_to_point_in_time dynamodb-export",),
         "poll_export": ("dynamodb.describe_export",),
-        "start_table_executions": ("stepfunctions.start_execution",),
+        "start_table_executions": ("stepfunctions.start_execution", "stepfunctions.describe_execution"),
     },
     "snaplake.dynamodb.conversion": {
         "plan_conversion": ("s3.get_object dynamodb-export", "s3.put_object dynamodb-export"),
@@ -123,6 +129,12 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     "snaplake.rds.copy_plan": {
         "plan_copy": ("s3.list_objects_v2 rds-export", "s3.put_object rds-export"),
         "_check_partitions_hold_only_this_export": ("s3.list_objects_v2 lake",),
+        "_done_batches_missing_objects": ("s3.list_objects_v2 rds-export",),
+    },
+    # PlanCopy's checks and claims before anything lands; FilterSnapshot reads the snapshot claims.
+    "snaplake.rds.lake_guards": {
+        "landed_snapshot_owner": ("s3.get_object lake",),
+        "parquet_column_names": ("s3.get_object rds-export",),
     },
     "snaplake.rds.copy_batch": {
         "already_copied": ("s3.head_object lake",),
@@ -139,6 +151,7 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     "snaplake.rds.finalize": {
         # the plan's files are read and landed.json written in the export bucket; the _SUCCESS markers go to the lake
         "finalize_copy": ("s3.get_object rds-export", "s3.list_objects_v2 rds-export", "s3.put_object lake", "s3.put_object rds-export"),
+        "_check_every_object_landed": ("s3.get_object rds-export", "s3.list_objects_v2 lake"),
     },
     "snaplake.rds.export_task": {
         "describe_export": ("rds.describe_export_tasks",),

@@ -21,13 +21,26 @@ class _AthenaFailure(Exception):
     """A query the emulated Athena fails; the message becomes its StateChangeReason."""
 
 
-_PARTITION_CLAUSE = re.compile(r"PARTITION\s*\((?P<spec>[^)]*)\)(?:\s*LOCATION\s*'(?P<location>[^']*)')?", re.IGNORECASE)
+_PARTITION_CLAUSE = re.compile(r"PARTITION\s*\((?P<spec>(?:[^)']|'[^']*')*)\)(?:\s*LOCATION\s*'(?P<location>[^']*)')?", re.IGNORECASE)
 _PARTITION_VALUE = re.compile(r"`?(?P<column>[A-Za-z0-9_]+)`?\s*=\s*(?:'(?P<text>[^']*)'|(?P<number>-?\d+))")
 _ALTER_PARTITIONS = re.compile(
     r"^\s*ALTER\s+TABLE\s+(?P<table>\S+)\s+(?P<action>ADD|DROP)\s+(?P<guard>IF\s+(?:NOT\s+)?EXISTS\s+)?(?P<clauses>PARTITION\b.*)$",
     re.IGNORECASE | re.DOTALL,
 )
 _TRINO_TYPES = {"string": "varchar", "int": "integer"}
+# Hive's FileUtils.escapePathName list, which Athena's engine uses to name partition folders.
+_PATH_ESCAPED = frozenset(map(chr, range(0x20))) | frozenset("\"#%'*/:=?\\\x7f{[]^")
+
+
+def hive_path_name(text: str) -> str:
+    """A partition column or value as Athena writes it in a folder name: those characters as %XX."""
+    return "".join(f"%{ord(c):02X}" if c in _PATH_ESCAPED else c for c in text)
+
+
+def _partition_folder(keys: list[str], values: tuple[str, ...] | list[str]) -> str:
+    return "".join(f"{hive_path_name(k)}={hive_path_name(str(v))}/" for k, v in zip(keys, values, strict=True))
+
+
 _PLACEHOLDER = b"snaplake local emulator: Athena would write this query's data files here\n"
 
 
@@ -165,7 +178,7 @@ class StatementEffects(_StatementAnalysis):
         """Placeholder data objects for the folders written; returns the partition locations."""
         bucket, _, prefix = location.removeprefix("s3://").partition("/")
         prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
-        folders = [prefix] if not keys else ["".join(f"{k}={v}/" for k, v in zip(keys, p, strict=True)) for p in partitions or []]
+        folders = [prefix] if not keys else [_partition_folder(keys, p) for p in partitions or []]
         if keys:
             folders = [prefix + folder for folder in folders]
         if self.write_placeholders and partitions != []:
@@ -291,9 +304,8 @@ class StatementEffects(_StatementAnalysis):
                 if not guarded:
                     raise _AthenaFailure(f"AlreadyExistsException: Partition {values} already exists")
                 continue
-            location = clause["location"] or target["StorageDescriptor"]["Location"].rstrip("/") + "/" + "/".join(
-                f"{k}={v}" for k, v in zip(keys, values, strict=True)
-            )
+            default = target["StorageDescriptor"]["Location"].rstrip("/") + "/" + _partition_folder(keys, values).rstrip("/")
+            location = clause["location"] or default
             storage = {**target["StorageDescriptor"], "Location": location}
             glue_table.create_partition({"Values": values, "StorageDescriptor": storage, "Parameters": {}})
 

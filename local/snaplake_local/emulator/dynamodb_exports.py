@@ -20,12 +20,30 @@ from snaplake_local.emulator.account import DEFAULT_ACCOUNT
 from snaplake_local.emulator.clock import VirtualClock, patched_attribute
 from snaplake_local.emulator.s3 import emulated_s3
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def _as_utc(value: Any) -> datetime:
     """A timestamp from a request body: a datetime or epoch seconds."""
     if isinstance(value, datetime):
         return value.astimezone(UTC)
     return datetime.fromtimestamp(float(value), UTC)
+
+
+def _aws_time(value: datetime) -> str:
+    """A manifest timestamp as DynamoDB writes it: UTC, milliseconds, `Z` (2026-01-14T10:18:50.622Z)."""
+    value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+
+
+def _gzip(data: bytes) -> bytes:
+    """gzip as DynamoDB's data files are (no mtime, OS unknown): an empty file is the same 20 bytes."""
+    import struct
+    import zlib
+
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = deflate.compress(data) + deflate.flush()
+    return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
 
 
 @dataclass
@@ -99,7 +117,7 @@ class _ExportFiles:
             if old is None and new is None:
                 continue  # created and deleted inside the window
             line: dict[str, Any] = {
-                "Metadata": {"WriteTime": {"N": str(int(last.at.timestamp() * 1_000_000))}},
+                "Metadata": {"WriteTimestampMicros": {"N": str((last.at - _EPOCH) // timedelta(microseconds=1))}},
                 "Keys": last.keys,
             }
             if new is not None:
@@ -111,7 +129,6 @@ class _ExportFiles:
 
     def _write(self, export: _DynamoDbExport) -> None:
         import base64
-        import gzip
         import hashlib
 
         lines = self._lines(export)
@@ -120,7 +137,7 @@ class _ExportFiles:
         data_dir = f"AWSDynamoDB/{export.export_id}/data" if export.window is None else "AWSDynamoDB/data"
         manifest_lines: list[dict[str, Any]] = []
         for index, chunk in enumerate(chunks):
-            body = gzip.compress("".join(json.dumps(line) + "\n" for line in chunk).encode(), mtime=0)
+            body = _gzip("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in chunk).encode())
             name = hashlib.sha1(f"{export.export_id}/{index}".encode()).hexdigest()[:26]
             key = self._put(export, f"{data_dir}/{name}.json.gz", body)
             digest = hashlib.md5(body).digest()
@@ -128,7 +145,8 @@ class _ExportFiles:
                 {
                     "itemCount": len(chunk),
                     "md5Checksum": base64.b64encode(digest).decode(),
-                    "etag": digest.hex(),
+                    # DynamoDB uploads data files as one-part multipart uploads: the MD5 of the part's MD5, then "-1"
+                    "etag": f"{hashlib.md5(digest).hexdigest()}-1",
                     "dataFileS3Key": key,
                 }
             )
@@ -139,32 +157,33 @@ class _ExportFiles:
         files_key = self._put(export, f"AWSDynamoDB/{export.export_id}/manifest-files.json", files_body)
         self._put(export, f"AWSDynamoDB/{export.export_id}/manifest-files.md5", base64.b64encode(hashlib.md5(files_body).digest()))
         export.item_count = sum(m["itemCount"] for m in manifest_lines)
+        # The fields in the order of real summaries: a full export's (version 2020-06-30) has exportTime and no
+        # exportType; an incremental one's (2023-08-01) has the window, outputView and exportType.
         summary: dict[str, Any] = {
             "version": "2020-06-30" if export.window is None else "2023-08-01",
             "exportArn": export.arn,
-            "startTime": export.started.isoformat().replace("+00:00", "Z"),
-            "endTime": (export.started + timedelta(seconds=export.duration_seconds)).isoformat().replace("+00:00", "Z"),
+            "startTime": _aws_time(export.started),
+            "endTime": _aws_time(export.started + timedelta(seconds=export.duration_seconds)),
             "tableArn": export.table_arn,
             "tableId": str(uuid.uuid5(uuid.NAMESPACE_URL, export.table_arn)),
-            "s3Bucket": export.bucket,
-            "s3Prefix": export.prefix or None,
-            "s3SseAlgorithm": "AES256",
-            "s3SseKmsKeyId": None,
-            "manifestFilesS3Key": files_key,
-            "billedSizeBytes": max(10_000_000, export.item_count * 100),
-            "itemCount": export.item_count,
-            "outputFormat": "DYNAMODB_JSON",
-            "exportType": export.export_type,
         }
         if export.window is None:
             assert export.export_time is not None
-            summary["exportTime"] = export.export_time.isoformat().replace("+00:00", "Z")
+            summary["exportTime"] = _aws_time(export.export_time)
         else:
-            summary.update(
-                exportFromTime=export.window[0].isoformat().replace("+00:00", "Z"),
-                exportToTime=export.window[1].isoformat().replace("+00:00", "Z"),
-                outputView="NEW_AND_OLD_IMAGES",
-            )
+            summary.update(exportFromTime=_aws_time(export.window[0]), exportToTime=_aws_time(export.window[1]))
+        summary.update(
+            s3Bucket=export.bucket,
+            s3Prefix=export.prefix or None,
+            s3SseAlgorithm="AES256",
+            s3SseKmsKeyId=None,
+            manifestFilesS3Key=files_key,
+            billedSizeBytes=max(10_000_000, export.item_count * 100),
+            itemCount=export.item_count,
+            outputFormat="DYNAMODB_JSON",
+        )
+        if export.window is not None:
+            summary.update(outputView="NEW_AND_OLD_IMAGES", exportType=export.export_type)
         summary_body = json.dumps(summary).encode()
         export.manifest_key = self._put(export, f"AWSDynamoDB/{export.export_id}/manifest-summary.json", summary_body)
         self._put(export, f"AWSDynamoDB/{export.export_id}/manifest-summary.md5", base64.b64encode(hashlib.md5(summary_body).digest()))

@@ -214,8 +214,9 @@ class RdsExportEmulator:
             return str(backend.create_db_cluster_snapshot(source_id, snapshot_id, snapshot_type=kind).db_cluster_snapshot_arn)
         return str(backend.create_db_snapshot(source_id, snapshot_id, snapshot_type=kind).db_snapshot_arn)
 
-    def backdate_snapshot(self, snapshot_arn: str, created: datetime) -> None:
-        """Give a snapshot the creation time its event or name says (moto stamps 'now')."""
+    def backdate_snapshot(self, snapshot_arn: str, created: datetime, copy: bool = False) -> None:
+        """Give a snapshot the creation time its event or name says (moto stamps 'now'). A copy keeps its
+        original's OriginalSnapshotCreateTime, as RDS documents; only its SnapshotCreateTime moves."""
         backend = self._backend()
         kind, identifier = snapshot_arn.split(":", 6)[5:]
         if kind == "cluster-snapshot":
@@ -223,7 +224,8 @@ class RdsExportEmulator:
         else:
             snapshot = backend.database_snapshots[identifier]
             snapshot.created = created
-            snapshot.original_snapshot_create_time = created
+            if not copy:
+                snapshot.original_snapshot_create_time = created
 
     # ---- moto patching
     def _backend(self) -> Any:

@@ -65,3 +65,19 @@ class PartitionAlreadyExists(AthenaSqlError):
 
 class SchemaMismatch(AthenaSqlError):
     """The SELECT's columns differ from the target table's (APAS dry-run)."""
+
+
+class UnsafePartitionValue(InvalidLiteral):
+    """A partition value holds a character Athena percent-encodes in partition folder names (Hive's
+    escapePathName: control characters, `"#%'*/:=?\\`, DEL, `{[]^`), or is empty, `.` or `..`: the engine would
+    write under another folder than the one the job deletes and registers."""
+
+
+class ForbiddenTarget(InvalidJob):
+    """A job (or a step of its plan) would write, delete or change what the jobs may not touch: a database that is not a
+    job database (the pipelines' RDS and DynamoDB databases), a table whose data lies outside the jobs prefix, or an S3
+    location outside the jobs prefix (the pipelines' folders, `_snaplake/`, `_snaplake_staging/`, another bucket)."""
+
+
+class PlanTampered(SnaplakeError):
+    """A job's stored plan is not the one this run wrote (changed, replaced, or another run's): nothing of it runs."""

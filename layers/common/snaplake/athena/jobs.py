@@ -24,9 +24,10 @@ from enum import StrEnum
 from typing import Any
 
 from snaplake.athena.errors import InvalidJob
+from snaplake.athena.guard import check_database, check_folder, check_output
 from snaplake.athena.plans import SaveMode
 from snaplake.athena.settings import AthenaSettings
-from snaplake.athena.sql import CtasOptions, sql_literal, validate_identifier, validate_location, validate_select
+from snaplake.athena.sql import CtasOptions, sql_literal, validate_identifier, validate_location, validate_path_value, validate_select
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _WORK_GROUP = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -125,7 +126,9 @@ def _string(raw: Mapping[str, Any], key: str, where: str, required: bool = True)
     return value
 
 
-def _partition_values(raw: Any, where: str) -> tuple[tuple[str, str | int], ...]:
+def _partition_values(raw: Any, where: str, *, names_folder: bool) -> tuple[tuple[str, str | int], ...]:
+    """(column, value) pairs. `names_folder`: the job derives the partition's folder from the values (apas, and
+    add_partition without a location), so they must name it as Athena does (`validate_path_value`)."""
     if not isinstance(raw, dict) or not raw:
         raise InvalidJob(f'{where}: partition values must be an object of column: value, e.g. {{"dt": "2024-05-01"}}')
     values: list[tuple[str, str | int]] = []
@@ -133,6 +136,8 @@ def _partition_values(raw: Any, where: str) -> tuple[tuple[str, str | int], ...]
         validate_identifier(column, "partition column")
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise InvalidJob(f"{where}: partition value of {column!r} must be a string or an integer")
+        if names_folder:
+            validate_path_value(value)
         sql_literal(value)
         values.append((column, value))
     return tuple(values)
@@ -214,7 +219,7 @@ def parse_job(raw: Any, index: int = 0) -> Job:
         ignore = raw.get("ignoreSchemaMismatch", False)
         if not isinstance(ignore, bool):
             raise InvalidJob(f"{where}: 'ignoreSchemaMismatch' must be true or false")
-        job = replace(job, partition=_partition_values(raw["partition"], where), ignore_schema_mismatch=ignore)
+        job = replace(job, partition=_partition_values(raw["partition"], where, names_folder=True), ignore_schema_mismatch=ignore)
     if mode is JobMode.ADD_PARTITION:
         entries = raw.get("partitions")
         if not isinstance(entries, list) or not entries:
@@ -226,14 +231,15 @@ def parse_job(raw: Any, index: int = 0) -> Job:
             location = entry.get("location")
             if location is not None:
                 validate_location(location)
-            specs.append(PartitionSpec(_partition_values(entry["values"], where), location))
+            specs.append(PartitionSpec(_partition_values(entry["values"], where, names_folder=location is None), location))
         job = replace(job, partitions=tuple(specs))
     return job
 
 
 def check_permitted(job: Job, settings: AthenaSettings) -> None:
-    """What the function's role may do (template.yaml grants no more): one work group, the databases
-    beginning with GlueDatabasePrefix, writes only under LakePrefix in the lake bucket."""
+    """What the jobs may do (template.yaml grants the function's role no more): one work group; read the databases
+    beginning with GlueDatabasePrefix; change tables only in job databases (`ForbiddenTarget` otherwise); write data and
+    register partitions only under the jobs folder, query results there or in the function's results folder."""
     where = f"job {job.name}"
     if job.work_group not in (None, settings.work_group):
         raise InvalidJob(f"{where}: 'workGroup' {job.work_group!r}: jobs run in the stack's work group {settings.work_group!r} only")
@@ -242,13 +248,15 @@ def check_permitted(job: Job, settings: AthenaSettings) -> None:
             f"{where}: database {job.database!r} does not begin with {settings.glue_database_prefix!r} (GlueDatabasePrefix), "
             "the only databases the jobs may use"
         )
-    written = {"outputLocation": job.output_location}
-    if job.options is not None:
-        written["externalLocation"] = job.options.external_location
-    for name, location in written.items():
-        # The root itself holds the pipelines' own folders: a table there would own (and an overwrite delete) all of them.
-        if location is not None and (not location.startswith(settings.lake_root) or location == settings.lake_root):
-            raise InvalidJob(f"{where}: {name} {location!r} is not a folder under {settings.lake_root}, where the jobs may write")
+    if job.database is not None and job.mode is not JobMode.QUERY:
+        check_database(where, job.database, settings)
+    if job.output_location is not None:
+        check_output(f"{where}: outputLocation", job.output_location, settings)
+    if job.options is not None and job.options.external_location is not None:
+        check_folder(f"{where}: externalLocation", job.options.external_location, settings)
+    for spec in job.partitions:
+        if spec.location is not None:
+            check_folder(f"{where}: partition location", spec.location, settings)
 
 
 def validate_jobs(raw: Any, settings: AthenaSettings) -> list[dict[str, Any]]:

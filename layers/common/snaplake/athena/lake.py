@@ -6,6 +6,8 @@ Everything goes through snaplake.core.s3: the lake with its owner check and key
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from snaplake.athena.cursor import Cursor
-from snaplake.athena.errors import DataDeletionFailed, LocationNotEmpty
+from snaplake.athena.errors import DataDeletionFailed, LocationNotEmpty, PlanTampered
+from snaplake.athena.guard import check_step
 from snaplake.athena.jobs import Job
 from snaplake.athena.plans import Plan, Step
 from snaplake.athena.settings import AthenaSettings
@@ -72,20 +75,45 @@ class JobStorage:
                 )
         return True
 
+    def plan_key(self, run_id: str) -> tuple[str, str]:
+        """(bucket, key) of the run's plan: `<work location>plans/<job>/<run id>.json`."""
+        bucket, prefix = split_location(self.settings.work_location)
+        return bucket, f"{prefix}plans/{self.job.name}/{run_id}.json"
+
     def store_plan(self, cursor: Cursor, plan: Plan) -> None:
-        bucket = self._bucket(self.settings.work_location)
-        key = f"{split_location(self.settings.work_location)[1]}plans/{self.job.name}/{cursor.run_id}.json"
+        """Store the plan (every step checked against the job rules first) and put its SHA-256 in the cursor.
+
+        The lake is writable by every pipeline function and LakeWriterAccounts; the cursor lives in the execution's
+        state, which only the state machine writes. `load_steps` runs nothing but the exact bytes stored here."""
+        for step in plan.steps:
+            check_step(self.job, step, self.settings)
+        bucket_name, key = self.plan_key(cursor.run_id)
         body = {"job": self.job.as_json(), "runId": cursor.run_id, "createdAt": datetime.now(UTC).isoformat(), **plan.as_json()}
-        bucket.write_bytes(key, json.dumps(body, indent=1).encode(), content_type="application/json")
-        cursor.plan = {"bucket": bucket.name, "key": key}
+        data = json.dumps(body, indent=1).encode()
+        self.settings.bucket(self.s3, bucket_name).write_bytes(key, data, content_type="application/json")
+        cursor.plan = {"bucket": bucket_name, "key": key, "sha256": hashlib.sha256(data).hexdigest()}
         cursor.steps, cursor.step = len(plan.steps), 0
         cursor.phase = "done" if plan.skipped or not plan.steps else "steps"
         cursor.skipped, cursor.reason = plan.skipped, plan.reason
         self._steps = list(plan.steps)
 
     def load_steps(self, cursor: Cursor) -> list[Step]:
+        """The stored plan's steps, refused with `PlanTampered` unless the object holds exactly the bytes this run stored
+        for this job (a plan changed, replaced or copied from another run or job is never run)."""
         if self._steps is None:
-            assert cursor.plan is not None
-            bucket = self.settings.bucket(self.s3, cursor.plan["bucket"])
-            self._steps = [Step(**step) for step in bucket.read_json(cursor.plan["key"])["steps"]]
+            where = f"job {self.job.name}: the stored plan"
+            expected = self.plan_key(cursor.run_id)
+            plan = cursor.plan or {}
+            if (plan.get("bucket"), plan.get("key")) != expected or not isinstance(plan.get("sha256"), str):
+                raise PlanTampered(f"{where}: the cursor does not name this run's plan s3://{expected[0]}/{expected[1]} and its digest")
+            data = self.settings.bucket(self.s3, expected[0]).read_bytes(expected[1])
+            if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), plan["sha256"]):
+                raise PlanTampered(
+                    f"{where} s3://{expected[0]}/{expected[1]} is not the one this run wrote (its SHA-256 differs): it was changed "
+                    "or replaced after planning; nothing of it runs. Find who wrote it (S3 server access logs), then start a new run"
+                )
+            body = json.loads(data)
+            if body.get("job") != self.job.as_json() or body.get("runId") != cursor.run_id:
+                raise PlanTampered(f"{where} belongs to another job or run")
+            self._steps = [Step(**step) for step in body["steps"]]
         return self._steps

@@ -18,6 +18,7 @@ from typing import Any
 from snaplake.athena.catalog_ops import JobTables
 from snaplake.athena.cursor import Cursor, run_id_for
 from snaplake.athena.errors import InvalidJob
+from snaplake.athena.guard import check_step
 from snaplake.athena.jobs import Job, JobMode, check_permitted, parse_job
 from snaplake.athena.lake import RESERVE_MS, JobStorage
 from snaplake.athena.planner import JobPlanner
@@ -140,6 +141,7 @@ class JobRun:
                 cursor.wait_seconds = 0
                 return cursor
             step = steps[cursor.step]
+            check_step(self.job, step, self.storage.settings)  # a stored step is held to the job rules again
             worked = True
             if step.kind == "query":
                 assert step.sql is not None

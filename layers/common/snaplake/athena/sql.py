@@ -15,11 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
 from snaplake.athena.errors import (
     InvalidIdentifier,
     InvalidLiteral,
     InvalidOption,
     InvalidSelect,
+    UnsafePartitionValue,
 )
 from snaplake.core.limits import ATHENA_MAX_PARTITIONS_PER_QUERY, GLUE_NAME_MAX
 
@@ -29,8 +34,12 @@ FORMATS = frozenset({"PARQUET", "ORC", "AVRO", "JSON", "ION", "TEXTFILE"})
 COMPRESSIONS = frozenset({"SNAPPY", "GZIP", "ZSTD", "LZ4", "LZO", "ZLIB", "DEFLATE", "BZIP2", "NONE"})
 
 _IDENTIFIER = re.compile(r"[a-z0-9_]{1,255}")
-_S3_LOCATION = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/(?:[A-Za-z0-9_\-.=!*()+,@ ]+/)*")
+# Folder names: anything but control characters, quotes, backslashes and the other characters Athena escapes in
+# partition folder names (below), except `=` and `*`; so a partition folder of a value with spaces or unicode fits.
+_S3_LOCATION = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/(?:[^\x00-\x1f\x7f\"#%'/:?\\{\[\]^]+/)*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What Hive's FileUtils.escapePathName writes as %XX in a partition folder name; Athena's engine keeps Hive's list.
+PATH_ESCAPED = frozenset(map(chr, range(0x20))) | frozenset("\"#%'*/:=?\\\x7f{[]^")
 
 
 # Athena reserved words (reserved-words.md): DDL words need backticks, DML words double quotes.
@@ -134,8 +143,9 @@ def _blank_code(sql: str) -> tuple[str, bool]:
             blank(index, end + 1)
             index = end + 1
         elif sql.startswith("--", index):
-            end = sql.find("\n", index)
-            end = length if end < 0 else end
+            # Trino's lexer ends a line comment at '\r' as well as '\n' (SIMPLE_COMMENT: '--' ~[\r\n]*).
+            ends = [found for found in (sql.find("\n", index), sql.find("\r", index)) if found >= 0]
+            end = min(ends) if ends else length
             blank(index, end)
             index = end
         elif sql.startswith("/*", index):
@@ -168,7 +178,46 @@ def validate_select(sql: Any) -> str:
     first = re.match(r"[\s(]*([A-Za-z]+)", code)
     if not first or first.group(1).lower() not in ("select", "with"):
         raise InvalidSelect("the query must start with SELECT or WITH")
+    read_only_query(parse_statement(sql, InvalidSelect), InvalidSelect)
     return sql.strip()
+
+
+# Statements and clauses that write, change or manage anything; a read-only query holds none of them.
+_NOT_READ_ONLY = (
+    exp.DML,
+    exp.DDL,
+    exp.Drop,
+    exp.Alter,
+    exp.Command,
+    exp.TruncateTable,
+    exp.Use,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.LoadData,
+    exp.Grant,
+)
+
+
+def parse_statement(sql: str, error: type[Exception]) -> exp.Expr:
+    """The one statement `sql` holds, as sqlglot's Athena dialect (Trino for DML) parses it; `error` otherwise."""
+    try:
+        statements = [statement for statement in sqlglot.parse(sql, read="athena") if statement is not None]
+    except SqlglotError as failure:
+        raise error(f"the statement does not parse as Athena SQL: {str(failure).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise error(f"the text must hold exactly one statement, found {len(statements)}")
+    return statements[0]
+
+
+def read_only_query(tree: Any, error: type[Exception]) -> exp.Query:
+    """`tree` as a read-only query (SELECT, WITH ... SELECT, set operations); `error` for anything else inside."""
+    if not isinstance(tree, exp.Query):
+        raise error(f"the query must be a SELECT (or WITH ... SELECT), not {type(tree).__name__.upper()}")
+    found = next((node for node in tree.walk() if isinstance(node, _NOT_READ_ONLY)), None)
+    if found is not None:
+        raise error(f"the query must only read: it holds {type(found).__name__.upper()}")
+    return tree
 
 
 def _wrapped(select: str) -> str:
@@ -197,6 +246,10 @@ class CtasOptions:
             validate_location(self.external_location)
         for name in (*self.partitioned_by, *self.bucketed_by):
             validate_identifier(name, "partition/bucket column")
+        for what, names in (("partitioned_by", self.partitioned_by), ("bucketed_by", self.bucketed_by)):
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                raise InvalidOption(f"{what} names {repeated} more than once")
         if bool(self.bucketed_by) != (self.bucket_count is not None):
             raise InvalidOption("bucketed_by and bucket_count go together")
         if self.bucket_count is not None and not 1 <= self.bucket_count <= MAX_PARTITIONS_PER_QUERY:
@@ -305,12 +358,32 @@ def partition_spec(columns: Sequence[str], values: PartitionValues) -> str:
     return "PARTITION (" + ", ".join(f"{ddl_name(c)} = {sql_literal(v)}" for c, v in zip(columns, values, strict=True)) + ")"
 
 
+def validate_path_value(value: str | int) -> str | int:
+    """A partition value whose folder `<column>=<value>/` is exactly the folder Athena writes for it.
+
+    Athena percent-encodes some characters in partition folder names (PATH_ESCAPED: control characters,
+    `"#%'*/:=?\\`, DEL, `{[]^`), so a job that deleted or registered the raw name would miss the data written
+    (an overwrite keeping the old rows, a partition registered at an empty folder). Such a value, and "", "." or
+    "..", raises `UnsafePartitionValue` naming the character; spaces and non-ASCII letters are written as is.
+    """
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise UnsafePartitionValue(f"partition value {value!r} cannot name a partition folder")
+    escaped = next((char for char in text if char in PATH_ESCAPED), None)
+    if escaped is not None:
+        raise UnsafePartitionValue(
+            f"partition value {value!r} holds {escaped!r} (U+{ord(escaped):04X}), which Athena escapes in partition folder "
+            f"names (as %{ord(escaped):02X}): the data would land in another folder than the one the job deletes and registers"
+        )
+    return value
+
+
 def partition_location(table_location: str, columns: Sequence[str], values: PartitionValues) -> str:
+    """`<table_location><column>=<value>/...`: the folder Athena writes the partition into (values checked by
+    `validate_path_value`, so no character needs the engine's escaping)."""
     validate_location(table_location)
     for value in values:
-        sql_literal(value)
-        if any(char in str(value) for char in "/=:") or str(value) in ("", ".", ".."):
-            raise InvalidLiteral(f"partition value {value!r} cannot be a Hive path segment (no '/', '=' or ':')")
+        sql_literal(validate_path_value(value))
     path = table_location + "".join(f"{validate_identifier(c)}={v}/" for c, v in zip(columns, values, strict=True))
     return validate_location(path)
 

@@ -41,7 +41,14 @@ from snaplake.catalog.partitions import (
     ProjectionRule,
     projection_parameters,
 )
-from snaplake.catalog.register import Registration, dynamodb_partitions, parse_landed_manifest, register_landed, register_partition
+from snaplake.catalog.register import (
+    Registration,
+    dynamodb_partitions,
+    parse_landed_manifest,
+    register_landed,
+    register_partition,
+    register_projected_table,
+)
 from snaplake.catalog.settings import GLUE_DATABASE_PREFIX, CatalogOptions, CatalogSettings, database_prefix
 
 __all__ = [
@@ -86,6 +93,7 @@ __all__ = [
     "register_landed",
     "register_partition",
     "register_partitions",
+    "register_projected_table",
     "schema_columns",
     "upsert_table",
 ]

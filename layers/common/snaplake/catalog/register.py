@@ -29,12 +29,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from snaplake.catalog.errors import DuplicateColumn, LandedManifestInvalid, UnsupportedPartitionLayout
 from snaplake.catalog.footers import landed_columns
-from snaplake.catalog.glue import ensure_database, register_partitions, upsert_table
+from snaplake.catalog.glue import TableChange, ensure_database, register_partitions, upsert_table
+from snaplake.catalog.hive_types import Column
 from snaplake.catalog.partitions import LandedPartition
 from snaplake.catalog.settings import CatalogOptions
 from snaplake.core.errors import InvalidEvent
@@ -110,6 +111,32 @@ def register_partition(
         widened_columns=tuple(c.name for c in change.widened),
         partition_registered=registered,
     )
+
+
+def register_projected_table(
+    glue: Any,
+    *,
+    database: str,
+    table: str,
+    bucket: str,
+    partition_prefix: str,
+    columns: Sequence[Column],
+    options: CatalogOptions | None = None,
+) -> TableChange:
+    """The Glue table of a partition about to be written, with partition projection, holding `columns`.
+
+    For writers that land continuously (the stream change log): they call it before each write whose columns
+    the table may not have yet, so a failed registration fails the write and its retry registers again; no
+    partition is ever registered (Athena projects them), so nothing that landed can be left unregistered.
+    """
+    options = replace(options or CatalogOptions(), projection=True)
+    database, table = athena_name(database), athena_name(table)
+    partition = LandedPartition.parse(bucket, partition_prefix)
+    reserved = {c.name for c in columns} & set(partition.keys)
+    if reserved:
+        raise DuplicateColumn(f"table {table!r}: data columns {sorted(reserved)} clash with the partition keys")
+    ensure_database(glue, database, options=options)
+    return upsert_table(glue, database, table, partition, columns, options)
 
 
 def register_landed(

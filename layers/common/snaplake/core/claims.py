@@ -36,6 +36,7 @@ def is_conflict(error: BaseException) -> bool:
 
 
 def claim_key(*parts: str) -> str:
+    """`_snaplake/claims/<parts>.json`; callers put it under their lake prefix (join_key(prefix, claim_key(...)))."""
     return join_key(CLAIMS_PREFIX, *parts) + ".json"
 
 
@@ -71,9 +72,9 @@ class ColumnRegistry:
     bucket: Bucket
     key: str
 
-    def __init__(self, bucket: Bucket, *table: str) -> None:
+    def __init__(self, bucket: Bucket, *table: str, lake_prefix: str = "") -> None:
         self.bucket = bucket
-        self.key = join_key(COLUMNS_PREFIX, *table) + ".json"
+        self.key = join_key(lake_prefix, COLUMNS_PREFIX, *table) + ".json"
 
     def _read(self) -> tuple[dict[tuple[str, ...], str], str | None]:
         head = self.bucket.read_json_with_etag(self.key)

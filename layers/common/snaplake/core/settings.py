@@ -119,6 +119,13 @@ EXPORT_BUCKET_OWNER = Setting("EXPORT_BUCKET_OWNER", "", "the export bucket's ac
 EXPORT_KMS_KEY_ARN = Setting("EXPORT_KMS_KEY_ARN", "", "the KMS key exports are encrypted with")
 PLAN_PREFIX = Setting("PLAN_PREFIX", "_snaplake/plans", "where in the export bucket a step keeps its plans")
 COPY_WORKERS = Setting("COPY_WORKERS", "8", "copy or conversion workers running at once")
+STACK_ACCOUNT_ID = Setting("STACK_ACCOUNT_ID", "", "the account this stack runs in (to tell a source account's stack)")
+SOURCE_ACCOUNTS_FOLDER = "accounts"
+
+
+def source_account_prefix(lake_prefix: str, account: str) -> str:
+    """Where a source account may write in a lake another account owns (the lake's bucket policy allows nothing else)."""
+    return "/".join(part for part in (lake_prefix, SOURCE_ACCOUNTS_FOLDER, account) if part)
 
 
 @dataclass(frozen=True)
@@ -133,12 +140,22 @@ class LakeSettings:
     @classmethod
     def from_env(cls, env: Env | None = None) -> LakeSettings:
         env = environ() if env is None else env
-        return cls(
+        settings = cls(
             bucket=LAKE_BUCKET.bucket(env),
             prefix=LAKE_PREFIX.prefix(env),
             bucket_owner=LAKE_BUCKET_OWNER.account(env),
             kms_key_arn=LAKE_KMS_KEY_ARN.optional(env),
         )
+        account = STACK_ACCOUNT_ID.account(env)
+        if settings.bucket_owner and account and settings.bucket_owner != account:
+            folder = f"{SOURCE_ACCOUNTS_FOLDER}/{account}"
+            if settings.prefix != folder and not settings.prefix.endswith("/" + folder):
+                raise ConfigError(
+                    f"environment variable {LAKE_PREFIX.name}={settings.prefix!r}: the lake bucket {settings.bucket} belongs to "
+                    f"account {settings.bucket_owner}, which lets this account ({account}) write only under "
+                    f"<its LakePrefix>/{folder}; deploy this stack with LakePrefix ending in '{folder}'"
+                )
+        return settings
 
     def lake_bucket(self, s3: Any, acl: str | None = None) -> Bucket:
         return Bucket(s3, self.bucket, self.bucket_owner, self.kms_key_arn, acl, lake=True)

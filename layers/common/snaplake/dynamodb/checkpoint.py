@@ -10,7 +10,7 @@ that same export (the same lake keys, overwritten) instead of exporting the
 window again under new keys, which would duplicate its change rows. Only an
 explicit full export starts over. A run that failed before publishing left
 nothing in the lake: the next run simply exports again. CommitCheckpoint moves
-the checkpoint forward, never backwards, and releases the lease.
+the checkpoint forward, never backwards, only for the lease holder, and releases the lease.
 """
 
 from __future__ import annotations
@@ -202,14 +202,26 @@ def release_export_lease(ddb: Any, checkpoint_table: str, table_arn: str, holder
     return _update_as_holder(ddb, checkpoint_table, table_arn, holder, "REMOVE leaseHolder, leaseUntil")
 
 
-def commit_checkpoint(ddb: Any, checkpoint_table: str, table_arn: str, exported_to: datetime, export_arn: str, kind: str) -> bool:
-    """Move the checkpoint forward to `exported_to`; never backwards.
+def commit_checkpoint(
+    ddb: Any, checkpoint_table: str, table_arn: str, exported_to: datetime, export_arn: str, kind: str, holder: str | None = None
+) -> bool:
+    """Move the checkpoint forward to `exported_to`; never backwards. Writing the item whole also
+    releases the export lease and clears the publishing record.
 
-    Returns False when another run already moved it this far (an overlapping
-    or repeated run): not an error, and nothing is changed. Writing the item
-    whole also releases the export lease.
+    With `holder` (the execution that exported), only while it holds the table's lease: a run whose
+    lease expired and was taken over raises ExportLeaseLost and changes nothing, so the new holder's
+    lease and publishing record stay (it finishes this same export). Without one (an execution
+    started on the definition before CommitCheckpoint received it) the lease is not checked.
+
+    Returns False when the checkpoint is already this far (an overlapping or repeated run, or the
+    run that took over already committed this export): not an error, and nothing is changed.
     """
     value = iso_utc(exported_to)
+    condition = "(attribute_not_exists(exportedTo) OR exportedTo < :to)"
+    values = {":to": {"S": value}}
+    if holder is not None:
+        condition += " AND leaseHolder = :holder"
+        values[":holder"] = {"S": holder}
     try:
         ddb.put_item(
             TableName=checkpoint_table,
@@ -221,11 +233,19 @@ def commit_checkpoint(ddb: Any, checkpoint_table: str, table_arn: str, exported_
                 "updatedAt": {"S": iso_utc(datetime.now(UTC))},
             },
             # ISO 8601 UTC strings of one fixed format order like the times they name.
-            ConditionExpression="attribute_not_exists(exportedTo) OR exportedTo < :to",
-            ExpressionAttributeValues={":to": {"S": value}},
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
         )
     except ClientError as error:
-        if error_code(error) == "ConditionalCheckFailedException":
-            return False
-        raise
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
+        if holder is not None:
+            item = _checkpoint_item(ddb, checkpoint_table, table_arn)
+            held_by = item.get("leaseHolder", {}).get("S")
+            if held_by != holder and item.get("exportArn", {}).get("S") != export_arn:
+                raise ExportLeaseLost(
+                    f"{table_arn}: the export lease of {holder} expired and {held_by or 'another run'} took it over; the checkpoint "
+                    f"stays at {item.get('exportedTo', {}).get('S', 'none')} and the run holding the lease finishes export {export_arn}"
+                ) from None
+        return False
     return True

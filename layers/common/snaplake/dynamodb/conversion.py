@@ -33,6 +33,8 @@ from snaplake.dynamodb.export import EXPORT_ARN, table_name
 from snaplake.dynamodb.settings import ConversionSettings
 
 FULL, INCREMENTAL = "full", "incremental"
+LAKE_FOLDERS = {FULL: "dynamodb", INCREMENTAL: "dynamodb_changes"}  # the lake folder of each kind's tables
+PARTITION_KEYS = {FULL: ("export_time",), INCREMENTAL: ("dt", "hour")}  # the Hive partition keys of each kind's tables
 _EXPORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")  # the last segment of an export ARN
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,7 @@ def plan_conversion(s3: Any, request: dict[str, Any], settings: ConversionSettin
     except ValueError:
         raise ManifestMissing(f"{summary_key} has no export time and the request no 'exportedTo'") from None
     export.write_bytes(f"{plan.prefix}files.json", json.dumps(files).encode())
+    export.write_bytes(f"{plan.prefix}lake-table.json", json.dumps({"kind": kind, "table": athena_name(name)}).encode())
     workers = max(1, min(settings.workers, len(files)))
     return {
         "plan": {"bucket": plan.bucket, "prefix": plan.prefix},
@@ -175,8 +178,15 @@ def scan_files(
 
 
 def merge_schemas(s3: Any, request: dict[str, Any], settings: ConversionSettings) -> dict[str, Any]:
-    """One schema for the whole export, from every file's scan."""
-    from snaplake.dynamodb.parquet import ExportSchema
+    """One schema for the whole export, from every file's scan, with its column names fixed (`name_columns`).
+
+    Each attribute path gets the column its lake table's column registry (`<LakePrefix>/_snaplake/columns/dynamodb/
+    <lake folder>/<table>.json`) has on record, so every export of the table names it alike; a path new to the
+    table gets a name no path had, never a partition key or system column (`reserved_names`). The names travel in
+    `schema.json`, so the parallel converters agree.
+    """
+    from snaplake.core.claims import ColumnRegistry
+    from snaplake.dynamodb.parquet import ConvertOptions, ExportSchema
 
     plan = Plan.from_request(request)
     count, expected = totals(request)
@@ -190,6 +200,13 @@ def merge_schemas(s3: Any, request: dict[str, Any], settings: ConversionSettings
         total += int(scanned["rows"])
     if total != expected:
         raise CountMismatch(f"the export's data files hold {total} items, manifest-summary.json says {expected}")
+    target = export.read_plan(f"{plan.prefix}lake-table.json")
+    kind, table = target["kind"], athena_identifier(target["table"], "table")
+    options = ConvertOptions()
+    paths = merged.attribute_paths(kind, options)
+    if paths:
+        registry = ColumnRegistry(settings.lake(s3), "dynamodb", LAKE_FOLDERS[kind], table, lake_prefix=settings.prefix)
+        merged.name_columns(registry.names(paths, options.separator, reserved_names(kind)))
     export.write_bytes(f"{plan.prefix}schema.json", json.dumps(merged.to_json()).encode())
     return {"schemaKey": f"{plan.prefix}schema.json", "rows": total}
 
@@ -202,18 +219,31 @@ def totals(request: dict[str, Any]) -> tuple[int, int]:
     return integer(request["files"], "files"), integer(request["expectedItems"], "expectedItems")
 
 
+def reserved_names(kind: str) -> frozenset[str]:
+    """Names no attribute column of a `kind` export may take: its lake table's partition keys and system columns."""
+    from snaplake.dynamodb.parquet import CHANGE_TYPE_COLUMN, WRITE_TIME_COLUMN
+
+    system = (CHANGE_TYPE_COLUMN, WRITE_TIME_COLUMN) if kind == INCREMENTAL else ()
+    return frozenset((*PARTITION_KEYS[kind], *system))
+
+
 def lake_partition(settings: ConversionSettings, kind: str, table: str, exported_to: str, hour: datetime | None = None) -> str:
     if kind == FULL:
-        return join_key(settings.prefix, "dynamodb", table, f"export_time={snapshot_time_value(parse_iso_utc(exported_to))}")
+        (key,) = PARTITION_KEYS[FULL]
+        return join_key(settings.prefix, LAKE_FOLDERS[FULL], table, f"{key}={snapshot_time_value(parse_iso_utc(exported_to))}")
     assert hour is not None
-    return join_key(settings.prefix, "dynamodb_changes", table, f"dt={hour:%Y-%m-%d}", f"hour={hour:%H}")
+    day, hour_key = PARTITION_KEYS[INCREMENTAL]
+    return join_key(settings.prefix, LAKE_FOLDERS[INCREMENTAL], table, f"{day}={hour:%Y-%m-%d}", f"{hour_key}={hour:%H}")
 
 
 def convert_files(
     s3: Any, request: dict[str, Any], settings: ConversionSettings, remaining_ms: Callable[[], int], reserve_ms: int = 180_000
 ) -> dict[str, Any]:
     """Write each assigned data file as Parquet in the lake under a deterministic key, so a
-    re-run overwrites instead of duplicating. Incremental rows are split by write hour."""
+    re-run overwrites instead of duplicating. Incremental rows are split by write hour.
+
+    A data file without rows (DynamoDB writes one per empty table partition) lands nothing:
+    its result lists no keys, so an export without rows publishes no data file."""
     import pyarrow.parquet as pq
 
     from snaplake.dynamodb.parquet import ConvertOptions, ExportSchema, convert_block, iter_blocks
@@ -239,13 +269,12 @@ def convert_files(
                         converted = convert_block(block, schema, kind, options)
                         rows += converted.num_rows
                         for partition, part in _split(converted, kind, settings, table, exported_to):
+                            if not part.num_rows:
+                                continue
                             if partition not in writers:
                                 path = os.path.join(scratch, f"{len(writers)}.parquet")
                                 writers[partition] = (pq.ParquetWriter(path, arrow_schema, compression="zstd"), path)
                             writers[partition][0].write_table(part)
-                if not writers and kind == FULL:
-                    path = os.path.join(scratch, "empty.parquet")
-                    writers[lake_partition(settings, kind, table, exported_to)] = (pq.ParquetWriter(path, arrow_schema), path)
             finally:
                 for writer, _ in writers.values():
                     writer.close()
@@ -273,7 +302,9 @@ def _split(table: Any, kind: str, settings: ConversionSettings, name: str, expor
         return [(lake_partition(settings, kind, name, exported_to), table)]
     import pyarrow.compute as pc
 
-    hours = pc.floor_temporal(table["_write_time"], unit="hour")
+    from snaplake.dynamodb.parquet import WRITE_TIME_COLUMN
+
+    hours = pc.floor_temporal(table[WRITE_TIME_COLUMN], unit="hour")
     out = []
     for hour in pc.unique(hours).to_pylist():
         rows = table.filter(pc.is_null(hours) if hour is None else pc.equal(hours, hour))

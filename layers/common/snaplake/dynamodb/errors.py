@@ -15,6 +15,14 @@ class DynamoDbExportsBusy(SnaplakeError):
     """DynamoDB refused the export for its concurrency limits (retryable)."""
 
 
+class ScheduledExecutionConflict(SnaplakeError):
+    """The schedule's execution name for a table and time is taken by an execution with other input."""
+
+
+class TableFolderClaimed(SnaplakeError):
+    """The table's lake folder (its Athena-safe name) is claimed by another table ARN."""
+
+
 class ExportLeaseLost(SnaplakeError):
     """Another run took over the table's export lease (this run's had expired)."""
 
@@ -48,7 +56,7 @@ class IncompatibleSchemas(SnaplakeError):
 
 
 class UnexpectedWriteTime(SnaplakeError):
-    """An incremental line's Metadata.WriteTime is not an integral epoch time in seconds, milliseconds or microseconds."""
+    """An incremental line's Metadata.WriteTimestampMicros is not integral microseconds since the epoch (an N)."""
 
 
 class InvalidAttributeValue(SnaplakeError):

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from snaplake.core.aws import error_code, error_message, is_not_found
+from snaplake.core.claims import Claims, claim_key
 from snaplake.core.errors import ExportFailed, ExportNotFound, InvalidEvent
 from snaplake.core.handler_input import integer, timestamp
 from snaplake.core.limits import (
@@ -27,9 +28,16 @@ from snaplake.core.limits import (
     DYNAMODB_INCREMENTAL_EXPORT_MIN_WINDOW,
     DYNAMODB_LIST_EXPORTS_MAX_RESULTS,
 )
-from snaplake.core.names import join_key
+from snaplake.core.names import athena_name, join_key
 from snaplake.core.times import iso_utc
-from snaplake.dynamodb.errors import DynamoDbExportsBusy, DynamoDbTableNotFound, PitrDisabled, WindowOutsidePitr
+from snaplake.dynamodb.errors import (
+    DynamoDbExportsBusy,
+    DynamoDbTableNotFound,
+    PitrDisabled,
+    ScheduledExecutionConflict,
+    TableFolderClaimed,
+    WindowOutsidePitr,
+)
 from snaplake.dynamodb.settings import DynamoDbExportSettings
 
 MIN_WINDOW = DYNAMODB_INCREMENTAL_EXPORT_MIN_WINDOW
@@ -97,6 +105,30 @@ def require_own_table(table_arn: str, execution: str) -> None:
     here = partition_region_account(execution)
     if partition_region_account(table_arn) != here:
         raise InvalidEvent(f"table {table_arn} is not in the partition, region and account of this pipeline {here}")
+
+
+LAKE_FOLDERS = ("dynamodb", "dynamodb_changes")  # full exports, changes (incremental exports and the stream change log)
+
+
+def claim_lake_folders(claims: Claims, lake_prefix: str, table_arn: str) -> None:
+    """Make `table_arn` the owner of its lake folders for good, or raise TableFolderClaimed.
+
+    A table lands in `dynamodb/<t>/` and `dynamodb_changes/<t>/`, `<t>` the Athena-safe form of its
+    name, so `Orders` and `orders` (or `shop-orders` and `shop_orders`) would share them. Each folder
+    is claimed once, with S3's If-None-Match, at `<LakePrefix>/_snaplake/claims/<folder>/<t>.json`
+    holding `{"tableArn": ...}`: the first table to claim it keeps it, and any other table is refused
+    by name before it exports anything.
+    """
+    name, owner = athena_name(table_name(table_arn)), {"tableArn": table_arn}
+    for folder in LAKE_FOLDERS:
+        key = join_key(lake_prefix, claim_key(folder, name))
+        recorded = claims.claim(key, owner)
+        if recorded.get("tableArn") != table_arn:
+            raise TableFolderClaimed(
+                f"the lake folder {folder}/{name}/ belongs to table {recorded.get('tableArn')}, so {table_arn} cannot land there "
+                f"(their names differ only in case or punctuation, or they are in other accounts or regions); the claim is "
+                f"{claims.bucket.uri(key)}. Export {table_arn} with a stack of another LakePrefix"
+            )
 
 
 @dataclass(frozen=True)
@@ -272,27 +304,53 @@ def poll_export(ddb: Any, state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_EXECUTION_NAME_MAX = 80  # Step Functions execution names: 1-80 characters
+_UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def execution_name(table_arn: str, scheduled: str) -> str:
+    """The schedule's execution name for one table and scheduled time: `<table name>-<hash>-<time>`.
+
+    The hash (8 hex characters of SHA-256 of the table ARN) keeps the name unique per table when the
+    name is cut short or differs only in case or punctuation; the table name is cut so the whole stays
+    within 80 characters of `[A-Za-z0-9_-]` (the characters CloudWatch logging of executions accepts).
+    """
+    digest = hashlib.sha256(table_arn.encode()).hexdigest()[:8]
+    stamp = re.sub(r"[^0-9A-Za-z]", "", scheduled)[:20]  # 2024-05-02T04:00:00Z -> 20240502T040000Z
+    room = _EXECUTION_NAME_MAX - len(digest) - len(stamp) - 2
+    return f"{_UNSAFE_NAME_CHARACTERS.sub('_', table_name(table_arn))[:room]}-{digest}-{stamp}"
+
+
 def start_table_executions(sfn: Any, state_machine_arn: str, event: Any) -> list[str]:
-    """The schedule's fan-out: one execution per table, named after the table and the
-    scheduled time, so a repeated delivery of the same schedule starts nothing new."""
+    """The schedule's fan-out: one execution per table, named by `execution_name`.
+
+    A repeated delivery of the same schedule starts nothing new: Step Functions answers
+    ExecutionAlreadyExists (or, while it runs, the same execution), and that execution's input
+    is the one this table would get. An execution of that name with any other input raises
+    ScheduledExecutionConflict naming the tables, after every other table's execution started.
+    """
     if not isinstance(event, dict) or not isinstance(event.get("tableArns"), list) or not event["tableArns"]:
         raise InvalidEvent("the schedule's input must be {'tableArns': [...], 'mode': ..., 'scheduledTime': ...}")
     mode = event.get("mode", "auto")
     if event.get("scheduledTime") is not None:
         timestamp(event["scheduledTime"], "scheduledTime")
-    scheduled = re.sub(r"[^0-9A-Za-z]", "", str(event.get("scheduledTime") or iso_utc(datetime.now(UTC))))[:20]
+    scheduled = str(event.get("scheduledTime") or iso_utc(datetime.now(UTC)))
     for table_arn in event["tableArns"]:  # every table checked before any execution starts
         parse_request({"tableArn": table_arn, "mode": mode})
-    started = []
+    started, conflicts = [], []
     for table_arn in event["tableArns"]:
-        name = f"{table_name(table_arn)[:50]}-{scheduled}"
+        name, request = execution_name(table_arn, scheduled), {"tableArn": table_arn, "mode": mode}
         try:
-            started.append(
-                sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps({"tableArn": table_arn, "mode": mode}))[
-                    "executionArn"
-                ]
-            )
+            started.append(sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(request))["executionArn"])
         except ClientError as error:
             if error_code(error) != "ExecutionAlreadyExists":
                 raise
+            execution = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+            if json.loads(sfn.describe_execution(executionArn=execution)["input"]) != request:
+                conflicts.append(f"{table_arn} ({execution})")
+    if conflicts:
+        raise ScheduledExecutionConflict(
+            f"the execution names of this schedule are taken by executions with other input, so these tables were not "
+            f"exported: {', '.join(conflicts[:10])}; start them by hand with {{'tableArn': ..., 'mode': {mode!r}}}"
+        )
     return started

@@ -22,7 +22,7 @@ from snaplake.core.limits import S3_DELETE_OBJECTS_MAX_KEYS
 from snaplake.core.names import SUCCESS_MARKER
 from snaplake.core.s3 import Bucket
 from snaplake.core.times import iso_utc
-from snaplake.dynamodb.conversion import FULL, Plan, conversion_of, lake_partition, plan_files, staging_key, totals
+from snaplake.dynamodb.conversion import Plan, conversion_of, plan_files, staging_key, totals
 from snaplake.dynamodb.errors import ConversionIncomplete, CountMismatch
 from snaplake.dynamodb.settings import ConversionSettings
 
@@ -69,7 +69,7 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSe
     """Every file converted and the rows add up to the manifest: then `_SUCCESS` in each partition, last."""
     plan = Plan.from_request(request)
     count, expected = totals(request)
-    kind, table, exported_to, export_id = conversion_of(request)
+    export_id = conversion_of(request)[3]
     export, lake = settings.export(s3, plan.bucket), settings.lake(s3)
     plan_files(export, plan, count)
     converted = {obj["Key"] for obj in export.objects_under(f"{plan.prefix}converted/")}
@@ -86,9 +86,8 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSe
         # so a retry after a failure anywhere in between finds everything it needs.
         keys = [key for result in results for key in result["keys"]]
         list(pool.map(lambda key: publish(lake, staging_key(settings, export_id, key), key), keys))
+    # An export without items lands nothing: no empty Parquet object, no partition, nothing to register.
     partitions = sorted({key.rsplit("/", 1)[0] for key in keys})
-    if not partitions and kind == FULL:
-        partitions = [lake_partition(settings, FULL, table, exported_to)]
     for partition in partitions:
         lake.write_bytes(f"{partition}/{SUCCESS_MARKER}", b"")
     drop_staged(lake, [staging_key(settings, export_id, key) for key in keys])

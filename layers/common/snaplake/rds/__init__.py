@@ -9,16 +9,19 @@
 from snaplake.rds.copy_batch import copy_batches
 from snaplake.rds.copy_plan import CopyItem, PlanRef, plan_copy
 from snaplake.rds.errors import (
+    ColumnNameConflict,
     CopyIncomplete,
     DestinationMismatch,
     ExportCanceled,
     ExportFilesMissing,
+    ExportFileUnreadable,
     ExportSlotsBusy,
     InvalidKeyTemplate,
     KeyCollision,
     NoSnapshotAvailable,
     SnapshotNotFound,
     SnapshotNotReady,
+    SourceCollision,
     SourceNotFound,
     UnexpectedExportLayout,
 )
@@ -31,11 +34,13 @@ from snaplake.rds.snapshots import decide
 __all__ = [
     "DEFAULT_KEY_TEMPLATE",
     "SEED_KEY_TEMPLATE",
+    "ColumnNameConflict",
     "CopyIncomplete",
     "CopyItem",
     "CopySettings",
     "DestinationMismatch",
     "ExportCanceled",
+    "ExportFileUnreadable",
     "ExportFilesMissing",
     "ExportSettings",
     "ExportSlotsBusy",
@@ -47,6 +52,7 @@ __all__ = [
     "SnapshotLayout",
     "SnapshotNotFound",
     "SnapshotNotReady",
+    "SourceCollision",
     "SourceNotFound",
     "SourceSelection",
     "UnexpectedExportLayout",

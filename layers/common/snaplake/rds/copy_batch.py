@@ -5,7 +5,9 @@ when their time budget runs low, so the state machine loops instead of timing
 out. Each batch has progress markers in the plan folder: a batch marked done is
 skipped on a re-run, and a batch that was started but not finished is
 re-checked object by object (size and source ETag, kept in the object's
-metadata) before anything is copied again.
+metadata) before anything is copied again. A done batch that PlanCopy lists
+under `recheck` (its objects are not all in the lake any more) is re-checked
+the same way, so a re-run restores what was deleted after landing.
 """
 
 from __future__ import annotations
@@ -81,7 +83,10 @@ def copy_batches(
     if not (worker < workers and batch % workers == worker) or (cursor and batch >= batch_count):
         raise InvalidEvent(f"worker {worker} of {workers} (cursor batch {batch}, offset {offset}) is out of range")
     export, lake_bucket = lake.export(s3, plan.bucket), lake.lake(s3)
-    check_share(export.read_plan(plan.markers_key), batches=batch_count, batchSize=batch_size, objects=object_count)
+    markers = export.read_plan(plan.markers_key)
+    check_share(markers, batches=batch_count, batchSize=batch_size, objects=object_count)
+    # Done batches PlanCopy found incomplete in the lake (objects deleted after landing): checked and restored.
+    recheck = set(markers.get("recheck", [])) if isinstance(markers, dict) else set()
     tally = {"copied": 0, "skipped": 0, "bytes": 0}
     tally_lock = threading.Lock()
     started_any = False
@@ -99,7 +104,7 @@ def copy_batches(
     with ThreadPoolExecutor(max_workers=lake.threads) as pool:
         while batch < batch_count:
             states = batch_progress(export, plan, batch)
-            if DONE in states:
+            if DONE in states and batch not in recheck:
                 tally["skipped"] += min(batch_size, object_count - batch * batch_size)
                 batch, offset = batch + workers, 0
                 continue
@@ -111,7 +116,7 @@ def copy_batches(
             # (a crash or timeout, retried with the same input): it may have
             # copied some of what follows, so each object is checked first.
             claim = _claim(offset)
-            verify = claim in states
+            verify = claim in states or batch in recheck
             if not verify:
                 export.write_bytes(plan.progress_key(batch, claim), b"")
             in_flight: set[Future[None]] = set()

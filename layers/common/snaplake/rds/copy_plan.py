@@ -25,9 +25,10 @@ from snaplake.core.names import join_key
 from snaplake.core.s3 import Bucket
 from snaplake.rds.errors import DestinationMismatch, ExportFilesMissing, KeyCollision
 from snaplake.rds.export_task import EXPORT_TASK_IDENTIFIER
+from snaplake.rds.lake_guards import Destination, check_columns
 from snaplake.rds.layout import SnapshotLayout, parse_export_key
 from snaplake.rds.settings import CopySettings
-from snaplake.rds.snapshots import SOURCE_IDENTIFIER
+from snaplake.rds.snapshots import SOURCE_IDENTIFIER, parse_snapshot_arn
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,16 @@ def _layout(request: dict[str, Any]) -> SnapshotLayout:
 
 
 def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str, Any]:
-    """List the finished export and write the copy plan; returns a small summary."""
+    """List the finished export, check and claim its place in the lake, and write the copy plan; returns a small summary.
+
+    Everything that would be refused later (RegisterCatalog, the next snapshot) is refused here, before
+    anything lands: see snaplake.rds.lake_guards. Batches a re-run finds `done` but whose objects are no
+    longer all in the lake are listed under `recheck`, so CopyBatch restores them.
+    """
     layout = _layout(request)
+    snapshot_arn = request.get("snapshotArn")
+    if snapshot_arn is not None:
+        snapshot_arn = parse_snapshot_arn(snapshot_arn).arn
     if request.get("exportBucket") is None or request.get("exportRoot") is None:
         raise InvalidEvent("plan copy needs 'exportBucket' and 'exportRoot' from PollExport")
     bucket = bucket_name(request["exportBucket"], "exportBucket")
@@ -123,6 +132,9 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str,
     items: list[CopyItem] = []
     batch_markers: list[str] = []  # lake keys of the export's per-batch _SUCCESS markers
     tables: dict[str, dict[str, Any]] = {}
+    folders: dict[str, str] = {}  # lake partition -> (table folder, partition) relative to the lake prefix
+    relative: dict[str, str] = {}
+    samples: dict[str, str] = {}  # lake table -> one of its data files in the export, for its columns
     ignored = listed = 0
     for obj in export.objects_under(export_root):
         listed += 1
@@ -132,6 +144,8 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str,
             continue
         values = layout.partition_values(located.database, located.table_folder)
         partition = join_key(lake.prefix, lake.key_template.partition_prefix(values))
+        folders.setdefault(partition, lake.key_template.table_folder(values))
+        relative.setdefault(partition, lake.key_template.partition_prefix(values))
         dest = join_key(partition, lake.key_template.object_path({**values, "batch": located.batch, "file": located.file}))
         if partition in tables and tables[partition]["sourceTable"] != located.table_folder:
             raise KeyCollision(
@@ -153,6 +167,8 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str,
             batch_markers.append(dest)
             continue
         items.append(CopyItem(obj["Key"], dest, int(obj["Size"]), obj["ETag"]))
+        if int(obj["Size"]) > 0:
+            samples.setdefault(f"{table['database']}.{table['table']}", obj["Key"])
         table["objects"] += 1
         table["bytes"] += int(obj["Size"])
     if listed == 0:
@@ -163,13 +179,17 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str,
     if not items:
         log.warning("export has no data files", extra={"export": layout.export_id, "objects": listed})
     _check_collisions(items)
-    _check_partitions_hold_only_this_export(lake_bucket, items, tables)
-    # Everything that decides what a copy writes is in the plan's name, so progress
+    check_columns(export, samples, lake.key_template.partition_keys, lake.threads)
+    in_lake = _check_partitions_hold_only_this_export(lake_bucket, items, tables)
+    Destination(lake_bucket, lake.prefix, layout.source_id, layout.export_id, snapshot_arn, layout.snapshot_time).claim(
+        folders.values(), relative.values(), lake.threads
+    )  # Everything that decides what a copy writes is in the plan's name, so progress
     # markers of a plan for another lake bucket, key or ACL are never reused.
     destination = [lake.bucket, lake.bucket_owner, lake.kms_key_arn, lake.object_acl, lake.batch_size]
     digest = hashlib.sha256(json.dumps([destination, [i.as_json() for i in items]]).encode()).hexdigest()[:16]
     plan = PlanRef(bucket, join_key(lake.plan_prefix, layout.export_id, f"plan-{digest}") + "/")
     batches = [items[i : i + lake.batch_size] for i in range(0, len(items), lake.batch_size)]
+    recheck = _done_batches_missing_objects(export, plan, batches, in_lake)
     for index, batch in enumerate(batches):
         export.write_bytes(plan.batch_key(index), json.dumps([i.as_json() for i in batch]).encode())
     export.write_bytes(
@@ -182,10 +202,14 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str,
                 "batches": len(batches),
                 "batchSize": lake.batch_size,
                 "objects": len(items),
+                # Done batches whose objects are no longer all in the lake (deleted after landing): copied again.
+                "recheck": recheck,
             }
         ).encode(),
     )
     workers = min(lake.workers, len(batches))
+    if recheck:
+        log.warning("landed objects are missing from the lake; their batches are copied again", extra={"batches": recheck[:20]})
     log.info("planned copy", extra={"objects": len(items), "batches": len(batches), "tables": len(tables), "ignored": ignored})
     return {
         "plan": plan.as_json(),
@@ -211,12 +235,13 @@ def _check_collisions(items: list[CopyItem]) -> None:
         seen[item.dest] = item.source
 
 
-def _check_partitions_hold_only_this_export(lake: Bucket, items: list[CopyItem], tables: dict[str, dict[str, Any]]) -> None:
-    """Refuse to mix two exports in one partition (Athena would count their rows twice).
+def _check_partitions_hold_only_this_export(lake: Bucket, items: list[CopyItem], tables: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Refuse to mix two exports in one partition (Athena would count their rows twice); return what is there (key -> size).
 
     One listing per table partition; on a first run the partitions are empty.
     """
     planned = {item.dest for item in items}
+    found: dict[str, int] = {}
     for partition in tables:
         for obj in lake.objects_under(partition + "/"):
             if obj["Key"].endswith(".parquet") and obj["Key"] not in planned:
@@ -224,3 +249,14 @@ def _check_partitions_hold_only_this_export(lake: Bucket, items: list[CopyItem],
                     f"lake partition {lake.uri(partition)}/ already holds {obj['Key']!r}, which this export "
                     "did not write (an earlier export of the same snapshot time?); delete that partition and re-run"
                 )
+            found[obj["Key"]] = int(obj["Size"])
+    return found
+
+
+def _done_batches_missing_objects(export: Bucket, plan: PlanRef, batches: list[list[CopyItem]], in_lake: dict[str, int]) -> list[int]:
+    """Batches marked done whose objects are not all in the lake any more (one listing of the plan's progress)."""
+    missing = [index for index, batch in enumerate(batches) if any(in_lake.get(item.dest) != item.size for item in batch)]
+    if not missing:
+        return []
+    done = {obj["Key"] for obj in export.objects_under(f"{plan.prefix}progress/")}
+    return [index for index in missing if plan.progress_key(index, DONE) in done]

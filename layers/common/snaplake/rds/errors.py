@@ -48,4 +48,16 @@ class CopyIncomplete(SnaplakeError):
 
 
 class DestinationMismatch(SnaplakeError):
-    """The lake partition already holds data files from another export of the same snapshot time."""
+    """Another export of the same source and snapshot time already holds (or claimed) the lake partition."""
+
+
+class SourceCollision(SnaplakeError):
+    """The lake table folder already belongs to another source (two sources whose databases and tables share names)."""
+
+
+class ColumnNameConflict(SnaplakeError):
+    """An exported table has two columns that are one in Athena (case folded), or a column named like a partition key."""
+
+
+class ExportFileUnreadable(SnaplakeError):
+    """An exported data file is not a readable Parquet file (no PAR1 footer, or a footer pyarrow cannot read)."""

@@ -1,4 +1,4 @@
-"""FinalizeCopy: every batch of the plan is done, then the `_SUCCESS` markers, last.
+"""FinalizeCopy: every batch of the plan is done and every planned object is in the lake, then the `_SUCCESS` markers, last.
 
 The export's own per-batch markers are copied as written; each table
 partition's own marker comes after all of them, so a reader that waits for
@@ -15,7 +15,8 @@ from typing import Any
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import integer
 from snaplake.core.names import SUCCESS_MARKER
-from snaplake.rds.copy_plan import DONE, MAX_BATCHES, PlanRef, check_share
+from snaplake.core.s3 import Bucket
+from snaplake.rds.copy_plan import DONE, MAX_BATCHES, CopyItem, PlanRef, check_share
 from snaplake.rds.errors import CopyIncomplete
 from snaplake.rds.settings import CopySettings
 
@@ -36,6 +37,7 @@ def finalize_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[
         raise CopyIncomplete(f"{len(missing)} of {batch_count} copy batches are not done (first: {missing[0]}); re-run the copy")
     tables = manifest["tables"]
     with ThreadPoolExecutor(max_workers=lake.threads) as pool:
+        _check_every_object_landed(export, lake_bucket, plan, batch_count, tables, pool)
         list(pool.map(lambda key: lake_bucket.write_bytes(key, b""), manifest["batchMarkers"]))
         list(pool.map(lambda table: lake_bucket.write_bytes(table["partition"] + SUCCESS_MARKER, b""), tables))
     landed = {"lakeBucket": lake.bucket, "tables": tables}
@@ -47,3 +49,23 @@ def finalize_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[
         "bytes": sum(t["bytes"] for t in tables),
         "landedManifest": {"bucket": plan.bucket, "key": plan.landed_key},
     }
+
+
+def _check_every_object_landed(
+    export: Bucket, lake: Bucket, plan: PlanRef, batch_count: int, tables: list[dict[str, Any]], pool: ThreadPoolExecutor
+) -> None:
+    """`done` markers are not the lake: one listing per partition must show every planned object, at its size."""
+    planned = {
+        item.dest: item.size
+        for batch in pool.map(lambda i: export.read_plan(plan.batch_key(i)), range(batch_count))
+        for item in map(CopyItem.from_json, batch)
+    }
+    in_lake = {
+        obj["Key"]: int(obj["Size"]) for listing in pool.map(lambda t: list(lake.objects_under(t["partition"])), tables) for obj in listing
+    }
+    missing = sorted(key for key, size in planned.items() if in_lake.get(key) != size)
+    if missing:
+        raise CopyIncomplete(
+            f"{len(missing)} copied objects are not in the lake (first: {lake.uri(missing[0])}), though their batches are done: "
+            "deleted during the copy? Re-run the input: PlanCopy finds them missing and the copy restores them"
+        )

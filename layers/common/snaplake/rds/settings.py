@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,10 @@ SOURCE_IDENTIFIERS = Setting(
     "SOURCE_IDENTIFIERS", None, "comma-separated identifiers or glob patterns of the sources to export; '*' exports every source"
 )
 EXPORT_PREFIX = Setting("EXPORT_PREFIX", "", "where in the export bucket RDS writes snapshot exports")
+# StartExportTask's S3Prefix: at most 60 characters (observed; the API model states no limit) and no ':'. RDS rewrites
+# space, backtick, double quote and backslash to '_' in S3 paths, so the prefix keeps to characters it leaves alone.
+EXPORT_PREFIX_MAX_CHARS = 60
+EXPORT_PREFIX_PATTERN = re.compile(r"^([A-Za-z0-9_=.-]+(/[A-Za-z0-9_=.-]+)*)?$")
 EXPORT_ROLE_ARN = Setting("EXPORT_ROLE_ARN", None, "the role RDS assumes to write the export")
 EXPORT_ONLY = Setting("EXPORT_ONLY", "", "comma-separated databases/schemas/tables to export (ExportOnly); all when empty")
 LAKE_KEY_TEMPLATE = Setting("LAKE_KEY_TEMPLATE", DEFAULT_KEY_TEMPLATE, "the lake key of each exported file")
@@ -69,9 +74,15 @@ class ExportSettings:
         kms_key = EXPORT_KMS_KEY_ARN.text(env)
         if not kms_key:
             raise ConfigError("environment variable EXPORT_KMS_KEY_ARN is required (RDS encrypts every export with a KMS key)")
+        prefix = EXPORT_PREFIX.prefix(env)
+        if len(prefix) > EXPORT_PREFIX_MAX_CHARS or not EXPORT_PREFIX_PATTERN.match(prefix):
+            raise ConfigError(
+                f"environment variable EXPORT_PREFIX={prefix[:100]!r} must be at most {EXPORT_PREFIX_MAX_CHARS} characters of "
+                "A-Z a-z 0-9 _ = . - in '/'-separated segments (StartExportTask's S3Prefix)"
+            )
         return cls(
             bucket=EXPORT_BUCKET.bucket(env),
-            prefix=EXPORT_PREFIX.prefix(env),
+            prefix=prefix,
             role_arn=role,
             kms_key_arn=kms_key,
             export_only=EXPORT_ONLY.items(env),

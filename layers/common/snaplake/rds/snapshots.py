@@ -18,14 +18,18 @@ from botocore.exceptions import ClientError
 
 from snaplake.core.aws import error_code, is_not_found
 from snaplake.core.errors import InvalidEvent
+from snaplake.core.s3 import Bucket
 from snaplake.core.times import iso_utc
 from snaplake.rds.errors import NoSnapshotAvailable, SnapshotNotFound, SnapshotNotReady, SourceNotFound
+from snaplake.rds.lake_guards import landed_snapshot_owner
 
 SNAPSHOT_CREATED_EVENT_IDS = {
     "RDS-EVENT-0042": "manual DB snapshot created",
     "RDS-EVENT-0091": "automated DB snapshot created",
     "RDS-EVENT-0075": "manual DB cluster snapshot created",
     "RDS-EVENT-0169": "automated DB cluster snapshot created",
+    # "Finished copy of snapshot <name> in region <region>" (a same-Region copy, e.g. AWS Backup's); SourceArn is the copy.
+    "RDS-EVENT-0197": "DB snapshot copy finished",
 }
 _DETAIL_TYPES = {"RDS DB Snapshot Event": "instance", "RDS DB Cluster Snapshot Event": "cluster"}
 _SNAPSHOT_ARN = re.compile(r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:(snapshot|cluster-snapshot):([A-Za-z0-9:._-]{1,255})$")
@@ -232,8 +236,13 @@ def is_exportable(engine: str) -> bool:
     return engine.lower() in EXPORTABLE_ENGINES or engine.lower() == "aurora"
 
 
-def decide(rds: Any, event: Any, patterns: tuple[str, ...]) -> dict[str, Any]:
-    """The filter step: what to export for this input, or why nothing."""
+def decide(rds: Any, event: Any, patterns: tuple[str, ...], lake: Bucket | None = None, lake_prefix: str = "") -> dict[str, Any]:
+    """The filter step: what to export for this input, or why nothing.
+
+    With the lake given, a snapshot whose source and snapshot time already have an export of another
+    snapshot on record in the lake (a copy of a snapshot that landed: RDS keeps the original's
+    OriginalSnapshotCreateTime) is skipped with the reason; PlanCopy's claim refuses it anyway.
+    """
     request = parse_request(event)
     if isinstance(request, Ignored):
         return {"export": False, "reason": request.reason}
@@ -256,4 +265,12 @@ def decide(rds: Any, event: Any, patterns: tuple[str, ...]) -> dict[str, Any]:
         return {"export": False, "reason": reason}
     if snapshot.status != "available":
         raise SnapshotNotReady(f"snapshot {snapshot.arn} is {snapshot.status!r}, not 'available'")
+    owner = None if lake is None else landed_snapshot_owner(lake, lake_prefix, snapshot.source_id, snapshot.created)
+    if owner is not None and owner.get("snapshotArn") != snapshot.arn:
+        return {
+            "export": False,
+            "reason": f"the data of {snapshot.source_type} {snapshot.source_id!r} as of {iso_utc(snapshot.created)} already landed "
+            f"(or is landing) from snapshot {owner.get('snapshotArn')} (export {owner.get('export')}); "
+            f"snapshot {snapshot.identifier} holds the same data",
+        }
     return snapshot.as_output(reason, attempt)

@@ -1,8 +1,30 @@
-"""The change log: DynamoDB Streams records to Parquet in the lake (`change_log`, StreamFlattenFunction), and the
-Firehose transform that flattens JSON records by the same naming rules (`firehose`, FirehoseFlattenFunction)."""
+"""The change log: DynamoDB Streams records to Parquet in the lake, each exactly once (`change_log`, `landed`,
+`records`; StreamFlattenFunction), and the Firehose transform that flattens JSON records by the same naming rules
+(`firehose`, FirehoseFlattenFunction).
 
-from snaplake.streams.errors import MalformedStreamRecord
+Only pyarrow-free names are imported here (the Firehose function has no arrow layer): the change log's entry
+points are `snaplake.streams.change_log.flatten_batch` and `snaplake.streams.landed.LakeChangeLog`.
+"""
+
+from snaplake.streams.errors import (
+    FieldNameCollision,
+    MalformedStreamRecord,
+    MissingStreamImage,
+    StreamTableFolderTaken,
+    UnsupportedStreamViewType,
+)
 from snaplake.streams.firehose import TransformOutcome, flatten_object, transform_records
-from snaplake.streams.settings import FlattenSettings
+from snaplake.streams.settings import CHANGE_LOG_FOLDER, FlattenSettings
 
-__all__ = ["FlattenSettings", "MalformedStreamRecord", "TransformOutcome", "flatten_object", "transform_records"]
+__all__ = [
+    "CHANGE_LOG_FOLDER",
+    "FieldNameCollision",
+    "FlattenSettings",
+    "MalformedStreamRecord",
+    "MissingStreamImage",
+    "StreamTableFolderTaken",
+    "TransformOutcome",
+    "UnsupportedStreamViewType",
+    "flatten_object",
+    "transform_records",
+]

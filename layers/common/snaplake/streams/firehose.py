@@ -3,15 +3,20 @@
 Every input recordId comes back exactly once, with one of:
 
 - `Ok`: data is base64 of the flattened object as one JSON line (`{...}\\n`).
-  Nested objects become `parent__child` fields (Athena-safe names, collisions
-  resolved like the Parquet columns: the sorted-first source path keeps the
-  name, others get `_2`, `_3`, ...) down to `max_depth` path segments; a
-  deeper object, and every array, is kept as JSON text.
+  Nested objects become `parent__child` fields (Athena-safe names) down to
+  `max_depth` path segments; a deeper object, and every array, is kept as JSON
+  text. A field's name depends on its own path only, so it is the same in every
+  record and batch (Athena's JSON reading is case-insensitive: `Foo` in one
+  record and `foo` in another are one column, as they would be unflattened).
 - `Dropped`: the record is an empty JSON object `{}` (nothing to deliver).
 - `ProcessingFailed`: the data is not valid base64, larger than 1,000 KiB, not
   JSON, not a JSON object, nested too deeply to parse, holds a string that is
-  not valid Unicode (an escaped lone surrogate such as `\\udcff`), lacks a
-  configured partition key field, or its result (or an earlier record's) would
+  not valid Unicode (an escaped lone surrogate such as `\\udcff`), has two
+  fields that would become one column (FieldNameCollision: `Foo` and `foo`,
+  or `a b.c` and `a_b__c`; never renamed per record), lacks a
+  configured partition key field, has a partition key value that would change the S3 path under dynamic
+  partitioning (UnsafePartitionKey: empty, `.`, `..`, `/`, a control character or a character Athena
+  escapes in folder names; refused, never encoded), or its result (or an earlier record's) would
   not fit in the 6 MB response. Firehose then writes it to the
   `processing-failed/` error prefix with the original data: nothing is lost.
 
@@ -31,7 +36,8 @@ from typing import Any
 
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.limits import FIREHOSE_RECORD_MAX_BYTES, LAMBDA_SYNC_RESPONSE_MAX_BYTES
-from snaplake.core.names import assign_column_names
+from snaplake.core.names import column_name, path_value_problem
+from snaplake.streams.errors import FieldNameCollision, UnsafePartitionKey
 from snaplake.streams.settings import FlattenSettings
 
 OK, DROPPED, FAILED = "Ok", "Dropped", "ProcessingFailed"
@@ -67,11 +73,21 @@ def _leaves(value: Mapping[str, Any], path: tuple[str, ...], max_depth: int, out
 
 
 def flatten_object(value: Mapping[str, Any], separator: str = "__", max_depth: int = 3) -> dict[str, Any]:
-    """A JSON object with nested objects flattened to one level; fields in name order."""
+    """A JSON object with nested objects flattened to one level; fields in name order.
+
+    FieldNameCollision when two of its paths give the same column name (see module docstring).
+    """
     leaves: list[tuple[tuple[str, ...], Any]] = []
     _leaves(value, (), max_depth, leaves)
-    names = assign_column_names([path for path, _ in leaves], separator, frozenset())
-    return dict(sorted((names[path], leaf) for path, leaf in leaves))
+    flat: dict[str, Any] = {}
+    paths: dict[str, tuple[str, ...]] = {}
+    for path, leaf in leaves:
+        name = column_name(path, separator)
+        if name in paths:
+            raise FieldNameCollision(f"fields {'.'.join(paths[name])!r} and {'.'.join(path)!r} both become column {name!r}")
+        paths[name] = path
+        flat[name] = leaf
+    return dict(sorted(flat.items()))
 
 
 class _Rejected(Exception):
@@ -103,6 +119,8 @@ def _flattened(data: Any, settings: FlattenSettings) -> tuple[bytes | None, dict
         line = json.dumps(flat, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
     except RecursionError:  # json.loads stopped just short of the limit, json.dumps of a nested part (a deeper call) did not
         raise _Rejected("JSON nested too deeply to write") from None
+    except FieldNameCollision as error:
+        raise _Rejected(f"FieldNameCollision: {error}") from None
     except UnicodeEncodeError:  # json.loads accepts an escaped lone surrogate (\udcff); UTF-8 cannot hold it
         raise _Rejected("JSON holds a string that is not valid Unicode (a lone surrogate)") from None
     keys = {}
@@ -110,6 +128,9 @@ def _flattened(data: Any, settings: FlattenSettings) -> tuple[bytes | None, dict
         found = flat.get(name)
         if found is None or isinstance(found, bool) or not isinstance(found, str | int | float):
             raise _Rejected(f"partition key field {name!r} is missing or not a scalar")
+        problem = path_value_problem(str(found))
+        if problem is not None:  # Firehose would put it into the S3 prefix as is (dynamic partitioning)
+            raise _Rejected(f"{UnsafePartitionKey.__name__}: partition key field {name!r}: {problem}")
         keys[name] = str(found)
     return line, keys
 

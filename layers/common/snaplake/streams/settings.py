@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from snaplake.core.limits import LAMBDA_SYNC_RESPONSE_MAX_BYTES
 from snaplake.core.settings import Env, Setting, environ
 
+# The stream change log's folder in the lake (apart from the incremental exports' dynamodb_changes/).
+CHANGE_LOG_FOLDER = "dynamodb_stream_changes"
 PARTITION_KEY_FIELDS = Setting("PARTITION_KEY_FIELDS", "", "comma-separated flattened fields returned as Firehose partition keys")
 FLATTEN_MAX_DEPTH = Setting("FLATTEN_MAX_DEPTH", "3", "nested objects are flattened to this many path segments")
 

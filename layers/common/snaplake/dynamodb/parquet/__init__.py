@@ -30,8 +30,9 @@ Type rules:
   -> JSON text.
 - L, and any path whose DynamoDB type differs between items (NULL aside) ->
   string column with the JSON text of each value (see snaplake.dynamodb.attribute_values).
-- Incremental exports: `_change_type` (INSERT / MODIFY / REMOVE),
-  `_write_time` (timestamp[us, UTC]), then `key<sep>...`, `new<sep>...`,
+- Incremental exports: `change_type` (INSERT / MODIFY / REMOVE: which of
+  NewImage / OldImage a line carries), `write_time` (timestamp[us, UTC], the
+  line's `Metadata.WriteTimestampMicros`), then `key<sep>...`, `new<sep>...`,
   `old<sep>...` columns typed by the same rules.
 
 Column names are Athena-safe (`athena_name`); when several source paths give

@@ -166,26 +166,23 @@ def _change_types(sections: dict[str, pa.Array], rows: int) -> pa.Array:
     return pc.if_else(has_new, modify_or_insert, pa.scalar("REMOVE"))
 
 
+WRITE_TIME_FIELD = "WriteTimestampMicros"  # Metadata field of a real incremental export line: {"N": "<microseconds since epoch>"}
+
+
 def _write_times(sections: dict[str, pa.Array], rows: int) -> pa.Array:
+    """Each line's `Metadata.WriteTimestampMicros` (microseconds since the epoch, as DynamoDB writes it); null where absent."""
     metadata = sections.get("Metadata")
-    if metadata is None or metadata.type.get_field_index("WriteTime") < 0:
+    if metadata is None or metadata.type.get_field_index(WRITE_TIME_FIELD) < 0:
         return pa.nulls(rows, WRITE_TIME_TYPE)
-    write_time = pc.struct_field(metadata, ["WriteTime"])
+    write_time = pc.struct_field(metadata, [WRITE_TIME_FIELD])
     texts = _descriptor(write_time, "N", pa.string())
     if write_time.null_count != texts.null_count:
-        raise UnexpectedWriteTime("Metadata.WriteTime is not a number (N)")
+        raise UnexpectedWriteTime(f"Metadata.{WRITE_TIME_FIELD} is not a number (N)")
     try:
         epoch = pc.cast(texts, pa.int64())
     except pa.ArrowInvalid as error:
-        raise UnexpectedWriteTime(f"Metadata.WriteTime is not an integral epoch time ({error})") from None
-    # Documented as microseconds but not verified against a real export: take the
-    # unit from the magnitude (seconds < 1e11 <= milliseconds < 1e14 <= microseconds
-    # < 1e17, unambiguous for 1973..5138).
-    magnitude = pc.abs(epoch)
-    if pc.any(pc.greater_equal(magnitude, 10**17)).as_py():
-        raise UnexpectedWriteTime("Metadata.WriteTime is beyond microseconds since the epoch")
-    factor = pc.if_else(pc.less(magnitude, 10**11), 1_000_000, pc.if_else(pc.less(magnitude, 10**14), 1000, 1))
-    return pc.cast(pc.multiply(epoch, factor), WRITE_TIME_TYPE)
+        raise UnexpectedWriteTime(f"Metadata.{WRITE_TIME_FIELD} is not integral microseconds since the epoch ({error})") from None
+    return pc.cast(epoch, WRITE_TIME_TYPE)
 
 
 def convert(block: bytes, schema: ExportSchema, kind: ExportKind, options: ConvertOptions, first_line: int) -> pa.Table:

@@ -31,8 +31,11 @@ class BinaryStream(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-CHANGE_TYPE_COLUMN = "_change_type"
-WRITE_TIME_COLUMN = "_write_time"
+# The system columns of incremental exports (and the stream change log). Athena-safe without quoting; the attribute
+# columns beside them are prefixed key__/new__/old__, so no attribute can take these names. (Until issue 11 they were
+# `_change_type` / `_write_time`; partitions landed before keep those names in their Parquet files.)
+CHANGE_TYPE_COLUMN = "change_type"
+WRITE_TIME_COLUMN = "write_time"
 WRITE_TIME_TYPE = pa.timestamp("us", tz="UTC")
 SCHEMA_FORMAT = "snaplake.dynamodb-export-schema/1"
 MAX_DECIMAL_DIGITS = 38

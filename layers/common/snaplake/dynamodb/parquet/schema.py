@@ -226,6 +226,10 @@ class ExportSchema:
     (to_json() -> dict, from_json(dict)) so it can be stored in S3 between Lambda
     steps. It remembers the export kind and the depth limit it was observed
     with; merging or converting with others raises IncompatibleSchemas.
+
+    Column names come from `assign_column_names` over this schema's own paths,
+    unless `name_columns` fixed them (the lake's column registry, so that every
+    export of a table names a path alike); fixed names are stored with the schema.
     """
 
     def __init__(self) -> None:
@@ -233,6 +237,7 @@ class ExportSchema:
         self.max_depth: int | None = None
         self._sections: dict[str, _Node] = {}
         self._plans: dict[tuple[str, ConvertOptions], ColumnPlan] = {}
+        self._names: dict[tuple[str, ...], str] | None = None  # attribute path -> column name, when fixed
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ExportSchema) and self.to_json() == other.to_json()
@@ -303,12 +308,15 @@ class ExportSchema:
     # ---- storage
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        raw: dict[str, Any] = {
             "format": SCHEMA_FORMAT,
             "kind": self.kind,
             "max_depth": self.max_depth,
             "sections": {name: root.to_json() for name, root in self._sections.items()},
         }
+        if self._names is not None:
+            raw["columns"] = [[list(path), name] for path, name in sorted(self._names.items())]
+        return raw
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ExportSchema:
@@ -320,6 +328,8 @@ class ExportSchema:
         schema.kind = raw.get("kind")
         schema.max_depth = raw.get("max_depth")
         schema._sections = {name: _Node.from_json(root) for name, root in raw.get("sections", {}).items()}
+        if "columns" in raw:
+            schema._names = {tuple(path): str(name) for path, name in raw["columns"]}
         return schema
 
     # ---- output
@@ -341,6 +351,18 @@ class ExportSchema:
             if column.path
         }
 
+    def attribute_paths(self, kind: ExportKind, options: ConvertOptions) -> list[tuple[str, ...]]:
+        """The attribute paths that become columns: the item's attribute names down to the flattened leaf, behind
+        `key`, `new` or `old` for incremental exports (`("new", "address", "city")`). These are what is named."""
+        return [raw for _, raw, _, _, _ in self._leaves(kind, options)]
+
+    def name_columns(self, names: dict[tuple[str, ...], str]) -> None:
+        """Fix the column name of each attribute path (a name for every path of `attribute_paths`, all distinct)."""
+        if len(set(names.values())) != len(names):
+            raise IncompatibleSchemas("two attribute paths are given the same column name")
+        self._names = dict(names)
+        self._plans.clear()
+
     def column_plan(self, kind: ExportKind, options: ConvertOptions) -> ColumnPlan:
         if kind not in SECTIONS:
             raise ValueError(f"export kind must be 'full' or 'incremental', got {kind!r}")
@@ -354,7 +376,7 @@ class ExportSchema:
             plan = self._plans[key] = self._build_plan(kind, options)
         return plan
 
-    def _build_plan(self, kind: ExportKind, options: ConvertOptions) -> ColumnPlan:
+    def _leaves(self, kind: ExportKind, options: ConvertOptions) -> list[tuple[str, tuple[str, ...], tuple[str, ...], _Node, str]]:
         leaves: list[tuple[str, tuple[str, ...], tuple[str, ...], _Node, str]] = []
         for section, prefix in COLUMN_SECTIONS[kind].items():
             root = self._sections.get(section)
@@ -364,13 +386,22 @@ class ExportSchema:
             for name, node in root.children.items():
                 _collect_leaves(node, (name,), 1, options.max_depth, found)
             leaves.extend((section, (*prefix, *path), path, node, leaf_kind) for path, node, leaf_kind in found)
+        return leaves
+
+    def _build_plan(self, kind: ExportKind, options: ConvertOptions) -> ColumnPlan:
+        leaves = self._leaves(kind, options)
         fixed: tuple[LeafColumn, ...] = ()
         if kind == "incremental":
             fixed = (
                 LeafColumn(CHANGE_TYPE_COLUMN, "change_type", pa.string()),
                 LeafColumn(WRITE_TIME_COLUMN, "write_time", WRITE_TIME_TYPE),
             )
-        names = assign_column_names([raw for _, raw, _, _, _ in leaves], options.separator, frozenset(c.name for c in fixed))
+        names = self._names
+        if names is None:
+            names = assign_column_names([raw for _, raw, _, _, _ in leaves], options.separator, frozenset(c.name for c in fixed))
+        unnamed = [raw for _, raw, _, _, _ in leaves if raw not in names]
+        if unnamed:
+            raise IncompatibleSchemas(f"the schema's column names do not name the attribute path {list(unnamed[0])}")
         columns = sorted(
             (
                 LeafColumn(names[raw], leaf_kind, _leaf_type(leaf_kind, node, options), section, path)
