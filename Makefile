@@ -7,7 +7,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 # Lambda's runtime is python3.13; under pyenv, select 3.13.0 for it unless a version is already chosen.
 RUNTIME_PYENV := PYENV_VERSION="$${PYENV_VERSION:-3.13.0}"
 
-.PHONY: demo test test-runtime lint typecheck unit validate scan build build-check bench clean
+.PHONY: demo test test-runtime lint typecheck unit validate scan asl-validate build build-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,18 @@ $(SCAN_VENV)/.installed: .ci/scan-requirements.txt
 	touch $@
 
 scan: $(SCAN_VENV)/.installed
-	$(SCAN_VENV)/bin/checkov -f template.yaml --config-file .checkov.yaml
+	$(SCAN_VENV)/bin/checkov -f template.yaml --config-file .checkov.yaml --skip-download
+
+## asl-validate: asl-validator (npm, pinned in package.json) on every state machine, as written and as deployed
+node_modules/.installed: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
+
+asl-validate: node_modules/.installed $(VENV)/.dev-installed
+	rm -rf .aws-sam/asl && $(BIN)/python -m tests.template.render_asl .aws-sam/asl
+	for definition in statemachine/*.asl.json .aws-sam/asl/*.asl.json; do \
+		node_modules/.bin/asl-validator --json-path "$$definition" || exit 1; \
+	done
 
 ## test-runtime: the unit tests again on Lambda's Python (3.13, the template's runtime), in a venv of their own
 RUNTIME_VENV ?= .venv-runtime
@@ -77,4 +88,4 @@ bench: $(VENV)/.local-installed
 	$(BIN)/python benchmarks/ddb_convert.py
 
 clean:
-	rm -rf $(VENV) $(RUNTIME_VENV) $(SCAN_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUNTIME_VENV) $(SCAN_VENV) node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache

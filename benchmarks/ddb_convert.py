@@ -6,7 +6,11 @@
   Parquet), and raw pyarrow.json.read_json of the decompressed file (parse only, whole file at once)
 - peak RSS of scan + convert of 0.5 / 1 / 2 GB (uncompressed) files, each in a fresh subprocess
 
-Run: `python benchmarks/ddb_convert.py [--mb 100] [--rss-sizes 0.5,1,2] [--smoke]`.
+- with `--vs-duckdb` only: per-core throughput (MB of uncompressed JSON per CPU second, every thread counted) of
+  snaplake's scan + convert and of DuckDB (one thread) unwrapping the same gzip file's type descriptors by
+  hand-written SQL into the same types and writing Parquet, alternating runs, best of each, and the ratio
+
+Run: `python benchmarks/ddb_convert.py [--mb 100] [--rss-sizes 0.5,1,2] [--smoke] [--vs-duckdb]`.
 """
 
 from __future__ import annotations
@@ -206,6 +210,96 @@ def throughput(mb: float, scratch: Path, repeats: int) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- against DuckDB
+
+# The generated items' attributes unwrapped by hand, with the types snaplake infers for them (DuckDB is told the
+# shape; snaplake discovers it in its scan pass): exact decimals, a string set as a list, L as JSON text.
+_DUCKDB_ITEM = (
+    "STRUCT(pk STRUCT(S VARCHAR), sk STRUCT(S VARCHAR), status STRUCT(S VARCHAR), created_at STRUCT(S VARCHAR), "
+    "qty STRUCT(N VARCHAR), price STRUCT(N VARCHAR), weight_kg STRUCT(N VARCHAR), active STRUCT(BOOL BOOLEAN), "
+    "address STRUCT(M STRUCT(city STRUCT(S VARCHAR), zip STRUCT(S VARCHAR), "
+    "geo STRUCT(M STRUCT(lat STRUCT(N VARCHAR), lon STRUCT(N VARCHAR))))), tags STRUCT(SS VARCHAR[]), history STRUCT(L JSON), "
+    '"note" STRUCT("NULL" BOOLEAN), comment STRUCT(S VARCHAR), discount STRUCT(N VARCHAR))'
+)
+_DUCKDB_SELECT = """
+SELECT Item.pk.S AS pk, Item.sk.S AS sk, Item.status.S AS status, Item.created_at.S AS created_at,
+       CAST(Item.qty.N AS BIGINT) AS qty, CAST(Item.price.N AS DECIMAL(38, 2)) AS price,
+       CAST(Item.weight_kg.N AS DECIMAL(38, 6)) AS weight_kg, Item.active.BOOL AS active,
+       Item.address.M.city.S AS address__city, Item.address.M.zip.S AS address__zip,
+       CAST(Item.address.M.geo.M.lat.N AS DECIMAL(38, 6)) AS address__geo__lat,
+       CAST(Item.address.M.geo.M.lon.N AS DECIMAL(38, 6)) AS address__geo__lon,
+       Item.tags.SS AS tags, CAST(Item.history.L AS VARCHAR) AS history, CAST(NULL AS VARCHAR) AS note,
+       Item.comment.S AS comment, CAST(Item.discount.N AS BIGINT) AS discount
+FROM read_json('{path}', format = 'newline_delimited', compression = 'gzip', columns = {{'Item': '{item}'}})
+"""
+
+
+def _duckdb_unwrap(gz_path: Path, out: Path) -> int:
+    """DuckDB on one thread: the gzip file read with the item shape given, typed as snaplake types it, to Parquet."""
+    import duckdb
+
+    connection = duckdb.connect()
+    connection.execute("SET threads = 1")
+    select = _DUCKDB_SELECT.format(path=gz_path, item=_DUCKDB_ITEM)
+    connection.execute(f"COPY ({select}) TO '{out}' (FORMAT PARQUET, COMPRESSION SNAPPY)")
+    found = connection.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()
+    connection.close()
+    return int(found[0]) if found else 0
+
+
+def _cpu_timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    """CPU seconds of every thread of this process: per-core throughput whatever threads each engine uses."""
+    started = time.process_time()
+    result = action()
+    return time.process_time() - started, result
+
+
+def versus_duckdb(mb: float, scratch: Path, repeats: int) -> dict[str, Any]:
+    """snaplake scan + convert and DuckDB's typed unwrap of the same gzip file, alternating, best CPU time of each."""
+    from snaplake.dynamodb.parquet import ConvertOptions, convert_file, scan_file
+
+    options = ConvertOptions()
+    lines = generate_lines(int(mb * MB), seed=11)
+    size_mb = len(lines) / MB
+    gz_path = scratch / "data.json.gz"
+    gz_path.write_bytes(gzip.compress(lines, compresslevel=1))
+    del lines
+    seconds: dict[str, float] = {}
+    counts: dict[str, int] = {}
+
+    def record(name: str, action: Callable[[], Any]) -> Any:
+        elapsed, result = _cpu_timed(action)
+        seconds[name] = min(elapsed, seconds.get(name, elapsed))
+        return result
+
+    def scan() -> Any:
+        with gzip.open(gz_path, "rb") as stream:
+            return scan_file(stream, "full", options)
+
+    def convert(schema: Any) -> int:
+        with gzip.open(gz_path, "rb") as stream:
+            return convert_file(stream, schema, "full", options, scratch / "snaplake.parquet")
+
+    for _ in range(repeats):
+        counts["duckdb"] = record("duckdb typed unwrap", lambda: _duckdb_unwrap(gz_path, scratch / "duckdb.parquet"))
+        schema, counts["scan"] = record("snaplake scan", scan)
+        counts["convert"] = record("snaplake convert", lambda: convert(schema))  # noqa: B023 - called at once
+    if len(set(counts.values())) != 1:
+        raise SystemExit(f"row counts differ: {counts}")
+    seconds["snaplake scan + convert"] = seconds["snaplake scan"] + seconds["snaplake convert"]
+    rates = {name: round(size_mb / value, 1) for name, value in seconds.items()}
+    duck = rates["duckdb typed unwrap"]
+    return {
+        "file_mb_uncompressed": round(size_mb, 1),
+        "rows": counts["duckdb"],
+        "mb_per_cpu_second": rates,
+        "ratios": {
+            "snaplake scan + convert / duckdb": round(rates["snaplake scan + convert"] / duck, 2),
+            "snaplake convert / duckdb": round(rates["snaplake convert"] / duck, 2),
+        },
+    }
+
+
 # --------------------------------------------------------------------------- peak RSS
 
 
@@ -268,12 +362,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-sizes", default="0.5,1,2", help="uncompressed GB of the peak-RSS files (default 0.5,1,2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each throughput figure, best kept (default 3)")
     parser.add_argument("--smoke", action="store_true", help="a few MB and tiny RSS files: proves the script runs")
+    parser.add_argument("--vs-duckdb", action="store_true", help="only: snaplake scan + convert against DuckDB's typed unwrap")
     parser.add_argument("--rss-child", nargs=2, metavar=("GZ", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_child:
         print(json.dumps(rss_child(*args.rss_child)))
         return 0
     mb = 3.0 if args.smoke else args.mb
+    if args.vs_duckdb:
+        scratch = Path(tempfile.mkdtemp(prefix="ddb-convert-duckdb-"))
+        try:
+            versus = versus_duckdb(mb, scratch, 1 if args.smoke else args.repeats)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        print(json.dumps({"cpus": os.cpu_count(), "versus_duckdb": versus}, indent=2))
+        met = versus["ratios"]["snaplake scan + convert / duckdb"] >= 1.0
+        print(f"{'met    ' if met else 'MISSED '} scan + convert per core >= 1.0x DuckDB's typed unwrap")
+        return 0
     sizes = [0.005, 0.01] if args.smoke else [float(size) for size in args.rss_sizes.split(",") if size.strip()]
     scratch = Path(tempfile.mkdtemp(prefix="ddb-convert-bench-"))
     try:

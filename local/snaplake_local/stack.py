@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from snaplake_local.emulator import (
     DEFAULT_ACCOUNT,
     AthenaEmulator,
+    DistributedMapRuns,
     DynamoDbExportEmulator,
     InProcessLambdas,
     LocalFunction,
@@ -226,6 +227,7 @@ class EmulatedStack(_Deployment):
         self.rds_exports = RdsExportEmulator(self.clock, self.account, self.region)
         self.dynamodb_exports = DynamoDbExportEmulator(self.clock, self.account, self.region)
         self.athena = AthenaEmulator(self.clock, self.account, self.region)
+        self.distributed_maps = DistributedMapRuns()
         self.evaluator = TemplateEvaluator(self.template, self.parameters, self.region, self.account, STACK)
         self.params = self.evaluator.params
         self.conditions = self.evaluator.conditions
@@ -259,6 +261,7 @@ class EmulatedStack(_Deployment):
         self._exit.enter_context(self.rds_exports.patched())
         self._exit.enter_context(self.dynamodb_exports.patched())
         self._exit.enter_context(self.athena.patched())
+        self._exit.enter_context(self.distributed_maps.patched())
         try:
             self._deploy()
         except BaseException:

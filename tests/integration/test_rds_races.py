@@ -169,7 +169,8 @@ def test_rerun_after_a_landed_file_was_deleted_restores_it_before_success(stack:
 
     assert rerun.status == "SUCCEEDED", rerun.cause
     assert stack.lake_objects() == landed
-    assert sum(r["copied"] for r in rerun.output["copyResults"]) == 1
+    [run] = stack.distributed_maps.of(rerun.arn, "CopyToLake")
+    assert sum(out["copied"] for out in run.step_outputs("CopyBatch") if out["done"]) == 1
 
 
 def test_rerun_after_a_whole_table_folder_was_deleted_restores_it(stack: EmulatedStack) -> None:

@@ -845,3 +845,30 @@ def test_the_conversion_benchmark_runs_at_smoke_size(capsys: pytest.CaptureFixtu
     assert figures["throughput"]["rows"] > 0
     assert all(rate > 0 for rate in figures["throughput"]["mb_per_s"].values())
     assert all(entry["peak_rss_mb"] > 0 for entry in figures["peak_rss"].values())
+
+
+def test_the_duckdb_comparison_runs_at_smoke_size_on_identical_output_types(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import ddb_convert
+
+    assert ddb_convert.main(["--smoke", "--vs-duckdb"]) == 0
+    printed = capsys.readouterr().out
+    versus = json.loads(printed[: printed.rindex("}") + 1])["versus_duckdb"]
+    assert versus["rows"] > 0 and set(versus["ratios"]) == {"snaplake scan + convert / duckdb", "snaplake convert / duckdb"}
+
+
+def test_duckdb_writes_the_types_snaplake_infers_for_the_benchmark_items(tmp_path: Path) -> None:
+    """The comparison is fair only if both engines produce the same Parquet schema from the same file."""
+    import gzip
+
+    from benchmarks import ddb_convert
+
+    source = tmp_path / "items.json.gz"
+    source.write_bytes(gzip.compress(ddb_convert.generate_lines(200_000, seed=3)))
+    ddb_convert._duckdb_unwrap(source, tmp_path / "duckdb.parquet")
+    options = ConvertOptions()
+    with gzip.open(source, "rb") as stream:
+        schema, _ = scan_file(stream, "full", options)
+    with gzip.open(source, "rb") as stream:
+        convert_file(stream, schema, "full", options, tmp_path / "snaplake.parquet")
+    theirs, ours = pq.read_schema(tmp_path / "duckdb.parquet"), pq.read_schema(tmp_path / "snaplake.parquet")
+    assert {f.name: f.type for f in theirs} == {f.name: f.type for f in ours}

@@ -21,6 +21,8 @@ service, so it is easy to see what the local results rest on:
 - athena: AthenaEmulator: moto's Athena runs no SQL; here queries take virtual time and then
   apply Athena's documented Glue/S3 effects (athena_effects: CTAS, INSERT INTO, ADD/DROP
   PARTITION, DROP TABLE), SELECTs return registered rows, and queries can be made to fail.
+- distributed_map: DistributedMapRuns: a Distributed Map whose failed children exceed its tolerance fails
+  with States.ExceedToleratedFailureThreshold (moto counts the failure and succeeds); each run is recorded.
 
 docs/local.md 'What is emulated' lists each difference from moto. The names below are the
 package's public face; EmulatedStack (snaplake_local.stack) puts them together.
@@ -29,6 +31,7 @@ package's public face; EmulatedStack (snaplake_local.stack) puts them together.
 from snaplake_local.emulator.account import DEFAULT_ACCOUNT
 from snaplake_local.emulator.athena import AthenaEmulator
 from snaplake_local.emulator.clock import VirtualClock, fast_forward_step_functions, patched_attribute
+from snaplake_local.emulator.distributed_map import DistributedMapRuns, MapRun
 from snaplake_local.emulator.dynamodb_exports import DynamoDbExportEmulator
 from snaplake_local.emulator.lambdas import InProcessLambdas, LocalFunction
 from snaplake_local.emulator.rds_exports import DirectorySource, ExportSource, ManyFilesSource, RdsExportEmulator, TablesSource
@@ -38,11 +41,13 @@ __all__ = [
     "DEFAULT_ACCOUNT",
     "AthenaEmulator",
     "DirectorySource",
+    "DistributedMapRuns",
     "DynamoDbExportEmulator",
     "ExportSource",
     "InProcessLambdas",
     "LocalFunction",
     "ManyFilesSource",
+    "MapRun",
     "RdsExportEmulator",
     "TablesSource",
     "VirtualClock",

@@ -4,7 +4,10 @@ Every data file is mapped to its lake key and the work is written as batch
 files in the export bucket (never into a state payload): `batches/<n>.json`
 lists each batch's objects, `markers.json` the export's own `_SUCCESS` markers
 and the table partitions, `progress/` collects the workers' markers and
-`landed.json` what FinalizeCopy completed. Everything that decides what a copy
+`landed.json` what FinalizeCopy completed, and `items.json` the CopyToLake
+Distributed Map's items: one JSON array of CopyBatch inputs, one per batch
+(worker i of n takes batch i only), read by the Map's ItemReader so the state
+payload never grows with the export. Everything that decides what a copy
 writes is in the plan folder's name, so progress of a plan for another lake
 bucket, key or ACL is never reused.
 """
@@ -74,6 +77,11 @@ class PlanRef:
     @property
     def landed_key(self) -> str:
         return f"{self.prefix}landed.json"
+
+    @property
+    def items_key(self) -> str:
+        """The Distributed Map's item file: one CopyBatch input per batch."""
+        return f"{self.prefix}items.json"
 
     def as_json(self) -> dict[str, str]:
         return {"bucket": self.bucket, "prefix": self.prefix}
@@ -207,6 +215,14 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str,
             }
         ).encode(),
     )
+    shape = {"batches": len(batches), "batchSize": lake.batch_size, "objects": len(items)}
+    # One Map child per batch: worker i of len(batches) copies batch i (and loops on its own cursor if out of time).
+    export.write_bytes(
+        plan.items_key,
+        json.dumps(
+            [{"plan": plan.as_json(), "share": {"worker": i, "workers": len(batches), **shape}} for i in range(len(batches))]
+        ).encode(),
+    )
     workers = min(lake.workers, len(batches))
     if recheck:
         log.warning("landed objects are missing from the lake; their batches are copied again", extra={"batches": recheck[:20]})
@@ -218,6 +234,8 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str,
         "tables": len(tables),
         "ignored": ignored,
         "batches": len(batches),
+        "items": {"bucket": plan.bucket, "key": plan.items_key},
+        # For running CopyBatch by hand (sample events, tools): COPY_WORKERS shares; the state machine uses `items`.
         "workers": [
             {"worker": w, "workers": workers, "batches": len(batches), "batchSize": lake.batch_size, "objects": len(items)}
             for w in range(workers)

@@ -76,27 +76,23 @@ class BatchOutcome:
         return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in self.failed]}
 
 
-class _Node:
-    __slots__ = ("children", "types")
-
-    def __init__(self) -> None:
-        self.types: set[str] = set()
-        self.children: dict[str, _Node] = {}
-
-
-def _observe(node: _Node, attributes: dict[str, Any]) -> None:
-    for name, value in attributes.items():
-        child = node.children.get(name) or node.children.setdefault(name, _Node())
-        for descriptor, payload in value.items():
-            child.types.add(descriptor)
-            if descriptor == "M" and payload:
-                _observe(child, payload)
-
-
-def _leaves(node: _Node, path: tuple[str, ...], depth: int, max_depth: int, out: list[tuple[str, ...]]) -> None:
-    for name, child in node.children.items():
-        if child.types - {"NULL"} == {"M"} and depth < max_depth and child.children:
-            _leaves(child, (*path, name), depth + 1, max_depth, out)
+def _leaf_paths(levels: list[dict[str, Any]], path: tuple[str, ...], depth: int, max_depth: int, out: list[tuple[str, ...]]) -> None:
+    """The leaf paths under `path` of these attribute maps (all the items' images of one section, or all the members
+    of one map path), appended to `out`. The values are well-formed DynamoDB JSON (the conversion accepted them)."""
+    names: set[str] = set()
+    members: dict[str, list[dict[str, Any]]] = {}  # name -> the non-empty maps it holds
+    not_maps: set[str] = set()  # names that hold a value other than a map or NULL
+    for attributes in levels:
+        names.update(attributes)
+        for name, value in attributes.items():
+            if "M" in value:
+                if value["M"]:
+                    members.setdefault(name, []).append(value["M"])
+            elif "NULL" not in value:
+                not_maps.add(name)
+    for name in names:
+        if name in members and name not in not_maps and depth < max_depth:
+            _leaf_paths(members[name], (*path, name), depth + 1, max_depth, out)
         else:
             out.append((*path, name))
 
@@ -106,15 +102,12 @@ def attribute_paths(records: list[StreamRecord], options: ConvertOptions) -> dic
 
     The conversion's rule (snaplake.dynamodb.parquet): a map is flattened down to `max_depth` path segments
     when every non-NULL value of its path is a non-empty map; the other paths are leaves, named by
-    `assign_column_names` over all leaves.
+    `assign_column_names` over all leaves (which sorts them: the order found here does not matter).
     """
     paths: list[tuple[str, ...]] = []
     for section, column_prefix in _SECTIONS.items():
-        root = _Node()
-        for record in records:
-            if section in record.line:
-                _observe(root, record.line[section])
-        _leaves(root, (column_prefix,), 1, options.max_depth, paths)
+        images = [record.line[section] for record in records if section in record.line]
+        _leaf_paths(images, (column_prefix,), 1, options.max_depth, paths)
     names = assign_column_names(paths, options.separator, frozenset({CHANGE_TYPE_COLUMN, WRITE_TIME_COLUMN}))
     return {name: path for path, name in names.items()}
 
@@ -153,9 +146,11 @@ def change_table(converted: _Converted, names: dict[tuple[str, ...], str]) -> pa
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
+    # Dictionary encoding only for change_type: the other columns are mostly distinct per object (ids, sequence
+    # numbers, images), where dictionaries cost time and, under zstd, make the object bigger (benchmarks/README.md).
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    return bytes(sink.getvalue().to_pybytes())
+    pq.write_table(table, sink, compression="zstd", use_dictionary=[CHANGE_TYPE_COLUMN])
+    return sink.getvalue().to_pybytes()
 
 
 def _bad_records(records: list[StreamRecord], raw: list[Any]) -> dict[int, str]:
@@ -208,8 +203,9 @@ def build_objects(
                 problems.update(found)
                 members = [m for m in members if m.position not in found]
     objects = []
-    for table in {table_folder(prefix, part.records[0]) for part in converted}:
-        parts = [part for part in converted if table_folder(prefix, part.records[0]) == table]
+    folders = {id(part): table_folder(prefix, part.records[0]) for part in converted}
+    for table in dict.fromkeys(folders.values()):
+        parts = [part for part in converted if folders[id(part)] == table]
         wanted = {path for part in parts for path in part.paths.values()}
         names = store.registered_columns((CHANGE_LOG_FOLDER, table.rsplit("/", 1)[-1]), wanted, options.separator)
         for part in parts:
@@ -218,11 +214,11 @@ def build_objects(
     return objects, problems
 
 
-def _parse(raw_records: list[Any]) -> tuple[list[StreamRecord], dict[int, str]]:
+def _parse(raw_records: list[Any], sequences: list[str]) -> tuple[list[StreamRecord], dict[int, str]]:
     parsed, problems = [], {}
-    for position, raw in enumerate(raw_records):
+    for position, (raw, sequence) in enumerate(zip(raw_records, sequences, strict=True)):
         try:
-            parsed.append(parse_record(raw, position))
+            parsed.append(parse_record(raw, position, sequence))
         except MalformedStreamRecord as error:
             problems[position] = f"{type(error).__name__}: {error}"
     return parsed, problems
@@ -253,10 +249,12 @@ def plan_batch(event: Any, prefix: str, options: ConvertOptions, store: ChangeLo
         raise MalformedStreamRecord(
             f"records without a valid dynamodb.SequenceNumber at positions {[i for i, s in enumerate(found) if s is None]}"
         )
-    parsed, problems = _parse(raw_records)
+    parsed, problems = _parse(raw_records, sequences)
     for stream_arn in dict.fromkeys(record.stream_arn for record in parsed):
         check_view_type(store, stream_arn)
-    for record in {table_folder(prefix, r): r for r in parsed}.values():
+    # The last record of each folder, found through the last record of each table (a folder follows from the table).
+    last_of_tables = sorted({r.table_arn: r for r in parsed}.values(), key=lambda r: r.position)
+    for record in {table_folder(prefix, r): r for r in last_of_tables}.values():
         claim_table_folder(store, prefix, record)
     pending: list[StreamRecord] = []
     skipped = 0

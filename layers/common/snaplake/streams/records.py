@@ -46,7 +46,9 @@ class StreamRecord:
     stream_arn: str
     created_micros: int  # ApproximateCreationDateTime in microseconds since the epoch
     hour: tuple[str, str]  # dt (YYYY-MM-DD), hour (HH) of created_micros, UTC
-    line: dict[str, Any]  # {"Keys", "NewImage", "OldImage", "Metadata"}: an incremental export line
+    # {"Keys", "NewImage", "OldImage"}: an incremental export line without its Metadata (the change log takes
+    # write_time from created_micros, not from the conversion)
+    line: dict[str, Any]
 
     @property
     def sequence(self) -> int:
@@ -107,11 +109,15 @@ def _sections(dynamodb: dict[str, Any], event_name: str) -> dict[str, Any]:
     return sections
 
 
-def parse_record(record: Any, position: int) -> StreamRecord:
-    """Validate one Lambda DynamoDB stream record's envelope; MalformedStreamRecord (or a subclass) says what is wrong."""
+def parse_record(record: Any, position: int, sequence: str | None = None) -> StreamRecord:
+    """Validate one Lambda DynamoDB stream record's envelope; MalformedStreamRecord (or a subclass) says what is wrong.
+
+    `sequence`: the record's `sequence_number_of`, when the caller already has it.
+    """
     if not isinstance(record, dict):
         raise MalformedStreamRecord("a stream record must be an object")
-    sequence = sequence_number_of(record)
+    if sequence is None:
+        sequence = sequence_number_of(record)
     if sequence is None:
         raise MalformedStreamRecord("dynamodb.SequenceNumber is missing or not a string of digits")
     dynamodb = record["dynamodb"]
@@ -119,25 +125,19 @@ def parse_record(record: Any, position: int) -> StreamRecord:
     if event_name not in EVENT_NAMES:
         raise MalformedStreamRecord(f"eventName {event_name!r} is not INSERT, MODIFY or REMOVE")
     arn = record.get("eventSourceARN")
-    parts = stream_arn_parts(arn) if isinstance(arn, str) else None
+    parts = _arn_parts(arn) if isinstance(arn, str) and arn.isascii() else None
     if parts is None or not isinstance(arn, str):
         raise MalformedStreamRecord(f"eventSourceARN {arn!r} is not a DynamoDB stream ARN")
     event_id = record.get("eventID")
     # The event id is how a redelivered record is recognised in the lake (see snaplake.streams.landed).
     if not isinstance(event_id, str) or not event_id:
         raise MalformedStreamRecord("eventID is missing or not a string")
-    if not valid_unicode(event_id):
+    if not event_id.isascii() and not valid_unicode(event_id):
         raise MalformedStreamRecord("eventID is not valid Unicode (a lone surrogate)")
     micros = _created_micros(dynamodb)
     sections = _sections(dynamodb, event_name)
-    sections["Metadata"] = {"WriteTimestampMicros": {"N": str(micros)}}
-    identity = record.get("userIdentity")
-    ttl_delete = (
-        event_name == "REMOVE"
-        and isinstance(identity, dict)
-        and identity.get("type") == "Service"
-        and identity.get("principalId") == TTL_PRINCIPAL
-    )
+    identity = record.get("userIdentity") if event_name == "REMOVE" else None
+    ttl_delete = isinstance(identity, dict) and identity.get("type") == "Service" and identity.get("principalId") == TTL_PRINCIPAL
     return StreamRecord(
         position=position,
         sequence_number=sequence,
