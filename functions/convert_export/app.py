@@ -10,7 +10,15 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from snaplake.core import aws
 from snaplake.core.handler_input import event_object
-from snaplake.dynamodb import ConversionSettings, convert_files, finalize_conversion, merge_schemas, plan_conversion, scan_files
+from snaplake.dynamodb import (
+    ConversionSettings,
+    convert_files,
+    finalize_conversion,
+    merge_schemas,
+    plan_conversion,
+    publish_share,
+    scan_files,
+)
 
 logger = Logger()
 SETTINGS = ConversionSettings.from_env()
@@ -43,6 +51,12 @@ def merge_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 @aws.named_errors
 def convert_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     return convert_files(S3, event_object(event), SETTINGS, context.get_remaining_time_in_millis)
+
+
+@logger.inject_lambda_context
+@aws.named_errors
+def publish_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    return publish_share(S3, event_object(event), SETTINGS)
 
 
 @logger.inject_lambda_context

@@ -393,7 +393,7 @@ def _convert_in_process(stack: EmulatedStack, request: dict[str, Any]) -> bool:
 
     plan = invoke("ConvertPlanFunction", request)
     common = {key: plan[key] for key in ("plan", "kind", "table", "exportedTo", "exportId")}
-    for stage in ("ConvertScanFunction", None, "ConvertFilesFunction"):
+    for stage in ("ConvertScanFunction", None, "ConvertFilesFunction", "ConvertPublishFunction"):
         if stage is None:
             invoke("ConvertMergeFunction", {"plan": plan["plan"], "files": plan["files"], "expectedItems": plan["expectedItems"]})
             continue
@@ -401,6 +401,6 @@ def _convert_in_process(stack: EmulatedStack, request: dict[str, Any]) -> bool:
             state: dict[str, Any] = {**common, "share": share}
             while not (state := invoke(stage, state)).get("done"):
                 pass
-    finalize = {key: plan[key] for key in ("plan", "files", "expectedItems", "kind", "table", "exportedTo", "exportId")}
+    finalize = {key: plan[key] for key in ("plan", "files", "expectedItems", "shares", "kind", "table", "exportedTo", "exportId")}
     invoke("ConvertFinalizeFunction", finalize)
     return True

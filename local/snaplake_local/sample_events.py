@@ -27,6 +27,7 @@ STEP_EVENTS = {
     "ConvertMergeFunction": "dynamodb_merge_schema.json",
     "ConvertFilesFunction": "dynamodb_convert_files.json",
     "DynamoDbMarkPublishingFunction": "dynamodb_mark_publishing.json",
+    "ConvertPublishFunction": "dynamodb_publish_files.json",
     "ConvertFinalizeFunction": "dynamodb_finalize_conversion.json",
     "DynamoDbCommitFunction": "dynamodb_commit_checkpoint.json",
     "RdsCatalogFunction": "catalog_rds.json",

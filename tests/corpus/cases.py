@@ -42,6 +42,7 @@ SCAN = "functions/convert_export/app.py:scan_handler"
 MERGE = "functions/convert_export/app.py:merge_handler"
 CONVERT = "functions/convert_export/app.py:convert_handler"
 CONVERT_FINALIZE = "functions/convert_export/app.py:finalize_handler"
+PUBLISH = "functions/convert_export/app.py:publish_handler"
 STREAM = "functions/stream_flatten/app.py:handler"
 FIREHOSE = "functions/firehose_flatten/app.py:handler"
 ATHENA = "functions/athena_query/app.py:lambda_handler"
@@ -83,7 +84,7 @@ class Seeded:
     def totals(self, **changes: Any) -> dict[str, Any]:
         """The input MergeSchema and FinalizeConversion get."""
         planned = self.ddb_planned
-        carried = {key: planned[key] for key in ("plan", "kind", "table", "exportedTo", "exportId", "files", "expectedItems")}
+        carried = {key: planned[key] for key in ("plan", "kind", "table", "exportedTo", "exportId", "files", "expectedItems", "shares")}
         return {**carried, **changes}
 
     def landed(self, name: str) -> dict[str, Any]:
@@ -757,6 +758,19 @@ CASES: list[Case] = [
         CONVERT,
         lambda s: s.conversion(share={"worker": 0, "workers": 1, "files": 1}, cursor=10**12),
         INVALID,
+    ),
+    # ---------------------------------------------------------------- ConvertToParquet: PublishFiles
+    Case("publish-event-is-a-list", PUBLISH, lambda s: [s.conversion()], INVALID),
+    Case("publish-share-missing", PUBLISH, lambda s: {k: v for k, v in s.conversion().items() if k != "share"}, INVALID),
+    Case("publish-share-worker-beyond-workers", PUBLISH, lambda s: s.conversion(share={"worker": 3, "workers": 1, "files": 1}), INVALID),
+    Case("publish-share-files-beyond-plan", PUBLISH, lambda s: s.conversion(share={"worker": 0, "workers": 1, "files": 100}), INVALID),
+    Case("publish-export-id-dotdot", PUBLISH, lambda s: s.conversion(exportId="../../dynamodb/shop_orders"), INVALID),
+    Case("publish-plan-prefix-dotdot", PUBLISH, lambda s: s.conversion(plan={**s.ddb_planned["plan"], "prefix": "../../"}), INVALID),
+    Case(
+        "publish-plan-that-does-not-exist",
+        PUBLISH,
+        lambda s: s.conversion(plan={**s.ddb_planned["plan"], "prefix": s.ddb_planned["plan"]["prefix"][:-1] + "0/"}),
+        Raises("PlanMissing"),
     ),
     # ---------------------------------------------------------------- ConvertToParquet: Finalize
     Case("convert-finalize-files-missing", CONVERT_FINALIZE, lambda s: {k: v for k, v in s.totals().items() if k != "files"}, INVALID),

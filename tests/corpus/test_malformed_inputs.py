@@ -68,7 +68,9 @@ def _seed(stack: EmulatedStack) -> Seeded:
     )
     for share in ddb_planned["workers"]:
         invoke("ConvertFilesFunction", {**carried, "share": share})
-    landed = invoke("ConvertFinalizeFunction", {**carried, "files": ddb_planned["files"], "expectedItems": ddb_planned["expectedItems"]})
+    for share in ddb_planned["workers"]:
+        invoke("ConvertPublishFunction", {**carried, "share": share})
+    landed = invoke("ConvertFinalizeFunction", {**carried, **{k: ddb_planned[k] for k in ("files", "expectedItems", "shares")}})
 
     seeded = Seeded(
         lake_bucket=stack.lake_bucket,

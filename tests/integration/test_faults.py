@@ -356,7 +356,7 @@ def test_timeouts_mid_copy_batch_and_mid_conversion_are_retried_and_land_each_ob
 
 
 def is_second_publish(stack: EmulatedStack) -> Callable[[Call], bool]:
-    """FinalizeConversion's copy of the second staged file to its lake key (all its attempts)."""
+    """A PublishFiles child's copy of the second staged file to its lake key (all its attempts)."""
     published: list[str] = []
 
     def matches(call: Call) -> bool:
@@ -376,15 +376,15 @@ def is_second_publish(stack: EmulatedStack) -> Callable[[Call], bool]:
 def test_conversion_finalize_failing_mid_publish_is_retried_and_publishes_everything(
     failure: str, faults: FaultInjector, stack: EmulatedStack, fault_free: LakeContents
 ) -> None:
-    """Injected: FinalizeConversion fails as it publishes the second converted file, the
+    """Injected: a PublishFiles child fails as it publishes the second converted file, the
     first already copied to its lake key: either S3 answers
     all 11 attempts of that copy with SlowDown (botocore gives up, TransientAwsError) or the
-    function times out there (Sandbox.Timedout). Must survive: the Retry finishes
+    function times out there (Sandbox.Timedout). Must survive: the child's Retry finishes
     publishing; the lake equals the fault-free run's."""
     if failure == "slowdown":
         faults.add(s3_slow_down(is_second_publish(stack), rate=1.0, limit=BOTOCORE_ATTEMPTS))
     else:
-        faults.add(die_at("finalize-timeout", is_second_publish(stack), LambdaTimeout(timeout_message(stack, "ConvertFinalizeFunction"))))
+        faults.add(die_at("finalize-timeout", is_second_publish(stack), LambdaTimeout(timeout_message(stack, "ConvertPublishFunction"))))
 
     execution = run_one(stack, "dynamodb")
 

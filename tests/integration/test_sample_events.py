@@ -86,7 +86,9 @@ def test_each_dynamodb_step_accepts_its_sample_event_in_pipeline_order(stack: Em
         "DynamoDbMarkPublishingFunction", "dynamodb_mark_publishing.json", exportArn=started["exportArn"], exportedTo=started["exportedTo"]
     )
     assert marked["marked"] is True
-    landed = invoke("ConvertFinalizeFunction", "dynamodb_finalize_conversion.json", **carried)
+    for share in planned["workers"]:
+        assert invoke("ConvertPublishFunction", "dynamodb_publish_files.json", share=share, **carried)["done"] is True
+    landed = invoke("ConvertFinalizeFunction", "dynamodb_finalize_conversion.json", shares=planned["shares"], **carried)
     assert landed["rows"] == 12
     catalog = {**sample_event("catalog_dynamodb.json"), "partitions": landed["partitionPrefixes"]}
     registered, errored = stack.function("DynamoDbCatalogFunction").invoke(catalog)

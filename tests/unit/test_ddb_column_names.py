@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from snaplake.dynamodb.conversion import convert_files, merge_schemas, plan_conversion, scan_files
-from snaplake.dynamodb.publish import finalize_conversion
+from snaplake.dynamodb.publish import finalize_conversion, publish_share
 from snaplake.dynamodb.settings import ConversionSettings
 
 TABLE_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/Orders"
@@ -59,7 +59,11 @@ def export(s3: Any, export_id: str, files: list[list[dict[str, Any]]], window: t
     merge_schemas(s3, {"plan": planned["plan"], "files": planned["files"], "expectedItems": planned["expectedItems"]}, SETTINGS)
     for share in planned["workers"]:
         assert convert_files(s3, {**carried, "share": share}, SETTINGS, lambda: 10**9)["done"]
-    landed = finalize_conversion(s3, {**carried, "files": planned["files"], "expectedItems": planned["expectedItems"]}, SETTINGS)
+    for share in planned["workers"]:
+        assert publish_share(s3, {**carried, "share": share}, SETTINGS)["done"]
+    landed = finalize_conversion(
+        s3, {**carried, "files": planned["files"], "expectedItems": planned["expectedItems"], "shares": planned["shares"]}, SETTINGS
+    )
     return {**landed, "exportId": export_id}
 
 

@@ -24,7 +24,7 @@ import pytest
 from snaplake.core.names import SUCCESS_MARKER
 from snaplake.dynamodb.conversion import convert_files, merge_schemas, plan_conversion, scan_files
 from snaplake.dynamodb.parquet import CHANGE_TYPE_COLUMN, WRITE_TIME_COLUMN
-from snaplake.dynamodb.publish import finalize_conversion
+from snaplake.dynamodb.publish import finalize_conversion, publish_share
 from snaplake.dynamodb.settings import ConversionSettings
 from snaplake_local.emulator import DynamoDbExportEmulator, VirtualClock
 
@@ -88,7 +88,11 @@ def convert_export(s3: Any, export_id: str) -> dict[str, Any]:
     merge_schemas(s3, {"plan": planned["plan"], "files": planned["files"], "expectedItems": planned["expectedItems"]}, SETTINGS)
     for share in planned["workers"]:
         assert convert_files(s3, {**carried, "share": share}, SETTINGS, never_late)["done"] is True
-    landed = finalize_conversion(s3, {**carried, "files": planned["files"], "expectedItems": planned["expectedItems"]}, SETTINGS)
+    for share in planned["workers"]:
+        assert publish_share(s3, {**carried, "share": share}, SETTINGS)["done"]
+    landed = finalize_conversion(
+        s3, {**carried, "files": planned["files"], "expectedItems": planned["expectedItems"], "shares": planned["shares"]}, SETTINGS
+    )
     return {"planned": planned, "landed": landed}
 
 

@@ -124,7 +124,10 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     "snaplake.dynamodb.publish": {
         "publish": ("s3.copy lake -> lake", "s3.head_object lake"),
         "drop_staged": ("s3.delete_objects lake",),
-        "finalize_conversion": ("s3.get_object dynamodb-export", "s3.list_objects_v2 dynamodb-export", "s3.put_object lake"),
+        "publish_share": ("s3.put_object dynamodb-export",),
+        "_converted": ("s3.get_object dynamodb-export",),
+        "_published": ("s3.get_object dynamodb-export",),
+        "finalize_conversion": ("s3.list_objects_v2 lake", "s3.put_object lake"),
     },
     "snaplake.rds.copy_plan": {
         "plan_copy": ("s3.list_objects_v2 rds-export", "s3.put_object rds-export"),

@@ -52,7 +52,7 @@ from snaplake.dynamodb.export import (
     start_table_executions,
     table_name,
 )
-from snaplake.dynamodb.publish import finalize_conversion
+from snaplake.dynamodb.publish import finalize_conversion, publish_share
 from snaplake.dynamodb.settings import ConversionSettings, DynamoDbExportSettings, ScheduleSettings
 
 __all__ = [
@@ -92,6 +92,7 @@ __all__ = [
     "plan_conversion",
     "plan_next_export",
     "poll_export",
+    "publish_share",
     "release_export_lease",
     "require_own_table",
     "resume_publishing_export",

@@ -37,6 +37,7 @@ LAKE_FOLDERS = {FULL: "dynamodb", INCREMENTAL: "dynamodb_changes"}  # the lake f
 PARTITION_KEYS = {FULL: ("export_time",), INCREMENTAL: ("dt", "hour")}  # the Hive partition keys of each kind's tables
 _EXPORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")  # the last segment of an export ARN
 
+FILES_PER_SHARE = 8  # data files per Map child: a few minutes of work, well inside a 900 s invocation
 log = logging.getLogger(__name__)
 
 
@@ -120,7 +121,12 @@ def plan_conversion(s3: Any, request: dict[str, Any], settings: ConversionSettin
         raise ManifestMissing(f"{summary_key} has no export time and the request no 'exportedTo'") from None
     export.write_bytes(f"{plan.prefix}files.json", json.dumps(files).encode())
     export.write_bytes(f"{plan.prefix}lake-table.json", json.dumps({"kind": kind, "table": athena_name(name)}).encode())
-    workers = max(1, min(settings.workers, len(files)))
+    # One Map child per share; a share holds at most FILES_PER_SHARE files (worker i of n takes every nth file).
+    workers = max(1, min(settings.workers, len(files)), -(-len(files) // FILES_PER_SHARE))
+    carried = {"plan": {"bucket": plan.bucket, "prefix": plan.prefix}, "kind": kind, "table": athena_name(name),
+               "exportedTo": iso_utc(parse_iso_utc(exported_to)), "exportId": export_id}  # fmt: skip
+    shares = [{"worker": w, "workers": workers, "files": len(files)} for w in range(workers)]
+    export.write_bytes(f"{plan.prefix}items.json", json.dumps([{**carried, "share": share} for share in shares]).encode())
     return {
         "plan": {"bucket": plan.bucket, "prefix": plan.prefix},
         "kind": kind,
@@ -129,11 +135,13 @@ def plan_conversion(s3: Any, request: dict[str, Any], settings: ConversionSettin
         "exportedTo": iso_utc(parse_iso_utc(exported_to)),
         "files": len(files),
         "expectedItems": int(summary.get("itemCount", sum(f["items"] for f in files))),
-        "workers": [{"worker": w, "workers": workers, "files": len(files)} for w in range(workers)],
+        "shares": workers,
+        "items": {"bucket": plan.bucket, "key": f"{plan.prefix}items.json"},
+        "workers": shares,  # for running the stages by hand; the state machine reads `items`
     }
 
 
-def _share(request: dict[str, Any]) -> tuple[Plan, int, int, int, int]:
+def share_of(request: dict[str, Any]) -> tuple[Plan, int, int, int, int]:
     plan = Plan.from_request(request)
     share, cursor = request.get("share"), request.get("cursor")
     if not isinstance(share, dict):
@@ -156,7 +164,7 @@ def scan_files(
     """Learn each assigned data file's columns and types; reconcile its row count with the manifest."""
     from snaplake.dynamodb.parquet import ConvertOptions, scan_file
 
-    plan, _, workers, count, index = _share(request)
+    plan, _, workers, count, index = share_of(request)
     kind = request.get("kind", FULL)
     if kind not in (FULL, INCREMENTAL):
         raise InvalidEvent(f"'kind' must be {FULL!r} or {INCREMENTAL!r}, got {str(kind)[:50]!r}")
@@ -248,7 +256,7 @@ def convert_files(
 
     from snaplake.dynamodb.parquet import ConvertOptions, ExportSchema, convert_block, iter_blocks
 
-    plan, _, workers, count, index = _share(request)
+    plan, _, workers, count, index = share_of(request)
     kind, table, exported_to, export_id = conversion_of(request)
     export, lake = settings.export(s3, plan.bucket), settings.lake(s3)
     files = plan_files(export, plan, count)

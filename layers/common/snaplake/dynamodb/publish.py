@@ -10,6 +10,7 @@ everything it needs.
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -18,11 +19,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from snaplake.core.aws import error_code, is_not_found
+from snaplake.core.handler_input import integer
 from snaplake.core.limits import S3_DELETE_OBJECTS_MAX_KEYS
-from snaplake.core.names import SUCCESS_MARKER
+from snaplake.core.names import SUCCESS_MARKER, join_key
 from snaplake.core.s3 import Bucket
 from snaplake.core.times import iso_utc
-from snaplake.dynamodb.conversion import Plan, conversion_of, plan_files, staging_key, totals
+from snaplake.dynamodb.conversion import Plan, conversion_of, plan_files, share_of, staging_key, totals
 from snaplake.dynamodb.errors import ConversionIncomplete, CountMismatch
 from snaplake.dynamodb.settings import ConversionSettings
 
@@ -65,32 +67,60 @@ def drop_staged(lake: Bucket, keys: list[str]) -> None:
             )
 
 
-def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSettings) -> dict[str, Any]:
-    """Every file converted and the rows add up to the manifest: then `_SUCCESS` in each partition, last."""
-    plan = Plan.from_request(request)
-    count, expected = totals(request)
+def publish_share(s3: Any, request: dict[str, Any], settings: ConversionSettings) -> dict[str, Any]:
+    """PublishFiles child: copy one share's converted files to their lake keys, then record the share's totals
+    (`published/<worker>.json`) so FinalizeConversion reads one object per share, not one per file."""
+    plan, worker, workers, count, _ = share_of(request)
     export_id = conversion_of(request)[3]
     export, lake = settings.export(s3, plan.bucket), settings.lake(s3)
     plan_files(export, plan, count)
-    converted = {obj["Key"] for obj in export.objects_under(f"{plan.prefix}converted/")}
-    missing = [i for i in range(count) if plan.file_result("converted", i) not in converted]
-    if missing:
-        raise ConversionIncomplete(f"{len(missing)} of {count} data files are not converted (first: {missing[0]})")
+    indexes = range(worker, count, workers)
     with ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="snaplake-publish") as pool:
-        results = list(pool.map(lambda i: export.read_plan(plan.file_result("converted", i)), range(count)))
-        rows = sum(int(r["rows"]) for r in results)
-        if rows != expected:
-            raise CountMismatch(f"wrote {rows} rows in all, manifest-summary.json says {expected} items")
-        # Nothing of this export is visible in the lake until every file converted and the counts add up.
-        # Publishing copies every file, then marks the partitions, and only then drops the staged copies,
-        # so a retry after a failure anywhere in between finds everything it needs.
+        results = list(pool.map(lambda i: _converted(export, plan, i), indexes))
         keys = [key for result in results for key in result["keys"]]
         list(pool.map(lambda key: publish(lake, staging_key(settings, export_id, key), key), keys))
+    summary = {
+        "files": len(results),
+        "rows": sum(int(r["rows"]) for r in results),
+        "partitions": sorted({k.rsplit("/", 1)[0] for k in keys}),
+    }
+    export.write_bytes(plan.file_result("published", worker), json.dumps(summary).encode())
+    return {"done": True}
+
+
+def _converted(export: Bucket, plan: Plan, index: int) -> dict[str, Any]:
+    try:
+        return dict(export.read_json(plan.file_result("converted", index)))
+    except Exception as error:
+        if is_not_found(error):
+            raise ConversionIncomplete(f"data file {index} is not converted") from None
+        raise
+
+
+def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSettings) -> dict[str, Any]:
+    """Every share published and the rows add up to the manifest: then `_SUCCESS` in each partition, last."""
+    plan = Plan.from_request(request)
+    count, expected = totals(request)
+    shares = integer(request.get("shares"), "shares", 1)
+    export_id = conversion_of(request)[3]
+    export, lake = settings.export(s3, plan.bucket), settings.lake(s3)
+    plan_files(export, plan, count)
+    with ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="snaplake-finalize") as pool:
+        results = list(pool.map(lambda w: _published(export, plan, w), range(shares)))
+    missing = [w for w, result in enumerate(results) if result is None]
+    if missing:
+        raise ConversionIncomplete(f"{len(missing)} of {shares} shares are not published (first: {missing[0]})")
+    published = [r for r in results if r is not None]
+    files, rows = sum(int(r["files"]) for r in published), sum(int(r["rows"]) for r in published)
+    if files != count:
+        raise ConversionIncomplete(f"{files} of {count} data files are published")
+    if rows != expected:
+        raise CountMismatch(f"wrote {rows} rows in all, manifest-summary.json says {expected} items")
     # An export without items lands nothing: no empty Parquet object, no partition, nothing to register.
-    partitions = sorted({key.rsplit("/", 1)[0] for key in keys})
+    partitions = sorted({p for r in published for p in r["partitions"]})
     for partition in partitions:
         lake.write_bytes(f"{partition}/{SUCCESS_MARKER}", b"")
-    drop_staged(lake, [staging_key(settings, export_id, key) for key in keys])
+    drop_staged(lake, [obj["Key"] for obj in lake.objects_under(join_key(settings.prefix, "_snaplake_staging", export_id) + "/")])
     return {
         "rows": rows,
         "files": count,
@@ -99,3 +129,12 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSe
         "lakeBucket": settings.bucket,
         "finishedAt": iso_utc(datetime.now(UTC)),
     }
+
+
+def _published(export: Bucket, plan: Plan, worker: int) -> dict[str, Any] | None:
+    try:
+        return dict(export.read_json(plan.file_result("published", worker)))
+    except Exception as error:
+        if is_not_found(error):
+            return None
+        raise

@@ -1,0 +1,90 @@
+"""ScanFiles, ConvertFiles and PublishFiles are Distributed Maps (docs/adr/0012): one child workflow per share of the
+data files, read from the plan's items.json. A child that fails for good fails its Map with
+States.ExceedToleratedFailureThreshold, as on AWS, and the state keeps only child counts, whatever the number of files."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from snaplake.dynamodb import parquet
+from snaplake.dynamodb.errors import CountMismatch
+from snaplake_local.sources import ORDERS_TABLE_ARN, create_orders_table, default_parameters, seed_sample_sources
+from snaplake_local.stack import EmulatedStack, Execution
+
+DDB = "DynamoDbExportStateMachine"
+MAPS = ("ScanFiles", "ConvertFiles", "PublishFiles")
+
+
+def entered(execution: Execution, state: str) -> int:
+    return sum(
+        1 for event in execution.history if event["type"].endswith("StateEntered") and event["stateEnteredEventDetails"]["name"] == state
+    )
+
+
+def full_export(stack: EmulatedStack) -> Execution:
+    create_orders_table(stack)
+    stack.clock.advance(20 * 60)
+    return stack.run(DDB, {"tableArn": ORDERS_TABLE_ARN}, timeout_seconds=600)
+
+
+def largest_state_payload(execution: Execution) -> int:
+    """The largest state input or output of the parent execution, in bytes."""
+    sizes = [0]
+    for event in execution.history:
+        for details, field in (("stateEnteredEventDetails", "input"), ("stateExitedEventDetails", "output")):
+            if details in event:
+                sizes.append(len(str(event[details].get(field, "")).encode()))
+    return max(sizes)
+
+
+def test_a_convert_child_that_fails_for_good_fails_the_map_by_name_before_anything_is_published(stack: EmulatedStack) -> None:
+    original = parquet.convert_block
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise CountMismatch("injected: this file never converts")
+
+    parquet.convert_block = broken
+    try:
+        execution = full_export(stack)
+    finally:
+        parquet.convert_block = original
+
+    assert execution.status == "FAILED"
+    # PipelineFailed re-raises the Map's error through ErrorPath, which moto's Fail state refuses for a `States.` name.
+    assert execution.error in ("States.ExceedToleratedFailureThreshold", "States.Runtime")
+    [notification] = stack.notifications()
+    assert notification["message"]["step"] == "ConvertFiles"
+    assert notification["message"]["error"] == "States.ExceedToleratedFailureThreshold"
+    [run] = stack.distributed_maps.of(execution.arn, "ConvertFiles")
+    assert run.failed >= 1 and run.failed + run.succeeded == run.items
+    assert [entered(execution, state) for state in ("MarkPublishing", "PublishFiles", "FinalizeConversion")] == [0, 0, 0]
+    published = [key for key in stack.lake_objects() if "/_snaplake_staging/" not in f"/{key}" and key.endswith((".parquet", "_SUCCESS"))]
+    assert published == []
+
+
+def test_the_state_payload_does_not_grow_with_the_number_of_data_files() -> None:
+    sizes, children = {}, {}
+    for files in (3, 300):
+        with EmulatedStack(default_parameters(), function_log_level="WARNING") as stack:
+            seed_sample_sources(stack)
+            stack.dynamodb_exports.files_per_export = files
+            execution = full_export(stack)
+            assert execution.status == "SUCCEEDED", execution.cause
+            conversion = execution.output["conversion"]
+            assert conversion["files"] == files and "workers" not in conversion
+            items = json.loads(
+                stack.client("s3").get_object(Bucket=conversion["items"]["bucket"], Key=conversion["items"]["key"])["Body"].read()
+            )
+            assert [item["share"]["worker"] for item in items] == list(range(conversion["shares"]))
+            for state in MAPS:
+                [run] = stack.distributed_maps.of(execution.arn, state)
+                assert (run.items, run.succeeded, run.failed) == (conversion["shares"], conversion["shares"], 0)
+            assert [execution.output[name] for name in ("scanResults", "convertResults", "publishResults")] == [
+                {"children": len(items)}
+            ] * 3
+            assert execution.output["landed"]["files"] == files
+            sizes[files], children[files] = largest_state_payload(execution), len(items)
+
+    assert children[300] > children[3]  # more files, more children ...
+    assert sizes[300] <= sizes[3] + 64, sizes  # ... and the same state (a few digits longer)
