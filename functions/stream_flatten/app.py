@@ -5,8 +5,14 @@ snaplake.streams.landed for keys and the exactly-once check. Before the batch's 
 table (`<table>_stream_changes` in the DynamoDB database, partition projection on dt/hour) is created or given the
 objects' new columns, so what lands is queryable without a registration step; a Glue failure fails the batch
 before anything is written (docs/streams.md).
+
+Two kinds of event, and nothing else: the event source mapping's `{"Records": [...]}`, and an operator's
+`{"replayFailure": <StreamFailureQueue message body>}`, which replays exactly the range of that one failure record
+from the stream (snaplake.streams.replay; docs/operations.md, StreamFailureAlarm). Any other event is refused by
+name (MalformedStreamRecord, InvalidReplayRequest) and writes nothing.
 """
 
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -18,14 +24,19 @@ from snaplake.core import LakeSettings, aws
 from snaplake.dynamodb.parquet import ConvertOptions
 from snaplake.streams.change_log import ChangeObject, plan_batch, write_batch
 from snaplake.streams.landed import STREAM_TABLE_SUFFIX, LakeChangeLog
+from snaplake.streams.replay import FailureReplay, is_replay_request, replay_request
+from snaplake.streams.replay_lease import LakeReplayLeases
 
 logger = Logger()
 SETTINGS = LakeSettings.from_env()
 CATALOG = CatalogSettings.from_env()
 OPTIONS = ConvertOptions()
 GLUE = aws.client("glue")
+STREAMS = aws.client("dynamodbstreams")
+LAKE = SETTINGS.lake_bucket(aws.client("s3"))
 # Per container: claims, column names and the stream's view type are looked up once ...
-STORE = LakeChangeLog(SETTINGS.lake_bucket(aws.client("s3")), aws.client("dynamodbstreams"), SETTINGS.prefix)
+STORE = LakeChangeLog(LAKE, STREAMS, SETTINGS.prefix)
+LEASES = LakeReplayLeases(LAKE)
 # ... and so are the columns each change-log Glue table already has.
 KNOWN_COLUMNS: dict[str, set[Column]] = {}
 
@@ -51,9 +62,24 @@ def register_tables(objects: list[ChangeObject]) -> None:
         known.update(registered.columns)
 
 
+def replay_failure(event: Any, context: LambdaContext) -> dict[str, Any]:
+    """Replay the range of one StreamFailureQueue message; the answer says whether every record is now in the lake."""
+    failure = replay_request(event, context.invoked_function_arn)
+    deadline = time.time() + context.get_remaining_time_in_millis() / 1000
+    replay = FailureReplay(failure, SETTINGS.prefix, OPTIONS, STORE, LEASES, STREAMS, context.aws_request_id, deadline)
+    outcome = replay.run(register_tables)
+    for sequence, why in outcome.not_landed.items():
+        logger.warning("stream record not processed", extra={"sequenceNumber": sequence, "reason": why, "replay": True})
+    response = outcome.response()
+    logger.info("stream failure replayed", extra={key: value for key, value in response.items() if key != "notLanded"})
+    return response
+
+
 @logger.inject_lambda_context
 @aws.named_errors
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    if is_replay_request(event):
+        return replay_failure(event, context)
     plan = plan_batch(event, SETTINGS.prefix, OPTIONS, STORE)
     register_tables(plan.objects)
     outcome = write_batch(plan, STORE)

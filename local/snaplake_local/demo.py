@@ -1,4 +1,4 @@
-"""`snaplake local demo` and `snaplake local rds`: the pipelines on the embedded emulator."""
+"""`snaplake local demo`, `snaplake local rds` and `snaplake local dynamodb`: the pipelines on the embedded emulator."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from snaplake.athena import AthenaSettings
 from snaplake.core.times import iso_utc, parse_iso_utc
 from snaplake.rds.snapshots import SnapshotRef, parse_request
 
-from snaplake_local.emulator import DirectorySource, TablesSource
-from snaplake_local.report import format_table, lake_partitions, sample_rows
+from snaplake_local.emulator import CATALOG_FILE, DirectorySource, TablesSource, load_catalog, save_catalog
+from snaplake_local.report import athena_answer, format_rows, format_table, lake_partitions, sample_rows
 from snaplake_local.sample_data import orders_items
 from snaplake_local.sources import (
     ORDERS_TABLE,
@@ -187,8 +188,8 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
         echo(f"\nfailure notifications: {len(notifications)}")
     echo(f"\ndemo finished in {time.perf_counter() - wall:.1f}s: {'all executions succeeded' if ok else 'SOME EXECUTIONS FAILED'}")
     echo(
-        "emulated locally: RDS and DynamoDB export output and timing, Athena's effects on Glue and S3, Lambda (in-process), "
-        "Wait/Retry time. See docs/local.md 'What is emulated'."
+        "emulated locally: RDS and DynamoDB export output and timing, Athena (its SQL on DuckDB, its effects on Glue and S3), "
+        "Lambda (in-process), Wait/Retry time. See docs/local.md 'What is emulated'."
     )
     return ok
 
@@ -234,7 +235,55 @@ def _run_athena(stack: EmulatedStack, echo: Printer) -> bool:
             partitioned = f" partitioned by {', '.join(keys)}: {', '.join(values) or 'no partitions'}" if keys else ""
             echo(f"    {database}.{table['Name']} ({columns}){partitioned}")
             echo(f"      at {table['StorageDescriptor']['Location']}")
-    return ok.status == "SUCCEEDED"
+    if ok.status != "SUCCEEDED":
+        return False
+    for job in ok.output["jobs"]:
+        if job.get("outputLocation"):
+            bucket, _, key = job["outputLocation"].removeprefix("s3://").partition("/")
+            echo(f"    job {job['job']} left its result in {job['outputLocation']}:")
+            for line in stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines():
+                echo(f"      {line}")
+    return _show_answers(stack, echo)
+
+
+def _show_answers(stack: EmulatedStack, echo: Printer) -> bool:
+    """Questions asked through the Athena API; the emulated Athena answers them with DuckDB over the lake's Parquet."""
+    settings = AthenaSettings.from_env(stack.environment("AthenaQueryFunction"))
+    glue = stack.client("glue")
+    tables = [
+        (database["Name"], table["Name"])
+        for database in glue.get_databases()["DatabaseList"]
+        for table in glue.get_tables(DatabaseName=database["Name"])["TableList"]
+    ]
+    counts = " UNION ALL ".join(
+        f'SELECT \'{db}\' AS "database", \'{name}\' AS table_name, count(*) AS row_count FROM "{db}"."{name}"' for db, name in tables
+    )
+    questions = [
+        ("rows per table (one count(*) per Glue table, UNION ALL)", f"{counts} ORDER BY 1, 2"),
+        ("the CTAS summary", "SELECT * FROM marts.continent_summary ORDER BY population DESC"),
+        ("the APAS partition", "SELECT dt, count(*) AS cities, sum(population) AS population FROM marts.city_population GROUP BY dt"),
+        (
+            "its largest cities",
+            "SELECT name, countrycode, population FROM marts.city_population WHERE dt = '2024-05-02' ORDER BY 3 DESC LIMIT 5",
+        ),
+    ]
+    echo("\nAnswers from the emulated Athena (DuckDB over the lake's Parquet, through GetQueryResults):")
+    for title, sql in questions:
+        try:
+            columns, rows = athena_answer(
+                stack.client("athena"),
+                stack.clock.advance,
+                sql,
+                work_group=settings.work_group,
+                output_location=settings.output_location,
+            )
+        except RuntimeError as error:
+            echo(f"  {title}: {error}")
+            return False
+        echo(f"\n  {title}:" + ("" if title.startswith("rows per table") else f" {sql}"))
+        for line in format_rows(columns, rows).splitlines():
+            echo(f"    {line}")
+    return True
 
 
 def _export_root(directory: Path) -> Path:
@@ -297,6 +346,7 @@ def replay_rds_export(
     echo(f"replaying the RDS export in {root} ({engine}, snapshot time {iso_utc(when)})")
     with EmulatedStack({"SourceIdentifiers": "*"}, function_log_level=log_level) as stack:
         stack.lambdas.after_invoke = StepPrinter(stack, echo)
+        load_catalog(stack.client("glue"), out / CATALOG_FILE)
         if event is not None:
             ref = parse_request(event)
             if not isinstance(ref, SnapshotRef):
@@ -318,7 +368,14 @@ def replay_rds_export(
         count = _download_lake(stack, out)
         _show_lake(stack, echo)
         echo(f"\nwrote {count} lake objects under {out}")
+        _save_catalog(stack, out, echo)
     return execution.status == "SUCCEEDED"
+
+
+def _save_catalog(stack: EmulatedStack, out: Path, echo: Printer) -> None:
+    """The Glue catalog the run built (with what an earlier replay into `out` registered), next to the lake."""
+    tables = save_catalog(stack.client("glue"), out / CATALOG_FILE, stack.lake_bucket)
+    echo(f'saved the Glue catalog ({tables} tables) as {out / CATALOG_FILE}: query it with snaplake local query --lake {out} "SQL"')
 
 
 def replay_dynamodb_export(export_dir: Path, out: Path, echo: Printer = print, log_level: str | None = "WARNING") -> bool:
@@ -335,6 +392,7 @@ def replay_dynamodb_export(export_dir: Path, out: Path, echo: Printer = print, l
     table_arn = str(summary.get("tableArn") or "arn:aws:dynamodb:eu-west-1:123456789012:table/replayed")
     with EmulatedStack({"SourceIdentifiers": "*", "DynamoDbTableArns": table_arn}, function_log_level=log_level) as stack:
         stack.lambdas.after_invoke = StepPrinter(stack, echo)
+        load_catalog(stack.client("glue"), out / CATALOG_FILE)
         s3 = stack.client("s3")
         bucket, root = stack.export_bucket, "dynamodb-exports/replay"
         lines = []
@@ -362,6 +420,7 @@ def replay_dynamodb_export(export_dir: Path, out: Path, echo: Printer = print, l
         }
         ok = _convert_in_process(stack, request)
         echo(f"wrote {_download_lake(stack, out)} lake objects under {out}")
+        _save_catalog(stack, out, echo)
     return ok
 
 
@@ -402,5 +461,7 @@ def _convert_in_process(stack: EmulatedStack, request: dict[str, Any]) -> bool:
             while not (state := invoke(stage, state)).get("done"):
                 pass
     finalize = {key: plan[key] for key in ("plan", "files", "expectedItems", "shares", "kind", "table", "exportedTo", "exportId")}
-    invoke("ConvertFinalizeFunction", finalize)
+    landed = invoke("ConvertFinalizeFunction", finalize)
+    # RegisterCatalog, as the state machine runs it after FinalizeConversion.
+    invoke("DynamoDbCatalogFunction", {"kind": plan["kind"], "table": plan["table"], "partitions": landed["partitionPrefixes"]})
     return True

@@ -1,8 +1,13 @@
-"""What landed in the lake: tables, partitions, files, rows, and a sample."""
+"""What landed in the lake: tables, partitions, files, rows, and a sample; and query answers, asked through the
+(emulated) Athena API and printed as a table, CSV or JSON."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,3 +77,65 @@ def format_table(partitions: list[Partition]) -> str:
     out = ["  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in [header, *lines]]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------- query answers
+_NUMERIC = {"tinyint", "smallint", "integer", "bigint", "real", "double", "decimal"}
+
+
+def athena_answer(
+    athena: Any, advance: Callable[[float], None], sql: str, *, work_group: str, output_location: str, database: str | None = None
+) -> tuple[list[dict[str, Any]], list[list[str | None]]]:
+    """Run `sql` through the (emulated) Athena API: StartQueryExecution, poll GetQueryExecution (advancing the
+    emulator's clock with `advance`), then every page of GetQueryResults. Returns (ColumnInfo, rows as text)."""
+    params: dict[str, Any] = {"QueryString": sql, "WorkGroup": work_group, "ResultConfiguration": {"OutputLocation": output_location}}
+    if database:
+        params["QueryExecutionContext"] = {"Database": database}
+    query_id = athena.start_query_execution(**params)["QueryExecutionId"]
+    while True:
+        status = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]
+        if status["State"] not in ("QUEUED", "RUNNING"):
+            break
+        advance(1)
+    if status["State"] != "SUCCEEDED":
+        raise RuntimeError(f"Athena query {status['State']}: {status.get('StateChangeReason', '')}")
+    columns: list[dict[str, Any]] = []
+    rows: list[list[str | None]] = []
+    for page in athena.get_paginator("get_query_results").paginate(QueryExecutionId=query_id):
+        columns = columns or page["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]
+        rows.extend([cell.get("VarCharValue") for cell in row["Data"]] for row in page["ResultSet"]["Rows"])
+    return columns, rows[1:]  # the first row of a SELECT's results is its header
+
+
+def format_rows(columns: list[dict[str, Any]], rows: list[list[str | None]], style: str = "table") -> str:
+    """Query results as an aligned `table` (NULL shown as NULL), `csv` (NULL empty) or `json` (an array of objects,
+    numbers and booleans typed, decimals as text to keep every digit)."""
+    names = [str(column["Name"]) for column in columns]
+    types = [str(column.get("Type", "varchar")) for column in columns]
+    if style == "csv":
+        body = io.StringIO()
+        writer = csv.writer(body, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(["" if value is None else value for value in row] for row in rows)
+        return body.getvalue().rstrip("\n")
+    if style == "json":
+        return json.dumps([dict(zip(names, map(_json_value, row, types), strict=True)) for row in rows], indent=2, ensure_ascii=False)
+    shown = [["NULL" if value is None else value for value in row] for row in rows]
+    widths = [max(len(text) for text in [name] + [row[i] for row in shown]) for i, name in enumerate(names)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if t in _NUMERIC else c.ljust(w) for c, w, t in zip(cells, widths, types, strict=True)).rstrip()
+
+    return "\n".join([line(names), "  ".join("-" * w for w in widths), *map(line, shown)])
+
+
+def _json_value(value: str | None, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind in ("tinyint", "smallint", "integer", "bigint"):
+        return int(value)
+    if kind in ("real", "double") and value not in ("NaN", "Infinity", "-Infinity"):
+        return float(value)
+    if kind == "boolean":
+        return value == "true"
+    return value

@@ -3,16 +3,17 @@
 Lambda's event source mapping is not emulated: `stream_events` reads each shard
 with the dynamodbstreams API (DescribeStream / GetShardIterator / GetRecords)
 and builds the `{"Records": [...]}` event the mapping would send, one per
-shard and batch (epoch-second ApproximateCreationDateTime, eventSourceARN).
+shard and batch (epoch-second ApproximateCreationDateTime, binary values as
+base64 text, eventSourceARN: snaplake.streams.replay.lambda_record).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import Any
 
 from snaplake.streams import CHANGE_LOG_FOLDER
+from snaplake.streams.replay import lambda_record
 
 from snaplake_local.stack import EmulatedStack
 
@@ -35,12 +36,8 @@ def create_stream_table(stack: EmulatedStack, table: str = STREAM_TABLE, view_ty
 
 
 def _lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
-    dynamodb = dict(record["dynamodb"])
-    created = dynamodb.get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        dynamodb["ApproximateCreationDateTime"] = created.timestamp()
-    shaped = {**record, "awsRegion": region, "dynamodb": dynamodb, "eventSourceARN": stream_arn}
-    return shaped
+    # The mapping's shape, as the operator's replay builds it too (binary values as base64 text, epoch seconds).
+    return {**lambda_record(record, stream_arn), "awsRegion": region}
 
 
 def stream_events(stack: EmulatedStack, stream_arn: str, batch_size: int = 100) -> Iterator[dict[str, Any]]:

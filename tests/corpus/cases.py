@@ -181,6 +181,13 @@ def _stream(first: dict[str, Any]) -> dict[str, Any]:
     return {"Records": [first, _stream_record("200")]}
 
 
+def _replay(**info: Any) -> dict[str, Any]:
+    """The sample replay request (events/dynamodb_stream_replay_failure.json) with DDBStreamBatchInfo changed."""
+    event = json.loads(json.dumps(sample_event("dynamodb_stream_replay_failure.json")))
+    event["replayFailure"]["DDBStreamBatchInfo"].update(info)
+    return dict(event)
+
+
 def _nested(depth: int) -> dict[str, Any]:
     value: dict[str, Any] = {"S": "bottom"}
     for _ in range(depth):
@@ -877,6 +884,17 @@ CASES: list[Case] = [
         [_stream_record("100")],
         Raises("MalformedStreamRecord"),
     ),
+    # ---------------------------------------------------------------- DynamoDB Streams: an operator's replay of a failure record
+    Case("stream-replay-not-a-failure-record", STREAM, {"replayFailure": _stream(_stream_record("100"))}, Raises("InvalidReplayRequest")),
+    Case("stream-replay-with-records", STREAM, {**_replay(), "Records": [_stream_record("100")]}, Raises("InvalidReplayRequest")),
+    Case("stream-replay-body-not-json", STREAM, {"replayFailure": "{not json"}, Raises("InvalidReplayRequest")),
+    Case("stream-replay-body-huge", STREAM, {"replayFailure": HUGE}, Raises("InvalidReplayRequest")),
+    Case("stream-replay-shard-id-a-path", STREAM, _replay(shardId="../../rds/world"), Raises("InvalidReplayRequest")),
+    Case("stream-replay-range-backwards", STREAM, _replay(startSequenceNumber="9", endSequenceNumber="1"), Raises("InvalidReplayRequest")),
+    Case("stream-replay-sequence-a-number", STREAM, _replay(startSequenceNumber=1), Raises("InvalidReplayRequest")),
+    Case("stream-replay-kinesis", STREAM, _replay(streamArn=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/"), Raises("InvalidReplayRequest")),
+    # The sample names another deployment's function: only this function's own mapping has moved past the range.
+    Case("stream-replay-of-another-function", STREAM, _replay(), Raises("InvalidReplayRequest")),
     # ---------------------------------------------------------------- Athena SQL jobs (ValidateJobs, RunJobStep)
     Case("athena-event-is-a-list", ATHENA, [sample_event("athena_etl_jobs.json")], INVALID),
     Case("athena-jobs-an-object", ATHENA, {"jobs": {"a": 1}}, Raises("InvalidJob")),

@@ -1,23 +1,54 @@
 """The Athena SQL jobs state machine (statemachine/athena_etl.asl.json) on the emulator, handlers in-process.
 
-Athena's effects on Glue and S3 come from snaplake_local.emulator.AthenaEmulator. One stack serves the
-module (deploying takes seconds); each test writes its own tables, so the tests do not depend on each other.
+Athena comes from snaplake_local.emulator.AthenaEmulator: each query runs on DuckDB over the Parquet the
+tables' partitions hold, and its effects on Glue and S3 are applied. One stack serves the module (deploying
+takes seconds); each test writes its own tables, so the tests do not depend on each other.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlglot
+from snaplake.catalog import PARQUET_INPUT_FORMAT, PARQUET_SERDE
 from snaplake_local.sources import default_parameters, sample_event
 from snaplake_local.stack import EmulatedStack, Execution
 from sqlglot import exp
 
 MACHINE = "AthenaEtlStateMachine"
+SNAPSHOT = "20240502T000000Z"
+# lake.orders: four orders, three of acme's; lake.events: one row for each of 250 (dt, hour) pairs.
+ORDERS = pa.table(
+    {
+        "id": pa.array([1, 2, 3, 4], pa.int64()),
+        "amount": pa.array([Decimal("10.50"), Decimal("4.25"), Decimal("7.00"), Decimal("99.99")], pa.decimal128(12, 2)),
+        "customer": ["acme", "acme", "acme", "zenith"],
+    }
+)
+EVENT_PARTITIONS = [(f"2024-01-{day:02d}", hour) for day in range(1, 11) for hour in range(25)]
+EVENTS = pa.table(
+    {
+        "id": pa.array(range(len(EVENT_PARTITIONS)), pa.int64()),
+        "amount": pa.array([Decimal(n) / 4 for n in range(len(EVENT_PARTITIONS))], pa.decimal128(12, 2)),
+        "customer": ["acme" if n % 3 else "zenith" for n in range(len(EVENT_PARTITIONS))],
+        "dt": [dt for dt, _ in EVENT_PARTITIONS],
+        "hour": pa.array([hour for _, hour in EVENT_PARTITIONS], pa.int32()),
+    }
+)
+
+
+def parquet(table: pa.Table) -> bytes:
+    body = io.BytesIO()
+    pq.write_table(table, body)
+    return body.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -28,21 +59,32 @@ def module_stack() -> Iterator[EmulatedStack]:
         glue = deployed.client("glue")
         glue.create_database(DatabaseInput={"Name": "lake"})
         bucket = deployed.lake_bucket
-        for name, columns in {
-            "events": [("id", "bigint"), ("amount", "decimal(12,2)"), ("customer", "string"), ("dt", "string"), ("hour", "int")],
-            "orders": [("id", "bigint"), ("amount", "decimal(12,2)"), ("customer", "string")],
-        }.items():
+        for name, data in {"events": EVENTS, "orders": ORDERS}.items():
+            columns = [
+                {"Name": f.name, "Type": {"int64": "bigint", "int32": "int", "string": "string"}.get(str(f.type), "decimal(12,2)")}
+                for f in data.schema
+            ]
+            descriptor = {
+                "Columns": columns,
+                "Location": f"s3://{bucket}/rds/{name}/",
+                "InputFormat": PARQUET_INPUT_FORMAT,
+                "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE},
+            }
             glue.create_table(
                 DatabaseName="lake",
                 TableInput={
                     "Name": name,
                     "TableType": "EXTERNAL_TABLE",
                     "PartitionKeys": [{"Name": "snapshot_time", "Type": "string"}],
-                    "StorageDescriptor": {
-                        "Columns": [{"Name": n, "Type": t} for n, t in columns],
-                        "Location": f"s3://{bucket}/rds/{name}/",
-                    },
+                    "StorageDescriptor": descriptor,
                 },
+            )
+            folder = f"rds/{name}/snapshot_time={SNAPSHOT}/"
+            deployed.client("s3").put_object(Bucket=bucket, Key=f"{folder}batch-1/part-00000.parquet", Body=parquet(data))
+            glue.create_partition(
+                DatabaseName="lake",
+                TableName=name,
+                PartitionInput={"Values": [SNAPSHOT], "StorageDescriptor": {**descriptor, "Location": f"s3://{bucket}/{folder}"}},
             )
         yield deployed
 
@@ -185,9 +227,8 @@ def test_ctas_none_writes_into_the_external_location_which_must_be_empty(stack: 
 
 
 def test_ctas_with_more_than_100_partitions_writes_them_in_batches_of_100(stack: EmulatedStack) -> None:
-    values = [(f"2024-01-{day:02d}", hour) for day in range(1, 11) for hour in range(25)]  # 250 partitions
-    stack.athena.add_results('SELECT DISTINCT "dt", "hour"', [("dt", "varchar"), ("hour", "integer")], values)
-    stack.athena.page_rows = 100  # GetQueryResults pages: the partition list arrives in 3 pages
+    # lake.events holds 250 (dt, hour) partitions' rows.
+    stack.athena.page_rows = 100  # GetQueryResults pages: the partition list (and its header row) arrives in 3 pages
     before = len(stack.athena.statements())
     job = {
         "name": "hourly",
@@ -206,9 +247,13 @@ def test_ctas_with_more_than_100_partitions_writes_them_in_batches_of_100(stack:
     assert ran[0].startswith('SELECT DISTINCT "dt", "hour"')
     assert ran[1].startswith('CREATE TABLE "marts"."hourly"') and all(s.startswith('INSERT INTO "marts"."hourly"') for s in ran[2:])
     assert [s.count(' AND CAST("hour" AS varchar) = ') for s in ran[1:]] == [100, 100, 50]
-    assert len(partitions(stack, "marts", "hourly")) == 250
+    registered = partitions(stack, "marts", "hourly")
+    assert set(registered) == {(dt, str(hour)) for dt, hour in EVENT_PARTITIONS}
+    assert registered[("2024-01-03", "7")] == f"s3://{stack.lake_bucket}/athena/marts/hourly/dt=2024-01-03/hour=7/"
     for sql in ran:
         parse_athena(sql)
+    written = stack.athena.engine.run_sql("SELECT count(*), sum(id), count(DISTINCT dt) FROM marts.hourly")
+    assert written.text_rows() == [[str(len(EVENT_PARTITIONS)), str(sum(range(len(EVENT_PARTITIONS)))), "10"]]
 
 
 # ---------------------------------------------------------------------- APAS
@@ -257,7 +302,7 @@ def test_apas_schema_mismatch_fails_naming_the_columns_and_writes_nothing(stack:
 
 def test_apas_ignoring_a_schema_mismatch_writes_and_adds_the_partition(stack: EmulatedStack) -> None:
     assert run(stack, daily_table_job("daily_ignore")).status == "SUCCEEDED"
-    coerced = "SELECT customer, CAST(amount AS double) AS amount FROM lake.orders"
+    coerced = "SELECT customer, CAST(amount AS decimal(10,2)) AS amount FROM lake.orders"  # INSERT INTO widens it
 
     execution = run(stack, apas("daily_ignore", coerced, ignoreSchemaMismatch=True))
 
@@ -265,6 +310,26 @@ def test_apas_ignoring_a_schema_mismatch_writes_and_adds_the_partition(stack: Em
     location = f"s3://{stack.lake_bucket}/athena/marts/daily_ignore/dt=2024-05-02/"
     assert partitions(stack, "marts", "daily_ignore") == {("2024-05-02",): location}
     assert objects(stack, location)
+    rows = stack.athena.engine.run_sql("SELECT customer, amount, dt FROM marts.daily_ignore ORDER BY amount").text_rows()
+    assert rows == [
+        ["acme", "4.25", "2024-05-02"],
+        ["acme", "7.00", "2024-05-02"],
+        ["acme", "10.50", "2024-05-02"],
+        ["zenith", "99.99", "2024-05-02"],
+    ]
+
+
+def test_apas_ignoring_a_mismatch_athena_cannot_coerce_fails_the_insert(stack: EmulatedStack) -> None:
+    """INSERT INTO coerces only what Trino coerces implicitly: a double is not written into a decimal column."""
+    assert run(stack, daily_table_job("daily_uncoerced")).status == "SUCCEEDED"
+    as_double = "SELECT customer, CAST(amount AS double) AS amount FROM lake.orders"
+
+    execution = run(stack, apas("daily_uncoerced", as_double, ignoreSchemaMismatch=True))
+
+    assert execution.status == "FAILED" and execution.error == "QueryFailed"
+    assert "TYPE_MISMATCH: Insert query has mismatched column types: column 'amount' is decimal(12,2)" in (execution.cause or "")
+    assert partitions(stack, "marts", "daily_uncoerced") == {}
+    assert objects(stack, f"s3://{stack.lake_bucket}/athena/marts/daily_uncoerced/") == []
 
 
 def test_apas_save_modes_for_an_existing_partition(stack: EmulatedStack) -> None:
@@ -384,8 +449,8 @@ def test_unsafe_partition_columns_and_values_are_rejected(stack: EmulatedStack, 
 
 # ---------------------------------------------------------------------- query mode, SQL, sample events
 def test_query_job_leaves_its_results_in_the_output_location(stack: EmulatedStack) -> None:
-    stack.athena.add_results("FROM lake.orders ORDER BY 2", [("customer", "varchar"), ("n", "bigint")], [("acme", 3), ("zenith", 1)])
-    job = {"name": "report", "mode": "query", "database": "lake", "query": "SELECT customer, count(*) AS n FROM lake.orders ORDER BY 2"}
+    query = "SELECT customer, count(*) AS n FROM lake.orders GROUP BY customer ORDER BY 2 DESC"
+    job = {"name": "report", "mode": "query", "database": "lake", "query": query}
 
     execution = run(stack, job)
 
@@ -425,7 +490,11 @@ def test_the_athena_sample_events_are_accepted_by_the_function(stack: EmulatedSt
         DatabaseName="world",
         TableInput={
             "Name": "country",
-            "StorageDescriptor": {"Columns": [{"Name": n, "Type": t} for n, t in columns], "Location": "s3://x-y/c/"},
+            "StorageDescriptor": {
+                "Columns": [{"Name": n, "Type": t} for n, t in columns],
+                "Location": f"s3://{stack.lake_bucket}/rds/world/country/",  # no files: an empty table
+                "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE},
+            },
         },
     )
     step = sample_event("athena_query_step.json")
@@ -473,7 +542,7 @@ def test_an_apas_overwrite_of_a_value_with_spaces_or_unicode_replaces_the_partit
 
 
 # ---------------------------------------------------------------------- what the jobs may touch (issue 12)
-LANDED = "rds/orders/snapshot_time=20240502T000000Z/part-0000.parquet"
+LANDED = "rds/orders/snapshot_time=20240101T000000Z/part-0000.parquet"  # not a registered partition: no query reads it
 
 
 def land_pipeline_data(stack: EmulatedStack) -> None:

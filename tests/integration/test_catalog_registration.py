@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from snaplake_local.sample_data import orders_items
 from snaplake_local.sources import ORDERS_TABLE, ORDERS_TABLE_ARN, create_orders_table, sample_event
-from snaplake_local.stack import EmulatedStack
+from snaplake_local.stack import EmulatedStack, Execution
+from snaplake_local.streams import create_stream_table
 
 
 def partitions(stack: EmulatedStack, database: str, table: str) -> list[list[str]]:
@@ -50,3 +53,90 @@ def test_dynamodb_full_and_incremental_exports_register_their_tables(stack: Emul
     assert columns["quantity"] == "bigint" and columns["order_total"].startswith("decimal(")
     assert len(partitions(stack, "dynamodb", "shop_orders")) == 1
     assert len(partitions(stack, "dynamodb", "shop_orders_changes")) == 1
+
+
+# --------------------------------------------------------------------------- one Glue table, one lake folder
+
+DDB = "DynamoDbExportStateMachine"
+STREAMED = "orders"  # its stream change log is the Glue table orders + _stream_changes ...
+EXPORTED = "orders_stream"  # ... and so are this table's incremental exports: orders_stream + _changes
+EXPORTED_ARN = ORDERS_TABLE_ARN.replace(ORDERS_TABLE, EXPORTED)
+SHARED = "orders_stream_changes"
+
+
+def create_exported_table(stack: EmulatedStack) -> None:
+    ddb = stack.client("dynamodb")
+    ddb.create_table(
+        TableName=EXPORTED,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.update_continuous_backups(TableName=EXPORTED, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    for number in range(1, 4):
+        ddb.put_item(TableName=EXPORTED, Item=simple_order(number))
+
+
+def simple_order(number: int) -> dict[str, Any]:
+    """Attributes whose types agree with the stream sample's, so that only the folders tell the two tables apart."""
+    return {"pk": {"S": f"ORDER#{number:05d}"}, "sk": {"S": "HEADER"}, "status": {"S": "NEW"}}
+
+
+def export_full_then_incremental(stack: EmulatedStack) -> Execution:
+    """A full export of `orders_stream` (Glue `orders_stream`), then an incremental one (Glue `orders_stream_changes`)."""
+    stack.clock.advance(20 * 60)
+    full = stack.run(DDB, {"tableArn": EXPORTED_ARN})
+    assert full.status == "SUCCEEDED", full.cause
+    stack.client("dynamodb").put_item(TableName=EXPORTED, Item=simple_order(900))
+    stack.clock.advance(3600)
+    return stack.run(DDB, {"tableArn": EXPORTED_ARN})
+
+
+def stream_batch(stack: EmulatedStack, stream_arn: str) -> dict[str, Any]:
+    return {"Records": [{**record, "eventSourceARN": stream_arn} for record in sample_event("dynamodb_stream_batch.json")["Records"]]}
+
+
+def glue_state(stack: EmulatedStack, table: str) -> tuple[dict[str, Any], list[list[str]]]:
+    return dict(stack.client("glue").get_table(DatabaseName="dynamodb", Name=table)["Table"]), partitions(stack, "dynamodb", table)
+
+
+def test_an_export_whose_changes_table_is_named_like_another_tables_stream_log_fails_at_register_catalog_and_changes_nothing_of_it(
+    stack: EmulatedStack,
+) -> None:
+    create_exported_table(stack)
+    stream_arn = create_stream_table(stack, STREAMED)
+    stream = stack.function("StreamFlattenFunction")
+    assert stream.invoke(stream_batch(stack, stream_arn)) == ({"batchItemFailures": []}, False)
+    glue_before = glue_state(stack, SHARED)
+    stream_lake_before = stack.lake_objects("dynamodb_stream_changes/")
+
+    incremental = export_full_then_incremental(stack)
+
+    assert incremental.status == "FAILED" and incremental.error == "GlueTableCollision", incremental.cause
+    assert "/dynamodb_stream_changes/orders/" in (incremental.cause or "") and "/dynamodb_changes/orders_stream/" in (
+        incremental.cause or ""
+    )
+    (notification,) = stack.notifications()
+    assert notification["message"]["step"] == "RegisterCatalog"
+    assert glue_state(stack, SHARED) == glue_before
+    assert stack.lake_objects("dynamodb_stream_changes/") == stream_lake_before
+    # The stream change log keeps its table: the same batch redelivered registers against its own folder, lands nothing twice.
+    assert stream.invoke(stream_batch(stack, stream_arn)) == ({"batchItemFailures": []}, False)
+    assert stack.lake_objects("dynamodb_stream_changes/") == stream_lake_before
+
+
+def test_a_stream_log_named_like_another_tables_incremental_exports_fails_every_batch_by_name_and_writes_nothing(
+    stack: EmulatedStack,
+) -> None:
+    create_exported_table(stack)
+    incremental = export_full_then_incremental(stack)
+    assert incremental.status == "SUCCEEDED", incremental.cause
+    glue_before = glue_state(stack, SHARED)
+    assert glue_before[0]["StorageDescriptor"]["Location"].endswith("/dynamodb_changes/orders_stream/") and glue_before[1]
+    stream_arn = create_stream_table(stack, STREAMED)
+
+    payload, errored = stack.function("StreamFlattenFunction").invoke(stream_batch(stack, stream_arn))
+
+    assert errored and payload["errorType"] == "GlueTableCollision", payload
+    assert stack.lake_objects("dynamodb_stream_changes/") == {}
+    assert glue_state(stack, SHARED) == glue_before

@@ -1,12 +1,16 @@
 """ScanFiles, ConvertFiles and PublishFiles are Distributed Maps (docs/adr/0012): one child workflow per share of the
 data files, read from the plan's items.json. A child that fails for good fails its Map with
-States.ExceedToleratedFailureThreshold, as on AWS, and the state keeps only child counts, whatever the number of files."""
+States.ExceedToleratedFailureThreshold, as on AWS, and the state keeps only child counts, whatever the number of files;
+the number of shares is bounded (MAX_SHARES), beyond which shares grow. benchmarks/ddb_fanout.py runs the same at
+larger sizes, and the per-export steps at 100,000 data files."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
+from snaplake.dynamodb import conversion as conversion_steps
 from snaplake.dynamodb import parquet
 from snaplake.dynamodb.errors import CountMismatch
 from snaplake_local.sources import ORDERS_TABLE_ARN, create_orders_table, default_parameters, seed_sample_sources
@@ -63,9 +67,10 @@ def test_a_convert_child_that_fails_for_good_fails_the_map_by_name_before_anythi
     assert published == []
 
 
-def test_the_state_payload_does_not_grow_with_the_number_of_data_files() -> None:
-    sizes, children = {}, {}
-    for files in (3, 300):
+def test_the_state_payload_does_not_grow_with_the_number_of_data_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conversion_steps, "MAX_SHARES", 16)  # 1,000 in production: reached here at 300 files already
+    sizes, children, transitions = {}, {}, {}
+    for files in (3, 128, 300):
         with EmulatedStack(default_parameters(), function_log_level="WARNING") as stack:
             seed_sample_sources(stack)
             stack.dynamodb_exports.files_per_export = files
@@ -85,6 +90,8 @@ def test_the_state_payload_does_not_grow_with_the_number_of_data_files() -> None
             ] * 3
             assert execution.output["landed"]["files"] == files
             sizes[files], children[files] = largest_state_payload(execution), len(items)
+            transitions[files] = execution.state_transitions
 
-    assert children[300] > children[3]  # more files, more children ...
+    assert children == {3: 3, 128: 16, 300: 16}  # more files, more children, up to MAX_SHARES; then bigger shares ...
     assert sizes[300] <= sizes[3] + 64, sizes  # ... and the same state (a few digits longer)
+    assert transitions[3] == transitions[128] == transitions[300]  # the parent's steps do not depend on the export

@@ -1,11 +1,12 @@
 """The `snaplake` command: replaying a downloaded export tree, and the demo."""
 
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from snaplake_local.cli import main
-from snaplake_local.emulator import TablesSource
+from snaplake_local.emulator import CATALOG_FILE, TablesSource
 from snaplake_local.sample_data import shop_mysql_tables, world_postgres_tables
 from snaplake_local.sources import sample_event
 
@@ -37,7 +38,8 @@ def test_replaying_a_downloaded_postgres_export_writes_the_lake_under_out(tmp_pa
     code = main(["local", "rds", "--export-dir", str(export), "--out", str(out), "--snapshot-time", "2024-06-01T01:02:03Z"])
 
     assert code == 0
-    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert (out / CATALOG_FILE).is_file(), "the replay keeps its Glue catalog next to the lake (snaplake local query reads it)"
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != CATALOG_FILE)
     tables = {"city", "country", "countrylanguage", "sales_invoice_lines"}
     assert {w.split("/")[2] for w in written} == tables
     for table in tables:
@@ -78,6 +80,16 @@ def test_demo_runs_every_pipeline_step_and_reports_the_lake(capsys: pytest.Captu
     for step in ("DynamoDbStartExport", "ConvertPlan", "ConvertMerge", "ConvertFinalize", "DynamoDbCommit"):
         assert step in printed
     assert "INCREMENTAL_EXPORT window" in printed
+    # The demo ends with answers the emulated Athena computed from the lake (rows per table, the CTAS summary, the APAS partition).
+    answers = printed[printed.index("Answers from the emulated Athena") :]
+    for row in (
+        r"world\s+city\s+34",
+        r"shop\s+orders\s+20",
+        r"dynamodb\s+shop_orders\s+12",
+        r"Europe\s+6\s+313999500",
+        r"2024-05-02\s+34\s+86481595",
+    ):
+        assert re.search(row, answers), row
     assert "all executions succeeded" in printed
 
 

@@ -7,7 +7,7 @@ state machine (statemachine/rds_export.asl.json) with the emulated exports.
   Backup's; RDS user guide, USER_Events.Messages, DB snapshot events, category notification) exports a
   copy whose original never landed and skips one whose original did.
 - A re-run verifies the lake against the plan and restores deleted files before `_SUCCESS` is rewritten.
-- Two sources whose databases share a name never fold into one lake table.
+- Two sources whose databases share a name never fold into one lake table, nor into one Glue table.
 """
 
 from __future__ import annotations
@@ -230,9 +230,11 @@ def test_a_second_source_with_the_same_database_name_is_refused_before_anything_
     assert stack.lake_objects() == before
 
 
-def test_two_sources_with_the_same_database_name_land_apart_when_the_template_names_the_source(
+def test_two_sources_with_the_same_database_name_land_apart_when_the_template_names_the_source_but_not_in_one_glue_table(
     stack_factory: Callable[..., EmulatedStack],
 ) -> None:
+    """The Glue table `world.city` is named without the source: it stays the first source's folder's, and the second
+    source's RegisterCatalog fails by name instead of moving it (one Glue table, one lake folder)."""
     stack = stack_factory(
         SourceIdentifiers="world-*", LakeKeyTemplate="rds/{source_id}/{database}/{table}/snapshot_time={snapshot_time}/{batch}/{file}"
     )
@@ -240,7 +242,14 @@ def test_two_sources_with_the_same_database_name_land_apart_when_the_template_na
     from snaplake_local.sources import cluster_snapshot, world_source
 
     first = stack.run(RDS, sample_event("rds_manual_cluster_snapshot.json"))
+    assert first.status == "SUCCEEDED", first.cause
+    glue = stack.client("glue")
+    tables_before = glue.get_tables(DatabaseName="world")["TableList"]
+
     second = stack.run(RDS, {"snapshotArn": cluster_snapshot(stack, "world-aurora-2", "w2-manual", world_source())})
 
-    assert first.status == second.status == "SUCCEEDED", (first.cause, second.cause)
     assert {key.split("/")[1] for key in data_keys(stack)} == {"world-aurora", "world-aurora-2"}
+    assert second.status == "FAILED" and second.error == "GlueTableCollision", second.cause
+    assert "/rds/world-aurora/world/" in (second.cause or "") and "/rds/world-aurora-2/world/" in (second.cause or "")
+    assert glue.get_tables(DatabaseName="world")["TableList"] == tables_before
+    assert {t["StorageDescriptor"]["Location"].split("/")[-4] for t in tables_before} == {"world-aurora"}

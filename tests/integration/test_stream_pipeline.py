@@ -72,9 +72,11 @@ def test_stream_function_may_read_only_its_stream_send_only_to_its_queue_and_use
     for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
         assert by_action[action]["Resource"] == {"Ref": "DynamoDbStreamArn"}
     assert by_action["sqs:SendMessage"]["Resource"] == {"Fn::GetAtt": ["StreamFailureQueue", "Arn"]}
-    text, variables = by_action["s3:PutObject"]["Resource"]["Fn::Sub"]
-    assert text == "arn:${AWS::Partition}:s3:::${Bucket}/${Objects}"
-    assert variables["Objects"] == {"Fn::If": ["HasLakePrefix", {"Fn::Sub": "${LakePrefix}/*"}, "*"]}
+    # Only its own folders of the lake (tests/template/test_lake_write_scope.py): the change log, its claim, its registry.
+    resources = [r["Fn::Sub"] for r in by_action["s3:PutObject"]["Resource"]]
+    folders = ("dynamodb_stream_changes/*", "_snaplake/claims/dynamodb_stream_changes/*", "_snaplake/columns/dynamodb_stream_changes/*")
+    assert [text for text, _ in resources] == ["arn:${AWS::Partition}:s3:::${Bucket}/${Root}" + folder for folder in folders]
+    assert all(variables["Root"] == {"Fn::If": ["HasLakePrefix", {"Fn::Sub": "${LakePrefix}/"}, ""]} for _, variables in resources)
     assert by_action["s3:GetObject"] is by_action["s3:PutObject"]
     assert set(by_action) == {
         "s3:GetObject",

@@ -248,8 +248,37 @@ class Codebase:
                 for method, line in unit.adapter_uses:
                     owner, name = method.name.split(".", 1)
                     unit.calls += [FoundCall(call, line) for call in self.adapter_calls(method.module, owner, name)]
+            self._follow_protocols(self._units)
             self._guess_unresolved(self._units)
         return self._units
+
+    def _follow_protocols(self, units: dict[UnitId, Unit]) -> None:
+        """A call through a Protocol (`store.write(...)`, `store: ChangeLogStore`) runs the method of whatever object
+        was passed in: it refers to that method of every snaplake class that has all of the protocol's methods, each
+        callable the way the protocol's is (as many arguments)."""
+        protocols = {
+            (module.key, name): cls
+            for module in self.modules.values()
+            for name, cls in module.classes.items()
+            if any(base.split(".")[-1] == "Protocol" for base in cls.bases)
+        }
+        implementers: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for (module_key, name), protocol in protocols.items():
+            wanted = {method: _arity(node) for method, node in protocol.methods.items() if not method.startswith("_")}
+            implementers[(module_key, name)] = [
+                (module.key, class_name)
+                for module in self.modules.values()
+                for class_name, cls in module.classes.items()
+                if (module.key, class_name) not in protocols
+                and all(method in cls.methods and _can_stand_in(_arity(cls.methods[method]), arity) for method, arity in wanted.items())
+            ]
+        for unit in units.values():
+            for ref in list(unit.refs):
+                owner, _, method = ref.name.partition(".")
+                for module_key, class_name in implementers.get((ref.module, owner), []) if method else []:
+                    target = self.method(module_key, class_name, method)
+                    if target is not None:
+                        unit.refs.add(target)
 
     def adapter_guesses(self) -> list[str]:
         """Calls of an adapter method's name on a receiver whose type the scan cannot tell: which data they touch
@@ -358,6 +387,19 @@ class Codebase:
                 if found:
                     return found
         return None
+
+
+def _arity(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int | None]:
+    """(required, most) arguments a method takes besides self; most None with *args or **kwargs."""
+    positional = [*node.args.posonlyargs, *node.args.args][1:]
+    required = len(positional) - len(node.args.defaults) + sum(1 for d in node.args.kw_defaults if d is None)
+    most = None if node.args.vararg or node.args.kwarg else len(positional) + len(node.args.kwonlyargs)
+    return required, most
+
+
+def _can_stand_in(method: tuple[int, int | None], protocol: tuple[int, int | None]) -> bool:
+    """Whether a method taking `method` arguments accepts every call the protocol's method accepts."""
+    return method[0] <= protocol[0] and (method[1] is None or (protocol[1] is not None and method[1] >= protocol[1]))
 
 
 def _dotted(node: ast.expr) -> str | None:

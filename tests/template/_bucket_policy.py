@@ -113,3 +113,9 @@ def decide(policy: dict[str, Any], request: Request) -> str:
     if any(s["Effect"] == "Allow" and _applies(s, request) for s in statements):
         return "Allow"
     return "ImplicitDeny"
+
+
+def decide_identity(statements: list[dict[str, Any]], request: Request) -> str:
+    """The same decision for an identity policy (a role's own statements, which name no Principal: they apply to
+    whoever holds the role)."""
+    return decide({"Statement": [{**statement, "Principal": "*"} for statement in statements]}, request)

@@ -3,9 +3,11 @@
 Resource expressions are rendered to ARN patterns whose unknown parts stay named: `!GetAtt ExportBucket.Arn`
 becomes `arn:aws:s3:::{ExportBucket}`, `${LakePrefix}` becomes `{LakePrefix}`, `!Ref AWS::Region` becomes
 `{AWS::Region}`. `Fn::If` yields both branches, so a requirement holds only if every variant of the resource it
-names is granted. Policies come from SAM `Policies` (inline statements, and policy templates expanded from the
-SAM translator's own policy_templates.json) or an explicit `Role`. Deny statements and Conditions are not
-evaluated: they can only take permissions away, and this check is about what is missing.
+names is granted. `Fn::Select` of `Fn::Split` is followed when the string split is a literal (a parameter
+replaced by its value with `with_parameters`). Policies come from SAM `Policies` (inline statements, and policy
+templates expanded from the SAM translator's own policy_templates.json) or an explicit `Role`. Deny statements
+without a Condition take away what they name (`Policy.decide`, `Policy.missing`); Conditions are not evaluated, so
+a conditional Deny is ignored and a conditional Allow counts as granted.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,19 @@ NO_VALUE = "AWS::NoValue"
 @cache
 def policy_templates() -> dict[str, Any]:
     return dict(json.loads(POLICY_TEMPLATES.read_text())["Templates"])
+
+
+def with_parameters(template: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """The template as deployed with these parameter values: every `${Name}` in a Fn::Sub string and every
+    `{"Ref": Name}` becomes the value (which also becomes the parameter's Default)."""
+    text = json.dumps(template)
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", json.dumps(value)[1:-1])
+    changed = _replace_refs(json.loads(text), values)
+    parameters = changed.setdefault("Parameters", {})
+    for name, value in values.items():
+        parameters[name] = {**parameters.get(name, {}), "Default": value}
+    return dict(changed)
 
 
 def with_condition(template: dict[str, Any], name: str, value: bool) -> dict[str, Any]:
@@ -122,9 +137,21 @@ class Renderer:
             text, extra = (argument, {}) if isinstance(argument, str) else (argument[0], argument[1])
             scope = {**(variables or {}), **{name: self.render(v, variables) for name, v in extra.items()}}
             return self._sub(str(text), scope)
+        if function == "Fn::Select" and isinstance(argument, list) and len(argument) == 2:
+            return self._select(argument[0], argument[1])
         if function == "Fn::Join" and isinstance(argument, list) and len(argument) == 2:
             pieces = [self.render(item, variables) for item in as_list(argument[1])]
             return frozenset(str(argument[0]).join(combo) for combo in itertools.product(*pieces))
+        return frozenset({UNKNOWN})
+
+    def _select(self, index: Any, items: Any) -> frozenset[str]:
+        """`Fn::Select` of a literal list, or of `Fn::Split` of a literal string; anything else is unknown."""
+        if isinstance(items, dict) and set(items) == {"Fn::Split"}:
+            split = items["Fn::Split"]
+            if isinstance(split, list) and len(split) == 2 and isinstance(split[0], str) and isinstance(split[1], str):
+                items = split[1].split(split[0])
+        if isinstance(items, list) and str(index).isdigit() and int(index) < len(items):
+            return self.render(items[int(index)])
         return frozenset({UNKNOWN})
 
     def _sub(self, text: str, variables: dict[str, frozenset[str]]) -> frozenset[str]:
@@ -192,11 +219,23 @@ class Requirement:
 class Policy:
     grants: list[Grant]
     unresolved: list[str]  # policies this module cannot read (managed policy names/ARNs, unknown SAM templates)
+    denials: list[Grant] = field(default_factory=list)  # Deny statements without a Condition
+
+    def decide(self, action: str, resource: str) -> str:
+        """ "Deny" (a Deny statement names it), "Allow", or "ImplicitDeny" (no Allow statement grants it)."""
+        if any(d.allows(action, resource) for d in self.denials):
+            return "Deny"
+        return "Allow" if any(g.allows(action, resource) for g in self.grants) else "ImplicitDeny"
 
     def missing(self, requirement: Requirement) -> list[str | None]:
-        """The resource variants of a requirement no Allow statement covers."""
+        """The resource variants of a requirement no Allow statement covers, or a Deny statement takes away."""
         variants: list[str | None] = [*sorted(requirement.resources)] if requirement.resources is not None else [None]
-        return [r for r in variants if not any(g.allows(requirement.action, r) for g in self.grants)]
+        return [
+            r
+            for r in variants
+            if not any(g.allows(requirement.action, r) for g in self.grants)
+            or (r is not None and any(d.allows(requirement.action, r) for d in self.denials))
+        ]
 
 
 def _branches(value: Any) -> Iterator[Any]:
@@ -252,9 +291,12 @@ def policy_of(template: dict[str, Any], logical_id: str) -> Policy:
             policy.unresolved += [f"{role_id}: managed policy {arn}" for arn in as_list(role_props.get("ManagedPolicyArns", []))]
     for where, statement in statements:
         for branch in _branches(statement):
-            if not isinstance(branch, dict) or branch.get("Effect") != "Allow" or "Action" not in branch:
+            if not isinstance(branch, dict) or branch.get("Effect") not in ("Allow", "Deny") or "Action" not in branch:
                 continue
             actions = tuple(str(a) for a in as_list(branch["Action"]))
             resources = frozenset().union(*(renderer.render(r) for r in as_list(branch.get("Resource", []))))
-            policy.grants.append(Grant(where, actions, resources))
+            if branch["Effect"] == "Allow":
+                policy.grants.append(Grant(where, actions, resources))
+            elif "Condition" not in branch:
+                policy.denials.append(Grant(where, actions, resources))
     return policy

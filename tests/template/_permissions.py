@@ -2,7 +2,9 @@
 `ast` scan in _aws_calls) against the IAM policies template.yaml gives the Lambdas and state machines (_iam).
 
 A table entry becomes IAM requirements here: the action (`<iam prefix>:<Operation>` unless NEEDS says otherwise)
-and, for S3, the object or bucket ARN of its location plus the KMS key the location's bucket encrypts with.
+and, for S3, the object or bucket ARN of its location plus the KMS key the location's bucket encrypts with. An object
+of the lake ("lake") is required in each folder _lake_scope.LAKE_SCOPES lists for the function and that kind of
+access (a read, a write or a delete), so the check holds every grant to the folders the function really uses.
 Other services are checked by action only (their resources come from events and environment), except where NEEDS
 names a resource: iam:PassRole on the role in the function's environment, KMS keys of export locations.
 """
@@ -17,6 +19,7 @@ from typing import Any
 
 from ._aws_calls import MODULE_CODE, SCANNED_SERVICES, TRANSFER_METHODS, Codebase, Unit, UnitId, operation_names
 from ._iam import Renderer, Requirement, policy_of, resources_in
+from ._lake_scope import LAKE_SCOPES, LakeScope, parameter_values, resolve
 
 IAM_PREFIX = {"stepfunctions": "states", "dynamodbstreams": "dynamodb"}
 
@@ -216,15 +219,30 @@ def _environment(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
 class Requirements:
     """Turns table entries into IAM requirements for one function of one template."""
 
-    def __init__(self, template: dict[str, Any], function_id: str | None = None):
+    def __init__(self, template: dict[str, Any], function_id: str | None = None, lake_scopes: dict[str, LakeScope] | None = None):
         self.template = template
         self.renderer = Renderer(template)
+        self.function_id = function_id
         self.env = _environment(template, function_id) if function_id else {}
+        self.lake_scopes = LAKE_SCOPES if lake_scopes is None else lake_scopes
 
-    def _s3(self, location: str, bucket_level: bool) -> frozenset[str]:
+    def _s3(self, location: str, bucket_level: bool, folder: str = "") -> frozenset[str]:
         where = LOCATIONS[location]
-        arn = "arn:${AWS::Partition}:s3:::${Bucket}" + ("" if bucket_level else "/${Prefix}snaplake-object")
+        arn = "arn:${AWS::Partition}:s3:::${Bucket}" + ("" if bucket_level else "/${Prefix}" + folder + "snaplake-object")
         return self.renderer.render({"Fn::Sub": [arn, {"Bucket": where.bucket, "Prefix": where.prefix}]})
+
+    def _lake_objects(self, action: str) -> frozenset[str]:
+        """An object in each lake folder the function's scope lists for this action (see _lake_scope)."""
+        scope = self.lake_scopes.get(str(self.function_id))
+        if scope is None:
+            return frozenset({f"{{{self.function_id} has no entry in _lake_scope.LAKE_SCOPES}}"})
+        folders = scope.folders(action)
+        if folders is None:
+            return frozenset({f"{{{action} on the lake: _lake_scope.LakeScope does not say which folders it is granted in}}"})
+        if not folders:
+            return frozenset({f"{{_lake_scope.LAKE_SCOPES[{self.function_id!r}] lists no lake folder for {action}}}"})
+        parameters = parameter_values(self.template)
+        return frozenset().union(*(self._s3("lake", False, resolve(folder, parameters)) for folder in folders))
 
     def _key(self, location: str) -> frozenset[str]:
         """The location's KMS key ARN variants; none when its bucket does not encrypt with KMS."""
@@ -234,7 +252,7 @@ class Requirements:
         keys = [d["KMSMasterKeyID"] for d in defaults if d.get("SSEAlgorithm") == "aws:kms" and d.get("KMSMasterKeyID")]
         return self.renderer.arns(keys[0]) if keys else frozenset()
 
-    def _scope(self, scope: str, call: TableCall) -> frozenset[str] | None:
+    def _scope(self, scope: str, call: TableCall, action: str) -> frozenset[str] | None:
         """The resource variants of a scope: None for any resource, none at all when the requirement does not apply."""
         if scope == "any":
             return None
@@ -247,6 +265,8 @@ class Requirements:
             return frozenset({"{the table names no location for this call}"})
         if scope.endswith("key"):
             return self._key(location)
+        if location == "lake" and scope.endswith("objects"):
+            return self._lake_objects(action)
         return self._s3(location, bucket_level=scope == "bucket")
 
     def of(self, call: TableCall, why: str) -> list[Requirement]:
@@ -258,7 +278,7 @@ class Requirements:
             needs = ((action, scope),)
         found = []
         for action, scope in needs:
-            resources = self._scope(scope, call)
+            resources = self._scope(scope, call, action)
             if resources is None or resources:
                 found.append(Requirement(action, resources, why))
         return found
@@ -280,9 +300,13 @@ def unlisted_calls(codebase: Codebase, table: dict[str, dict[str, tuple[str, ...
 
 
 def function_requirements(
-    template: dict[str, Any], codebase: Codebase, table: dict[str, dict[str, tuple[str, ...]]], handler: Handler
+    template: dict[str, Any],
+    codebase: Codebase,
+    table: dict[str, dict[str, tuple[str, ...]]],
+    handler: Handler,
+    lake_scopes: dict[str, LakeScope] | None = None,
 ) -> list[Requirement]:
-    requirements = Requirements(template, handler.function_id)
+    requirements = Requirements(template, handler.function_id, lake_scopes)
     found: list[Requirement] = []
     for unit in reachable_units(codebase, handler):
         for call in _table_calls(table, unit.id):

@@ -4,7 +4,9 @@ snaplake.permissions.AWS_CALLS lists the boto3 calls of each function of the han
 The `ast` scan (_aws_calls) keeps it honest: a client call the table lacks, or an entry the code no longer has,
 fails here. Each Lambda is then followed from its handler (CodeUri + Handler) through the code it can run, and
 its policy in template.yaml must allow what those calls need (_permissions: S3 on the right bucket and prefix,
-KMS for SSE-KMS, iam:PassRole for RDS exports, ...). Each state machine's policy must allow its tasks.
+KMS for SSE-KMS, iam:PassRole for RDS exports, ...). A lake call must be granted in each folder of the lake the
+function reads, writes or deletes (_lake_scope.LAKE_SCOPES), with and without LakePrefix and with both the default
+and a placeholder-first LakeKeyTemplate. Each state machine's policy must allow its tasks.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Any
 
 import pytest
 from snaplake.permissions import ADAPTERS, AWS_CALLS
+from snaplake.rds.layout import DEFAULT_KEY_TEMPLATE, SEED_KEY_TEMPLATE
 
 from ._aws_calls import Codebase, UnitId
-from ._iam import policy_of, resources_in, with_condition
+from ._iam import policy_of, resources_in, with_condition, with_parameters
+from ._lake_scope import EVERYTHING, LAKE_SCOPES, LakeScope
 from ._permissions import (
     Gap,
     Handler,
@@ -48,13 +52,19 @@ def codebase() -> Codebase:
     return scanned
 
 
+@cache
+def deployed(has_lake_prefix: bool = True, key_template: str = DEFAULT_KEY_TEMPLATE) -> dict[str, Any]:
+    """template.yaml with LakePrefix set or empty, and LakeKeyTemplate given (it decides the RDS data folder)."""
+    return with_parameters(with_condition(template(), "HasLakePrefix", has_lake_prefix), {"LakeKeyTemplate": key_template})
+
+
 def _handler(function_id: str) -> Handler:
     (found,) = [h for h in handlers(template(), PROJECT_ROOT) if h.function_id == function_id]
     return found
 
 
-def _function_gaps(tpl: dict[str, Any], handler: Handler) -> list[Gap]:
-    return gaps(tpl, handler.function_id, function_requirements(tpl, codebase(), AWS_CALLS, handler))
+def _function_gaps(tpl: dict[str, Any], handler: Handler, lake_scopes: dict[str, LakeScope] | None = None) -> list[Gap]:
+    return gaps(tpl, handler.function_id, function_requirements(tpl, codebase(), AWS_CALLS, handler, lake_scopes))
 
 
 @cache
@@ -104,16 +114,17 @@ def test_template_has_handlers_to_check() -> None:
     assert FUNCTION_IDS
 
 
+@pytest.mark.parametrize("key_template", [DEFAULT_KEY_TEMPLATE, SEED_KEY_TEMPLATE], ids=["rds/ key template", "{database}/ key template"])
 @pytest.mark.parametrize("has_lake_prefix", [True, False], ids=["with LakePrefix", "without LakePrefix"])
 @pytest.mark.parametrize("function_id", FUNCTION_IDS)
-def test_function_policy_allows_every_aws_call_its_handler_can_make(function_id: str, has_lake_prefix: bool) -> None:
+def test_function_policy_allows_every_aws_call_its_handler_can_make(function_id: str, has_lake_prefix: bool, key_template: str) -> None:
     handler = _handler(function_id)
     assert handler.path.is_file(), f"{function_id}: no handler file {handler.path.relative_to(PROJECT_ROOT)}"
     module_key = codebase().load_handler(handler.path)
     assert UnitId(module_key, handler.name) in codebase().units(), f"{function_id}: {module_key} defines no {handler.name}"
     unlisted = unlisted_calls(codebase(), AWS_CALLS, handler)
     assert not unlisted, f"{function_id} reaches client calls snaplake.permissions.AWS_CALLS does not list:\n" + "\n".join(unlisted)
-    found = _function_gaps(with_condition(template(), "HasLakePrefix", has_lake_prefix), handler)
+    found = _function_gaps(deployed(has_lake_prefix, key_template), handler)
     assert not found, f"{function_id}'s policy in template.yaml lacks:\n" + "\n".join(map(str, found))
 
 
@@ -160,15 +171,42 @@ def _without_action(tpl: dict[str, Any], logical_id: str, action: str) -> dict[s
 def test_checker_reports_an_action_taken_out_of_a_function_policy() -> None:
     """Every function with an inline-granted S3 requirement loses one action in turn; each loss is reported."""
     checked = 0
-    for handler in handlers(template(), PROJECT_ROOT):
-        missing = {g.action for g in _function_gaps(template(), handler)}
-        requirements = function_requirements(template(), codebase(), AWS_CALLS, handler)
+    tpl = deployed()
+    for handler in handlers(tpl, PROJECT_ROOT):
+        missing = {g.action for g in _function_gaps(tpl, handler)}
+        requirements = function_requirements(tpl, codebase(), AWS_CALLS, handler)
         actions = sorted({r.action for r in requirements if r.action.startswith(("s3:", "kms:")) and r.action not in missing})
         for action in actions[:1]:
-            reported = _function_gaps(_without_action(template(), handler.function_id, action), handler)
+            reported = _function_gaps(_without_action(tpl, handler.function_id, action), handler)
             assert action in {gap.action for gap in reported}, f"removing {action} from {handler.function_id} went unnoticed"
             checked += 1
     assert checked >= 3
+
+
+def test_checker_reports_a_lake_folder_the_policy_does_not_grant() -> None:
+    """The lake is checked folder by folder: a function whose code wrote another pipeline's folder too, or whose
+    policy lost one of its folders, is reported, though the action is granted elsewhere in the lake."""
+    tpl = deployed()
+    handler = _handler("StreamFlattenFunction")
+    assert not _function_gaps(tpl, handler)
+    stream = LAKE_SCOPES["StreamFlattenFunction"]
+    wider = {**LAKE_SCOPES, "StreamFlattenFunction": LakeScope(stream.reads, (*stream.writes, "dynamodb/"), stream.deletes)}
+    reported = {(gap.action, gap.resource) for gap in _function_gaps(tpl, handler, wider)}
+    assert ("s3:PutObject", "arn:aws:s3:::{LakeBucket}/{LakePrefix}/dynamodb/snaplake-object") in reported
+    assert {action for action, _ in reported} == {"s3:PutObject"}
+
+    narrowed = copy.deepcopy(tpl)
+    for statement in resources_in(narrowed)["StreamFlattenFunction"]["Properties"]["Policies"][0]["Statement"]:
+        if isinstance(statement, dict) and "s3:PutObject" in statement.get("Action", []):
+            statement["Resource"] = statement["Resource"][:1]  # the change log only: no claim, no column registry
+    reported = {(gap.action, gap.resource) for gap in _function_gaps(narrowed, handler)}
+    claims = "arn:aws:s3:::{LakeBucket}/{LakePrefix}/_snaplake/claims/dynamodb_stream_changes/snaplake-object"
+    assert ("s3:PutObject", claims) in reported and ("s3:GetObject", claims) in reported
+
+
+def test_checker_reports_a_function_without_a_lake_scope() -> None:
+    reported = _function_gaps(deployed(), _handler("StreamFlattenFunction"), {})
+    assert reported and all("no entry in _lake_scope.LAKE_SCOPES" in gap.resource for gap in reported if gap.action.startswith("s3:Get"))
 
 
 def test_checker_reports_a_state_machine_that_may_not_invoke_its_lambdas() -> None:
@@ -327,7 +365,8 @@ def test_checker_follows_a_handler_into_the_library_and_checks_buckets_and_keys(
     assert table_problems(mini, table) == []
     tpl = load_template(tmp_path / "template.yaml")
     (handler,) = handlers(tpl, tmp_path)
-    reported = {(gap.action, gap.resource) for gap in gaps(tpl, "CopyFunction", function_requirements(tpl, mini, table, handler))}
+    scopes = {"CopyFunction": LakeScope(writes=(EVERYTHING,))}
+    reported = {(gap.action, gap.resource) for gap in gaps(tpl, "CopyFunction", function_requirements(tpl, mini, table, handler, scopes))}
     key = "arn:aws:kms:{AWS::Region}:{AWS::AccountId}:key/{Key}"
     assert ("kms:GenerateDataKey", key) in reported
     assert ("s3:PutObject", "arn:aws:s3:::{LakeBucket}/{LakePrefix}/snaplake-object") in reported
@@ -358,3 +397,41 @@ def test_scan_follows_an_untyped_receiver_to_every_snaplake_method_of_that_name(
     unit = mini.units()[UnitId("snaplake.store", "drop_all")]
     assert unit.guessed == {UnitId("snaplake.store", "Store.drop")}
     assert [call.method for u in mini.reachable([unit.id]) for call in u.calls] == ["delete_object"]
+
+
+def test_scan_follows_a_call_through_a_protocol_to_the_classes_that_implement_it(tmp_path: Path) -> None:
+    """The stream handler passes its LakeChangeLog as a ChangeLogStore (a Protocol): the scan charges the calls of the
+    implementing class's method, not of the protocol's empty one; a method of that name taking other arguments is no
+    implementation."""
+    library = _library_module(
+        tmp_path,
+        """
+            from typing import Protocol
+
+
+            class Store(Protocol):
+                def put(self, key: str) -> None: ...
+
+
+            class S3Store:
+                def __init__(self, s3):
+                    self.s3 = s3
+
+                def put(self, key):
+                    self.s3.put_object(Bucket="lake", Key=key)
+
+
+            class Other:
+                def put(self, key, body, extra):
+                    self.s3.delete_object(Bucket="lake", Key=key)
+
+
+            def save(store: Store, key: str) -> None:
+                store.put(key)
+            """,
+    )
+    mini = Codebase(library, tmp_path)
+    mini.load_library()
+    assert [call.method for unit in mini.reachable([UnitId("snaplake.store", "save")]) for call in unit.calls] == ["put_object"]
+    stream = function_requirements(deployed(), codebase(), AWS_CALLS, _handler("StreamFlattenFunction"))
+    assert any(r.why.startswith("snaplake.streams.landed:LakeChangeLog.write") for r in stream)

@@ -1,8 +1,9 @@
 """Issue 11 case 4: every stream record lands exactly once in what Athena reads, whatever slices Lambda redelivers.
 
 Lambda can hand the change log any contiguous run of a shard, again and again: a batch written then bisected
-(BisectBatchOnFunctionError), a restart from a reported sequence number (ReportBatchItemFailures), an operator's
-replay from a poison record. Puts may fail before writing, or after (the object is there, the answer is lost).
+(BisectBatchOnFunctionError), a restart from a reported sequence number (ReportBatchItemFailures), one after the
+other (one invocation per shard at a time). Puts may fail before writing, or after (the object is there, the answer
+is lost). An operator's replay runs next to the mapping, so it is another writer: tests/unit/test_stream_replay*.py.
 The property: after any such history and a final clean delivery of every shard, reading every Parquet object
 under the table folder (as Athena does) gives each eventID exactly once.
 """
@@ -116,7 +117,7 @@ def test_every_record_lands_exactly_once_whatever_slices_are_redelivered(
         records = shard_records[plan.shard % len(shard_records)]
         start = plan.start % len(records)
         _deliver(store, records[start : start + plan.length], plan)
-    for records in shard_records:  # Lambda delivers every record at last (retries, bisection, or the operator's replay)
+    for records in shard_records:  # Lambda delivers every record at last (retries, bisection, or a replay of its failure)
         _deliver(store, records)
 
     landed = Counter(row["event_id"] for row in store.rows(TABLE_FOLDER))
@@ -134,7 +135,7 @@ def test_a_bisected_batch_redelivered_in_halves_writes_nothing_again() -> None:
     written = dict(store.objects)
     _deliver(store, records[:5])
     _deliver(store, records[5:])
-    _deliver(store, records[3:8])  # an operator's replay from a poison record's sequence number
+    _deliver(store, records[3:8])  # a restart from a reported record's sequence number, with other boundaries
 
     assert store.objects == written
     assert sorted(row["event_id"] for row in store.rows(TABLE_FOLDER)) == sorted(r["eventID"] for r in records)

@@ -99,6 +99,15 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "LakeChangeLog.write": ("s3.put_object lake",),
         "LakeChangeLog.view_type": ("dynamodbstreams.describe_stream",),
     },
+    # An operator's replay of one StreamFailureQueue message: its range read back from the stream, and the shard's
+    # replay lease under the change log's claims (_snaplake/claims/dynamodb_stream_changes/, LakePrefix).
+    "snaplake.streams.replay": {
+        "read_failure_range": ("dynamodbstreams.get_shard_iterator", "dynamodbstreams.get_records"),
+    },
+    "snaplake.streams.replay_lease": {
+        "LakeReplayLeases.read_lease": ("s3.get_object lake",),
+        "LakeReplayLeases.write_lease": ("s3.put_object lake",),
+    },
     "snaplake.dynamodb.checkpoint": {
         "_checkpoint_item": ("dynamodb.get_item",),
         "_update_as_holder": ("dynamodb.update_item",),

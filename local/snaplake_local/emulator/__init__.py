@@ -18,9 +18,15 @@ service, so it is easy to see what the local results rest on:
   ExportSource. It can also fail an export, report skipped tables, or occupy the account's
   5 export slots.
 - dynamodb_exports: DynamoDbExportEmulator: ExportTableToPointInTime as documented (see its docstring).
-- athena: AthenaEmulator: moto's Athena runs no SQL; here queries take virtual time and then
-  apply Athena's documented Glue/S3 effects (athena_effects: CTAS, INSERT INTO, ADD/DROP
-  PARTITION, DROP TABLE), SELECTs return registered rows, and queries can be made to fail.
+- athena: AthenaEmulator: moto's Athena runs no SQL; here queries take virtual time, then run on
+  DuckDB over the lake's Parquet (athena_engine: AthenaEngine, with athena_translate for Athena SQL
+  to DuckDB SQL, athena_lake for the Glue tables' files, athena_types for types and values) and apply
+  Athena's documented Glue/S3 effects (athena_effects, athena_writes: CTAS and INSERT INTO write
+  Parquet and register partitions, ADD/DROP PARTITION, DROP TABLE); SELECTs return their rows
+  through GetQueryResults, and queries can be made to fail. The same engine answers
+  `snaplake local query` over a lake folder (athena_catalog: LakeFolder, the catalog saved with it).
+- glue: enforce_table_version_ids: UpdateTable with a stale VersionId fails with
+  ConcurrentModificationException, as on AWS (moto overwrites the table).
 - distributed_map: DistributedMapRuns: a Distributed Map whose failed children exceed its tolerance fails
   with States.ExceedToleratedFailureThreshold (moto counts the failure and succeeds); each run is recorded.
 
@@ -30,29 +36,41 @@ package's public face; EmulatedStack (snaplake_local.stack) puts them together.
 
 from snaplake_local.emulator.account import DEFAULT_ACCOUNT
 from snaplake_local.emulator.athena import AthenaEmulator
+from snaplake_local.emulator.athena_catalog import CATALOG_FILE, LakeFolder, load_catalog, save_catalog
+from snaplake_local.emulator.athena_engine import AthenaEngine, QueryResult
+from snaplake_local.emulator.athena_types import AthenaQueryError
 from snaplake_local.emulator.clock import VirtualClock, fast_forward_step_functions, patched_attribute
 from snaplake_local.emulator.distributed_map import DistributedMapRuns, MapRun
 from snaplake_local.emulator.dynamodb_exports import DynamoDbExportEmulator
+from snaplake_local.emulator.glue import enforce_table_version_ids
 from snaplake_local.emulator.lambdas import InProcessLambdas, LocalFunction
 from snaplake_local.emulator.rds_exports import DirectorySource, ExportSource, ManyFilesSource, RdsExportEmulator, TablesSource
 from snaplake_local.emulator.s3 import emulated_s3, enforce_expected_bucket_owner
 
 __all__ = [
+    "CATALOG_FILE",
     "DEFAULT_ACCOUNT",
     "AthenaEmulator",
+    "AthenaEngine",
+    "AthenaQueryError",
     "DirectorySource",
     "DistributedMapRuns",
     "DynamoDbExportEmulator",
     "ExportSource",
     "InProcessLambdas",
+    "LakeFolder",
     "LocalFunction",
     "ManyFilesSource",
     "MapRun",
+    "QueryResult",
     "RdsExportEmulator",
     "TablesSource",
     "VirtualClock",
     "emulated_s3",
     "enforce_expected_bucket_owner",
+    "enforce_table_version_ids",
     "fast_forward_step_functions",
+    "load_catalog",
     "patched_attribute",
+    "save_catalog",
 ]

@@ -1,6 +1,7 @@
 """Athena: moto's Athena runs no SQL (every query SUCCEEDS at once and changes nothing). Here a query
-takes virtual time and then applies Athena's documented Glue/S3 effects (athena_effects.py); SELECTs
-return registered rows, paged; and queries can be made to fail (see AthenaEmulator).
+takes virtual time, then runs on DuckDB over the lake's Parquet (athena_engine) and applies Athena's
+documented Glue/S3 effects (athena_effects); SELECTs return their rows through GetQueryResults, paged;
+and queries can be made to fail (see AthenaEmulator).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from snaplake_local.emulator.account import DEFAULT_ACCOUNT
-from snaplake_local.emulator.athena_effects import StatementEffects, _AthenaFailure
+from snaplake_local.emulator.athena_effects import StatementEffects
+from snaplake_local.emulator.athena_engine import AthenaEngine
+from snaplake_local.emulator.athena_lake import GlueBackendCatalog, MotoLakeStorage
+from snaplake_local.emulator.athena_types import AthenaQueryError
 from snaplake_local.emulator.clock import VirtualClock, patched_attribute
 
 
@@ -29,32 +33,26 @@ class _AthenaQuery:
     state: str = "RUNNING"
     reason: str = ""
     failure: str | None = None  # injected by fail_queries
-    columns: list[tuple[str, str]] = field(default_factory=list)  # (name, Athena type) of a SELECT's result
-    rows: list[list[str | None]] = field(default_factory=list)
+    columns: list[dict[str, Any]] = field(default_factory=list)  # GetQueryResults' ColumnInfo of a SELECT's result
+    rows: list[list[str | None]] = field(default_factory=list)  # a SELECT's rows as VarCharValue text (None: NULL)
+    update_count: int = 0  # rows a CTAS or INSERT INTO wrote
+    scanned_bytes: int = 0
 
 
 class AthenaEmulator(StatementEffects):
-    """Athena's documented effects on the Glue Data Catalog and S3; moto's Athena runs no SQL
-    (every query SUCCEEDS at once and changes nothing).
+    """Athena's query execution and its documented effects on the Glue Data Catalog and S3; moto's Athena
+    runs no SQL (every query SUCCEEDS at once and changes nothing).
 
-    A query runs for `ddl_seconds` (ALTER / DROP) or `query_seconds` on the virtual clock,
-    then its effects are applied, as Athena applies them when a query completes:
-
-    - CREATE TABLE ... WITH (...) AS SELECT: a Glue table whose columns are the SELECT's, derived
-      with sqlglot (types from CAST, from the Glue columns of the tables it reads, aggregates;
-      otherwise string); format, external_location (which must be empty, else
-      HIVE_PATH_ALREADY_EXISTS) and partitioned_by from the WITH properties.
-    - INSERT INTO: the target's partitions the query writes are registered.
-    - ALTER TABLE ADD / DROP PARTITION, DROP TABLE, CREATE DATABASE: the Glue change.
-    - SELECT: the rows registered with `add_results` (none otherwise), in the output location as CSV.
-
-    Written partitions are known from the WHERE filter of a batched CTAS/INSERT
-    (`("dt" = '...') OR ...`) or from a literal projected as the partition column; a
-    placeholder object stands for the data files in each written folder, so "the
-    location must be empty" and deleting replaced data are exercised. Referenced
-    tables must exist (TABLE_NOT_FOUND), columns must resolve (COLUMN_NOT_FOUND),
-    and `fail_queries` fails chosen queries with a given reason. GetQueryResults
-    pages by MaxResults/NextToken with at most `page_rows` rows a page.
+    A query runs for `ddl_seconds` (ALTER / DROP) or `query_seconds` on the virtual clock; then, as Athena
+    does when a query completes, its SQL runs on DuckDB over the lake's Parquet as Glue describes it
+    (`engine`, an AthenaEngine: see athena_engine and athena_translate) and its effects are applied
+    (athena_effects): CTAS and INSERT INTO write real Parquet files and register the partitions they wrote,
+    a SELECT's rows come back through GetQueryResults (the header row first, ColumnInfo with Athena's type
+    names, at most `page_rows` rows a page with NextToken) and as CSV in the output location; ALTER TABLE
+    ADD / DROP PARTITION, DROP TABLE and CREATE DATABASE change Glue. current_timestamp and partition
+    projection's NOW are the virtual clock. A query that fails does so with Athena's error name
+    (TABLE_NOT_FOUND, COLUMN_NOT_FOUND, TYPE_MISMATCH, NOT_SUPPORTED where DuckDB would answer differently,
+    ...) and changes nothing; `fail_queries` fails chosen queries with a given reason.
     """
 
     def __init__(self, clock: VirtualClock, account: str = DEFAULT_ACCOUNT, region: str = "eu-west-1"):
@@ -64,20 +62,16 @@ class AthenaEmulator(StatementEffects):
         self.ddl_seconds = 1.0
         self.query_seconds = 5.0
         self.page_rows = 1000
-        self.write_placeholders = True
         self.queries: dict[str, _AthenaQuery] = {}
         self._failures: list[tuple[str, str]] = []
-        self._results: list[tuple[str, list[tuple[str, str]], list[tuple[Any, ...]]]] = []
+        self._storage = MotoLakeStorage(account)
+        self.engine = AthenaEngine(GlueBackendCatalog(account, region), self._storage, clock.now)
         self._lock = threading.RLock()
 
     # ---- what tests and the runner configure
     def fail_queries(self, containing: str, reason: str) -> None:
         """The next query whose SQL contains `containing` ends FAILED with `reason` (and changes nothing)."""
         self._failures.append((containing, reason))
-
-    def add_results(self, containing: str, columns: list[tuple[str, str]], rows: list[tuple[Any, ...]]) -> None:
-        """Rows a SELECT whose SQL contains `containing` returns; columns are (name, Athena type)."""
-        self._results.append((containing, columns, rows))
 
     def statements(self) -> list[tuple[str, str]]:
         """(state, SQL) of every query started so far, in order."""
@@ -110,6 +104,7 @@ class AthenaEmulator(StatementEffects):
                     emulator._refresh(query)
                 status = described["QueryExecution"]["Status"]
                 status["State"] = query.state
+                described["QueryExecution"].setdefault("Statistics", {})["DataScannedInBytes"] = query.scanned_bytes
                 if query.state in ("FAILED", "CANCELLED"):
                     status["StateChangeReason"] = query.reason
                     status["AthenaError"] = {"ErrorCategory": 2, "ErrorType": 1000, "Retryable": False, "ErrorMessage": query.reason}
@@ -132,7 +127,10 @@ class AthenaEmulator(StatementEffects):
             patched_attribute(responses.AthenaResponse, "get_query_execution", get_query_execution),
             patched_attribute(responses.AthenaResponse, "get_query_results", get_query_results),
         ):
-            yield
+            try:
+                yield
+            finally:
+                self._storage.close()
 
     def _started(self, query_id: str, sql: str, database: str | None, output: str | None) -> None:
         ddl = sql.lstrip().upper().startswith(("ALTER", "DROP"))
@@ -155,7 +153,7 @@ class AthenaEmulator(StatementEffects):
             return
         try:
             self._apply(query)
-        except _AthenaFailure as failure:
+        except AthenaQueryError as failure:
             query.state, query.reason = "FAILED", str(failure)
             return
         query.state = "SUCCEEDED"
@@ -168,19 +166,17 @@ class AthenaEmulator(StatementEffects):
             self._refresh(query)
         if query.state != "SUCCEEDED":
             return handler.error(f"Query has not yet finished. Current state: {query.state}", 400)
-        header = [name for name, _ in query.columns]
-        rows: list[list[str | None]] = [list(header), *query.rows] if query.columns else []
+        header: list[str | None] = [column["Name"] for column in query.columns]
+        rows: list[list[str | None]] = [header, *query.rows] if query.columns else []
         start = int(handler._get_param("NextToken") or 0)
         size = min(int(handler._get_param("MaxResults") or 1000), self.page_rows)
         page = rows[start : start + size]
         body: dict[str, Any] = {
             "ResultSet": {
                 "Rows": [{"Data": [{} if value is None else {"VarCharValue": str(value)} for value in row]} for row in page],
-                "ResultSetMetadata": {
-                    "ColumnInfo": [{"Name": name, "Label": name, "Type": kind, "CatalogName": "hive"} for name, kind in query.columns]
-                },
+                "ResultSetMetadata": {"ColumnInfo": query.columns},
             },
-            "UpdateCount": 0,
+            "UpdateCount": query.update_count,
         }
         if start + size < len(rows):
             body["NextToken"] = str(start + size)

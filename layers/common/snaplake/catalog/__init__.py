@@ -11,6 +11,7 @@ pyarrow is imported only where footers are read, so functions without the arrow 
 from snaplake.catalog.errors import (
     CatalogError,
     DuplicateColumn,
+    GlueTableCollision,
     IncompatibleColumnType,
     LandedManifestInvalid,
     NoDataFiles,
@@ -65,6 +66,7 @@ __all__ = [
     "CatalogSettings",
     "Column",
     "DuplicateColumn",
+    "GlueTableCollision",
     "HiveType",
     "IncompatibleColumnType",
     "LandedManifestInvalid",

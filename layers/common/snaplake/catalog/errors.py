@@ -35,6 +35,11 @@ class PartitionKeysChanged(CatalogError):
     """The existing Glue table is partitioned by other keys than the landed layout."""
 
 
+class GlueTableCollision(CatalogError):
+    """The Glue table belongs to another lake folder: its location (or partition projection template) is not the
+    folder this writer registers, so two writers derive one table name. Refused before the table is touched."""
+
+
 class PartitionRegistrationFailed(CatalogError):
     """BatchCreatePartition reported an error other than AlreadyExists for a partition."""
 

@@ -1,16 +1,21 @@
 """The Glue Data Catalog as RegisterCatalog uses it: databases, Parquet tables whose columns merge across snapshots,
-partitions registered once (an existing one must point where the new one landed)."""
+partitions registered once (an existing one must point where the new one landed).
+
+A table belongs to one lake folder for good: the folder it was created for (its location, and with partition
+projection the folder of its `storage.location.template`). A writer of another folder that derives the same table
+name is refused with `GlueTableCollision`, and no writer ever moves a table's location.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from snaplake.catalog.errors import PartitionKeysChanged, PartitionRegistrationFailed
+from snaplake.catalog.errors import GlueTableCollision, PartitionKeysChanged, PartitionRegistrationFailed
 from snaplake.catalog.hive_types import Column, merge_columns
 from snaplake.catalog.partitions import LandedPartition, projection_parameters
 from snaplake.catalog.settings import CatalogOptions
@@ -25,6 +30,8 @@ PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputF
 PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 TABLE_TYPE = "EXTERNAL_TABLE"
 MANAGED_BY = "snaplake"
+# Merge-and-update rounds when other writers keep updating the same table (each round is one GetTable + UpdateTable).
+_MAX_UPDATE_ATTEMPTS = 5
 
 
 def ensure_database(glue: Any, name: str, *, description: str = "", options: CatalogOptions | None = None) -> bool:
@@ -80,17 +87,26 @@ class TableChange:
 
 
 def upsert_table(
-    glue: Any, database: str, table: str, partition: LandedPartition, columns: Sequence[Column], options: CatalogOptions
+    glue: Any,
+    database: str,
+    table: str,
+    partition: LandedPartition,
+    columns: Sequence[Column],
+    options: CatalogOptions,
+    _attempt: int = 1,
 ) -> TableChange:
     """Create the table or merge `columns` into it.
 
-    Every check runs before any write: on an incompatible column nothing changes.
+    Every check runs before any write: on an incompatible column, or a table of another lake folder
+    (`GlueTableCollision`), nothing changes. The update names the table version it merged into (Glue's
+    optimistic locking); when another writer updated the table meanwhile, the merge is done again on the new version.
     """
     partition_keys = [Column(key, "string") for key in partition.keys]
     existing = get_table(glue, database, table, options)
     old_parameters: dict[str, str] = dict(existing.get("Parameters", {})) if existing else {}
-    old_columns = [Column(c["Name"], c["Type"]) for c in existing["StorageDescriptor"].get("Columns", [])] if existing else []
+    old_columns = [Column(c["Name"], c["Type"]) for c in existing.get("StorageDescriptor", {}).get("Columns", [])] if existing else []
     if existing:
+        _check_table_folder(database, table, existing, partition.table_location)
         old_keys = [c["Name"] for c in existing.get("PartitionKeys", [])]
         if old_keys != list(partition.keys):
             raise PartitionKeysChanged(
@@ -116,8 +132,10 @@ def upsert_table(
         except ClientError as error:
             if error_code(error) != "AlreadyExistsException":
                 raise
-            # Another run (a redelivered event) created it a moment ago: merge into that one.
-            return upsert_table(glue, database, table, partition, columns, options)
+            # Another run created it a moment ago: merge into it if it is this folder's (a redelivered event),
+            # else GlueTableCollision. CreateTable is first-writer-wins and no writer moves a table's location,
+            # so the table itself is the claim on its name: no claim object that could disagree with Glue.
+            return upsert_table(glue, database, table, partition, columns, options, _attempt)
         return TableChange(True, False, tuple(merged), tuple(merged), ())
     unchanged = (
         not added
@@ -130,8 +148,38 @@ def upsert_table(
         return TableChange(False, False, tuple(merged), (), ())
     if existing.get("Description"):
         table_input["Description"] = existing["Description"]
-    glue.update_table(DatabaseName=database, TableInput=table_input, **options.catalog())
+    try:
+        # Only the version that was read and merged: two writers adding other columns at once must not lose one's.
+        version = {"VersionId": existing["VersionId"]} if existing.get("VersionId") else {}
+        glue.update_table(DatabaseName=database, TableInput=table_input, **version, **options.catalog())
+    except ClientError as error:
+        if error_code(error) != "ConcurrentModificationException" or _attempt >= _MAX_UPDATE_ATTEMPTS:
+            raise
+        return upsert_table(glue, database, table, partition, columns, options, _attempt=_attempt + 1)
     return TableChange(False, True, tuple(merged), tuple(added), tuple(widened))
+
+
+def _table_folders(existing: Mapping[str, Any]) -> list[str]:
+    """The lake folders an existing Glue table names, each ending in `/` (empty when it names none): its location and,
+    with partition projection, the folder of its `storage.location.template` (the segments before the first `${key}`)."""
+    folders = [existing.get("StorageDescriptor", {}).get("Location", "")]
+    template = existing.get("Parameters", {}).get("storage.location.template")
+    if template is not None:
+        segments = template.split("/")
+        fixed = next((i for i, segment in enumerate(segments) if "${" in segment), len(segments))
+        folders.append("/".join(segments[:fixed]))
+    return [folder.rstrip("/") + "/" if folder.rstrip("/") else "" for folder in folders]
+
+
+def _check_table_folder(database: str, table: str, existing: Mapping[str, Any], location: str) -> None:
+    """`GlueTableCollision` unless every folder the existing table names is `location`, the writer's table folder."""
+    wanted = location.rstrip("/") + "/"
+    other = next((folder for folder in _table_folders(existing) if folder != wanted), None)
+    if other is not None:
+        raise GlueTableCollision(
+            f"Glue table {database}.{table} belongs to lake folder {other or '(none: not a table of the lake)'}, not to "
+            f"{wanted}: another writer derives the same table name for its own folder; nothing was changed"
+        )
 
 
 def register_partitions(

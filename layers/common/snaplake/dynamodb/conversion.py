@@ -6,8 +6,18 @@ incremental export's data sits in a folder shared with other exports). Every
 data file is read twice, streaming: once to learn its columns and types (so
 one export has one schema across all its files) and once to write Parquet.
 Rows are reconciled against the manifest per file and in total; a mismatch
-fails naming the file. Work is fanned out to workers that each take every
-Nth file; plans, schemas and per-file results live in S3, not in the state.
+fails naming the file. Work is fanned out to shares (Map children) that each
+take every Nth file; plans, schemas and per-file results live in S3, not in
+the state.
+
+No step reads or writes something per data file of the whole export in one
+invocation: PlanConversion streams manifest-files.json once and writes one file
+list per share (`shares/<n>.json`); each share's child reads only its own list;
+each ScanFiles invocation merges the schemas of the files it scanned into one
+object, so MergeSchema reads one object per share (one per invocation of a
+share that needed more than one); and there are at most MAX_SHARES shares
+(beyond MAX_SHARES x FILES_PER_SHARE files, shares grow instead, and a child
+loops on its time-budget cursor).
 """
 
 from __future__ import annotations
@@ -18,7 +28,8 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -37,7 +48,13 @@ LAKE_FOLDERS = {FULL: "dynamodb", INCREMENTAL: "dynamodb_changes"}  # the lake f
 PARTITION_KEYS = {FULL: ("export_time",), INCREMENTAL: ("dt", "hour")}  # the Hive partition keys of each kind's tables
 _EXPORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")  # the last segment of an export ARN
 
-FILES_PER_SHARE = 8  # data files per Map child: a few minutes of work, well inside a 900 s invocation
+# Data files per Map child while there are at most MAX_SHARES x FILES_PER_SHARE files: a few minutes of work.
+FILES_PER_SHARE = 8
+# Map children per stage at most (5x the default ConvertMaxConcurrency, and Lambda's default account concurrency):
+# what MergeSchema and FinalizeConversion read (one object per share), items.json, the plan's response and each Map's
+# result array stay bounded whatever the export's size; a bigger export gives each share more files instead.
+MAX_SHARES = 1_000
+PLAN_THREADS = 16  # S3 requests in flight when a step reads or writes one object per share
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +66,24 @@ class Plan:
     def file_result(self, stage: str, index: int) -> str:
         return f"{self.prefix}{stage}/{index:06d}.json"
 
+    def share_result(self, stage: str, worker: int) -> str:
+        """One object per share: `published/share-<n>.json` (PublishFiles' summary)."""
+        return f"{self.prefix}{stage}/share-{worker:06d}.json"
+
+    def scanned(self, worker: int, start: int) -> str:
+        """What one ScanFiles invocation of the share found, starting at file `start`: the files' merged schema, their
+        rows, and where the next invocation started (`next`), so MergeSchema follows the share from its first file."""
+        return f"{self.prefix}schemas/share-{worker:06d}-from-{start:06d}.json"
+
+    def share_files_key(self, worker: int) -> str:
+        """The share's data files, as PlanConversion listed them."""
+        return f"{self.prefix}shares/{worker:06d}.json"
+
+    @property
+    def summary_key(self) -> str:
+        """What every later step checks its input against: the lake table, the file and share counts."""
+        return f"{self.prefix}plan.json"
+
     @classmethod
     def from_request(cls, request: dict[str, Any]) -> Plan:
         raw = request.get("plan")
@@ -57,12 +92,21 @@ class Plan:
         return cls(bucket(raw["bucket"], "plan.bucket"), s3_key(raw["prefix"], "plan.prefix", folder=True))
 
 
-def plan_files(export: Bucket, plan: Plan, count: int) -> list[dict[str, Any]]:
-    """The plan's data files; `count` (from the request) must be how many there are."""
-    files = export.read_plan(f"{plan.prefix}files.json")
-    if not isinstance(files, list) or len(files) != count:
-        raise InvalidEvent(f"the request counts {count} data files, the plan {len(files) if isinstance(files, list) else '?'}")
-    return files
+def plan_files(export: Bucket, plan: Plan, worker: int, workers: int, count: int) -> dict[int, tuple[str, int]]:
+    """The share's data files (index -> (key, itemCount)), from its own list: never the whole export's. The share
+    (worker, workers, files) from the request must be the plan's."""
+    listed = export.read_plan(plan.share_files_key(worker))
+    if not isinstance(listed, dict) or [listed.get(name) for name in ("worker", "workers", "files")] != [worker, workers, count]:
+        shown = [listed.get(name) for name in ("worker", "workers", "files")] if isinstance(listed, dict) else "?"
+        raise InvalidEvent(f"share (worker, workers, files) = {[worker, workers, count]} is not the plan's {shown}")
+    entries = listed.get("entries")
+    if not isinstance(entries, list) or not all(
+        isinstance(e, list) and len(e) == 3 and isinstance(e[1], str) and isinstance(e[2], int) for e in entries
+    ):
+        entries = None
+    if entries is None or [entry[0] for entry in entries] != list(range(worker, count, workers)):
+        raise InvalidEvent(f"{plan.share_files_key(worker)} does not list the share's files")
+    return {index: (key, items) for index, key, items in entries}
 
 
 def conversion_of(request: dict[str, Any]) -> tuple[Literal["full", "incremental"], str, str, str]:
@@ -95,22 +139,13 @@ def plan_conversion(s3: Any, request: dict[str, Any], settings: ConversionSettin
     try:
         summary = export.read_json(summary_key)
         files_key = summary["manifestFilesS3Key"]
-        lines = export.read_bytes(files_key).decode().splitlines()
+        body = export.open_stream(files_key)
     except Exception as error:  # a missing or unreadable manifest: name it, lose nothing
         raise ManifestMissing(
             f"cannot read the manifests of {export_arn} ({summary_key}): {error}; if its files expired from the export bucket, "
             "start a full export ({'mode': 'full'})"
         ) from None
-    files: list[dict[str, Any]] = []
-    for number, line in enumerate(filter(None, (raw.strip() for raw in lines))):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            raise ManifestMissing(f"{files_key} line {number + 1} is not JSON") from None
-        key, count = (entry.get("dataFileS3Key"), entry.get("itemCount")) if isinstance(entry, dict) else (None, None)
-        if not isinstance(key, str) or not isinstance(count, int):
-            raise ManifestMissing(f"{files_key} line {number + 1} lacks dataFileS3Key/itemCount")
-        files.append({"key": key, "items": count})
+    files = _manifest_files(body.iter_lines(chunk_size=1024 * 1024), files_key)
     kind = INCREMENTAL if summary.get("exportType") == "INCREMENTAL_EXPORT" else FULL
     export_id = export_arn.rsplit("/", 1)[-1]
     plan = Plan(export_bucket, join_key(settings.plan_prefix, name, export_id) + "/")
@@ -119,13 +154,24 @@ def plan_conversion(s3: Any, request: dict[str, Any], settings: ConversionSettin
         parse_iso_utc(exported_to)
     except ValueError:
         raise ManifestMissing(f"{summary_key} has no export time and the request no 'exportedTo'") from None
-    export.write_bytes(f"{plan.prefix}files.json", json.dumps(files).encode())
-    export.write_bytes(f"{plan.prefix}lake-table.json", json.dumps({"kind": kind, "table": athena_name(name)}).encode())
-    # One Map child per share; a share holds at most FILES_PER_SHARE files (worker i of n takes every nth file).
-    workers = max(1, min(settings.workers, len(files)), -(-len(files) // FILES_PER_SHARE))
+    # One Map child per share: worker i of n takes every nth file. A share holds at most FILES_PER_SHARE files until
+    # there would be more than MAX_SHARES shares; beyond that, shares hold more files (each child loops on its cursor).
+    count = len(files)
+    workers = min(MAX_SHARES, max(1, min(settings.workers, count), -(-count // FILES_PER_SHARE)))
+    expected = int(summary.get("itemCount", sum(items for _, items in files)))
+
+    def write_share(worker: int) -> None:
+        entries = [[index, *files[index]] for index in range(worker, count, workers)]
+        listed = {"worker": worker, "workers": workers, "files": count, "entries": entries}
+        export.write_bytes(plan.share_files_key(worker), json.dumps(listed, separators=(",", ":")).encode())
+
+    with ThreadPoolExecutor(max_workers=PLAN_THREADS, thread_name_prefix="snaplake-plan") as pool:
+        list(pool.map(write_share, range(workers)))
+    target = {"kind": kind, "table": athena_name(name), "files": count, "shares": workers, "expectedItems": expected}
+    export.write_bytes(plan.summary_key, json.dumps(target).encode())
     carried = {"plan": {"bucket": plan.bucket, "prefix": plan.prefix}, "kind": kind, "table": athena_name(name),
                "exportedTo": iso_utc(parse_iso_utc(exported_to)), "exportId": export_id}  # fmt: skip
-    shares = [{"worker": w, "workers": workers, "files": len(files)} for w in range(workers)]
+    shares = [{"worker": w, "workers": workers, "files": count} for w in range(workers)]
     export.write_bytes(f"{plan.prefix}items.json", json.dumps([{**carried, "share": share} for share in shares]).encode())
     return {
         "plan": {"bucket": plan.bucket, "prefix": plan.prefix},
@@ -133,12 +179,33 @@ def plan_conversion(s3: Any, request: dict[str, Any], settings: ConversionSettin
         "table": athena_name(name),
         "exportId": export_id,
         "exportedTo": iso_utc(parse_iso_utc(exported_to)),
-        "files": len(files),
-        "expectedItems": int(summary.get("itemCount", sum(f["items"] for f in files))),
+        "files": count,
+        "expectedItems": expected,
         "shares": workers,
         "items": {"bucket": plan.bucket, "key": f"{plan.prefix}items.json"},
-        "workers": shares,  # for running the stages by hand; the state machine reads `items`
+        # For running the stages by hand; the state machine reads `items`. At most MAX_SHARES entries (~50 KB).
+        "workers": shares,
     }
+
+
+def _manifest_files(lines: Iterable[bytes], files_key: str) -> list[tuple[str, int]]:
+    """(dataFileS3Key, itemCount) of each line of manifest-files.json, read as a stream (one line at a time)."""
+    files: list[tuple[str, int]] = []
+    number = 0
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        number += 1
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise ManifestMissing(f"{files_key} line {number} is not JSON") from None
+        key, count = (entry.get("dataFileS3Key"), entry.get("itemCount")) if isinstance(entry, dict) else (None, None)
+        if not isinstance(key, str) or isinstance(count, bool) or not isinstance(count, int):
+            raise ManifestMissing(f"{files_key} line {number} lacks dataFileS3Key/itemCount")
+        files.append((key, count))
+    return files
 
 
 def share_of(request: dict[str, Any]) -> tuple[Plan, int, int, int, int]:
@@ -161,37 +228,45 @@ def _stream(export: Bucket, key: str) -> gzip.GzipFile:
 def scan_files(
     s3: Any, request: dict[str, Any], settings: ConversionSettings, remaining_ms: Callable[[], int], reserve_ms: int = 120_000
 ) -> dict[str, Any]:
-    """Learn each assigned data file's columns and types; reconcile its row count with the manifest."""
-    from snaplake.dynamodb.parquet import ConvertOptions, scan_file
+    """Learn each assigned data file's columns and types; reconcile its row count with the manifest.
 
-    plan, _, workers, count, index = share_of(request)
+    The invocation writes one object for all the files it scanned (`Plan.scanned`: their merged schema and rows,
+    and where the next invocation starts), so MergeSchema reads one object per invocation, not one per file. A
+    retry starts from the same cursor and overwrites it; MergeSchema follows each share's chain from its first file.
+    """
+    from snaplake.dynamodb.parquet import ConvertOptions, ExportSchema, scan_file
+
+    plan, worker, workers, count, index = share_of(request)
     kind = request.get("kind", FULL)
     if kind not in (FULL, INCREMENTAL):
         raise InvalidEvent(f"'kind' must be {FULL!r} or {INCREMENTAL!r}, got {str(kind)[:50]!r}")
     export = settings.export(s3, plan.bucket)
-    files = plan_files(export, plan, count)
-    done_one = False
+    files = plan_files(export, plan, worker, workers, count)
+    start, merged, scanned, rows_seen = index, ExportSchema(), 0, 0
     while index < count:
-        if done_one and remaining_ms() < reserve_ms:
-            return {**_carry(request), "cursor": index, "done": False}
-        entry = files[index]
-        with _stream(export, entry["key"]) as stream:
+        if scanned and remaining_ms() < reserve_ms:
+            break
+        key, items = files[index]
+        with _stream(export, key) as stream:
             schema, rows = scan_file(stream, kind, ConvertOptions())
-        if rows != entry["items"]:
-            raise CountMismatch(f"{entry['key']}: manifest-files.json says {entry['items']} items, the file holds {rows}")
-        export.write_bytes(plan.file_result("schemas", index), json.dumps({"rows": rows, "schema": schema.to_json()}).encode())
+        if rows != items:
+            raise CountMismatch(f"{key}: manifest-files.json says {items} items, the file holds {rows}")
+        merged, scanned, rows_seen = merged.merge(schema), scanned + 1, rows_seen + rows
         index += workers
-        done_one = True
-    return {**_carry(request), "cursor": None, "done": True}
+    done = index >= count
+    found = {"files": scanned, "rows": rows_seen, "next": None if done else index, "schema": merged.to_json()}
+    export.write_bytes(plan.scanned(worker, start), json.dumps(found).encode())
+    return {**_carry(request), "cursor": None if done else index, "done": done}
 
 
 def merge_schemas(s3: Any, request: dict[str, Any], settings: ConversionSettings) -> dict[str, Any]:
-    """One schema for the whole export, from every file's scan, with its column names fixed (`name_columns`).
+    """One schema for the whole export, from every share's scans, with its column names fixed (`name_columns`).
 
     Each attribute path gets the column its lake table's column registry (`<LakePrefix>/_snaplake/columns/dynamodb/
     <lake folder>/<table>.json`) has on record, so every export of the table names it alike; a path new to the
     table gets a name no path had, never a partition key or system column (`reserved_names`). The names travel in
-    `schema.json`, so the parallel converters agree.
+    `schema.json`, so the parallel converters agree. Reads one object per ScanFiles invocation, so one per share
+    (at most MAX_SHARES) unless a share needed more than one invocation, 16 shares at a time.
     """
     from snaplake.core.claims import ColumnRegistry
     from snaplake.dynamodb.parquet import ConvertOptions, ExportSchema
@@ -199,16 +274,34 @@ def merge_schemas(s3: Any, request: dict[str, Any], settings: ConversionSettings
     plan = Plan.from_request(request)
     count, expected = totals(request)
     export = settings.export(s3, plan.bucket)
-    plan_files(export, plan, count)
+    target = export.read_plan(plan.summary_key)
+    if not isinstance(target, dict) or target.get("files") != count:
+        raise InvalidEvent(f"the request counts {count} data files, the plan {target.get('files') if isinstance(target, dict) else '?'}")
+    shares = integer(target.get("shares"), "plan.json shares", 1, MAX_SHARES)
+
+    def share_scans(worker: int) -> list[dict[str, Any]]:
+        """What the share's ScanFiles invocations found, from its first file on (one object each; usually one)."""
+        found, start = [], worker
+        while True:
+            scanned = export.read_plan(plan.scanned(worker, start))
+            found.append(scanned)
+            following = scanned.get("next")
+            if following is None:
+                return found
+            if not isinstance(following, int) or following <= start or following % shares != worker % shares:
+                raise InvalidEvent(f"{plan.scanned(worker, start)}: 'next' {str(following)[:20]} is not a later file of the share")
+            start = following
+
+    with ThreadPoolExecutor(max_workers=PLAN_THREADS, thread_name_prefix="snaplake-merge") as pool:
+        scans = [scanned for found in pool.map(share_scans, range(shares)) for scanned in found]
     merged = ExportSchema()
-    total = 0
-    for index in range(count):
-        scanned = export.read_plan(plan.file_result("schemas", index))
+    for scanned in scans:
         merged = merged.merge(ExportSchema.from_json(scanned["schema"]))
-        total += int(scanned["rows"])
+    files, total = sum(int(s["files"]) for s in scans), sum(int(s["rows"]) for s in scans)
+    if files != count:
+        raise CountMismatch(f"the shares scanned {files} data files, the plan lists {count}")
     if total != expected:
         raise CountMismatch(f"the export's data files hold {total} items, manifest-summary.json says {expected}")
-    target = export.read_plan(f"{plan.prefix}lake-table.json")
     kind, table = target["kind"], athena_identifier(target["table"], "table")
     options = ConvertOptions()
     paths = merged.attribute_paths(kind, options)
@@ -256,10 +349,10 @@ def convert_files(
 
     from snaplake.dynamodb.parquet import ConvertOptions, ExportSchema, convert_block, iter_blocks
 
-    plan, _, workers, count, index = share_of(request)
+    plan, worker, workers, count, index = share_of(request)
     kind, table, exported_to, export_id = conversion_of(request)
     export, lake = settings.export(s3, plan.bucket), settings.lake(s3)
-    files = plan_files(export, plan, count)
+    files = plan_files(export, plan, worker, workers, count)
     schema = ExportSchema.from_json(export.read_plan(f"{plan.prefix}schema.json"))
     options = ConvertOptions()
     arrow_schema = schema.arrow_schema(kind, options)
@@ -267,12 +360,12 @@ def convert_files(
     while index < count:
         if done_one and remaining_ms() < reserve_ms:
             return {**_carry(request), "cursor": index, "done": False}
-        entry = files[index]
+        source, items = files[index]
         with tempfile.TemporaryDirectory() as scratch:
             writers: dict[str, Any] = {}
             rows = 0
             try:
-                with _stream(export, entry["key"]) as stream:
+                with _stream(export, source) as stream:
                     for block in iter_blocks(stream, options.block_bytes):
                         converted = convert_block(block, schema, kind, options)
                         rows += converted.num_rows
@@ -286,8 +379,8 @@ def convert_files(
             finally:
                 for writer, _ in writers.values():
                     writer.close()
-            if rows != entry["items"]:
-                raise CountMismatch(f"{entry['key']}: wrote {rows} rows, manifest-files.json says {entry['items']} items")
+            if rows != items:
+                raise CountMismatch(f"{source}: wrote {rows} rows, manifest-files.json says {items} items")
             keys = []
             for partition, (_, path) in sorted(writers.items()):
                 name = f"part-{index:05d}.parquet" if kind == FULL else f"{export_id}-{index:05d}.parquet"

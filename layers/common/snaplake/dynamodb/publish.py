@@ -2,10 +2,12 @@
 
 Converted files wait under `_snaplake_staging/<export id>/` in the lake bucket.
 Nothing of the export is visible in the lake until every file converted and
-the row counts add up to the manifest; then every file is copied into place,
-the partitions get their `_SUCCESS` markers, and only then are the staged
-copies dropped, so a retry after a failure anywhere in between finds
-everything it needs.
+the row counts add up to the manifest; then each PublishFiles child copies its
+share's files into place and drops its share's staged copies (a retry whose
+staged copy is gone finds the object already in place), and once every child
+finished, FinalizeConversion checks the counts and writes the partitions'
+`_SUCCESS` markers. No step handles every file of the export in one invocation:
+a child handles its share, FinalizeConversion reads one summary per share.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from snaplake.core.aws import error_code, is_not_found
+from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import integer
 from snaplake.core.limits import S3_DELETE_OBJECTS_MAX_KEYS
 from snaplake.core.names import SUCCESS_MARKER, join_key
 from snaplake.core.s3 import Bucket
 from snaplake.core.times import iso_utc
-from snaplake.dynamodb.conversion import Plan, conversion_of, plan_files, share_of, staging_key, totals
+from snaplake.dynamodb.conversion import MAX_SHARES, PLAN_THREADS, Plan, conversion_of, plan_files, share_of, staging_key, totals
 from snaplake.dynamodb.errors import ConversionIncomplete, CountMismatch
 from snaplake.dynamodb.settings import ConversionSettings
 
@@ -49,11 +52,11 @@ def publish(lake: Bucket, staged: str, key: str) -> None:
 
 
 def drop_staged(lake: Bucket, keys: list[str]) -> None:
-    """Delete staged copies once everything is published; best effort (deleting a missing key is not an error).
+    """Delete staged copies once they are published; best effort (deleting a missing key is not an error).
 
-    By now the export is in the lake with its `_SUCCESS` markers: failing the run here would make the next
-    run export the window again and count its changes twice. Leftovers expire with the lake bucket's
-    lifecycle rule for `_snaplake_staging/`.
+    By now the files are in their lake keys: failing the run here would make the next run export the
+    window again and count its changes twice. Leftovers expire with the lake bucket's lifecycle rule for
+    `_snaplake_staging/`.
     """
     for start in range(0, len(keys), S3_DELETE_OBJECTS_MAX_KEYS):
         chunk = keys[start : start + S3_DELETE_OBJECTS_MAX_KEYS]
@@ -68,23 +71,25 @@ def drop_staged(lake: Bucket, keys: list[str]) -> None:
 
 
 def publish_share(s3: Any, request: dict[str, Any], settings: ConversionSettings) -> dict[str, Any]:
-    """PublishFiles child: copy one share's converted files to their lake keys, then record the share's totals
-    (`published/<worker>.json`) so FinalizeConversion reads one object per share, not one per file."""
+    """PublishFiles child: copy one share's converted files to their lake keys, drop their staged copies, then record
+    the share's totals (`published/share-<worker>.json`) so FinalizeConversion reads one object per share, not one
+    per file."""
     plan, worker, workers, count, _ = share_of(request)
     export_id = conversion_of(request)[3]
     export, lake = settings.export(s3, plan.bucket), settings.lake(s3)
-    plan_files(export, plan, count)
-    indexes = range(worker, count, workers)
+    indexes = sorted(plan_files(export, plan, worker, workers, count))
     with ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="snaplake-publish") as pool:
         results = list(pool.map(lambda i: _converted(export, plan, i), indexes))
         keys = [key for result in results for key in result["keys"]]
         list(pool.map(lambda key: publish(lake, staging_key(settings, export_id, key), key), keys))
+    drop_staged(lake, [staging_key(settings, export_id, key) for key in keys])
     summary = {
+        "share": {"worker": worker, "workers": workers, "files": count},  # the plan's, as plan_files checked them
         "files": len(results),
         "rows": sum(int(r["rows"]) for r in results),
         "partitions": sorted({k.rsplit("/", 1)[0] for k in keys}),
     }
-    export.write_bytes(plan.file_result("published", worker), json.dumps(summary).encode())
+    export.write_bytes(plan.share_result("published", worker), json.dumps(summary).encode())
     return {"done": True}
 
 
@@ -98,15 +103,25 @@ def _converted(export: Bucket, plan: Plan, index: int) -> dict[str, Any]:
 
 
 def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSettings) -> dict[str, Any]:
-    """Every share published and the rows add up to the manifest: then `_SUCCESS` in each partition, last."""
+    """Every share published and the rows add up to the manifest: then `_SUCCESS` in each partition, last.
+
+    Reads one summary per share (at most MAX_SHARES, in parallel) and writes one marker per partition (a full
+    export has one, an incremental one at most the hours of its 24 h window, plus one); the children dropped their
+    staged copies, and whatever one of them could not drop is swept here, one listing page at most.
+    """
     plan = Plan.from_request(request)
     count, expected = totals(request)
-    shares = integer(request.get("shares"), "shares", 1)
+    shares = integer(request.get("shares"), "shares", 1, MAX_SHARES)
     export_id = conversion_of(request)[3]
     export, lake = settings.export(s3, plan.bucket), settings.lake(s3)
-    plan_files(export, plan, count)
-    with ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="snaplake-finalize") as pool:
+    with ThreadPoolExecutor(max_workers=PLAN_THREADS, thread_name_prefix="snaplake-finalize") as pool:
         results = list(pool.map(lambda w: _published(export, plan, w), range(shares)))
+    for worker, result in enumerate(results):  # each summary records the plan's share: the request must agree
+        recorded = result.get("share") if result is not None else None
+        if isinstance(recorded, dict) and recorded != {"worker": worker, "workers": shares, "files": count}:
+            raise InvalidEvent(
+                f"the request counts {count} data files in {shares} shares, the plan {recorded['files']} in {recorded['workers']}"
+            )
     missing = [w for w, result in enumerate(results) if result is None]
     if missing:
         raise ConversionIncomplete(f"{len(missing)} of {shares} shares are not published (first: {missing[0]})")
@@ -120,7 +135,8 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSe
     partitions = sorted({p for r in published for p in r["partitions"]})
     for partition in partitions:
         lake.write_bytes(f"{partition}/{SUCCESS_MARKER}", b"")
-    drop_staged(lake, [obj["Key"] for obj in lake.objects_under(join_key(settings.prefix, "_snaplake_staging", export_id) + "/")])
+    staging = join_key(settings.prefix, "_snaplake_staging", export_id) + "/"
+    drop_staged(lake, [obj["Key"] for obj in lake.first_objects_under(staging)])
     return {
         "rows": rows,
         "files": count,
@@ -133,7 +149,7 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSe
 
 def _published(export: Bucket, plan: Plan, worker: int) -> dict[str, Any] | None:
     try:
-        return dict(export.read_json(plan.file_result("published", worker)))
+        return dict(export.read_json(plan.share_result("published", worker)))
     except Exception as error:
         if is_not_found(error):
             return None

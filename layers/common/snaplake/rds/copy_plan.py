@@ -10,6 +10,10 @@ Distributed Map's items: one JSON array of CopyBatch inputs, one per batch
 payload never grows with the export. Everything that decides what a copy
 writes is in the plan folder's name, so progress of a plan for another lake
 bucket, key or ACL is never reused.
+
+A batch holds at most COPY_BATCH_SIZE objects and, on average, about
+BATCH_BYTES: an export of large files is split into more batches (more Map
+children copying at once) instead of a few batches each copying for minutes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import hashlib
 import json
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +41,9 @@ from snaplake.rds.snapshots import SOURCE_IDENTIFIER, parse_snapshot_arn
 log = logging.getLogger(__name__)
 
 MAX_BATCHES = 1_000_000  # a plan of more batches would list over a billion objects
+# Bytes per batch, on average: at COPY_THREADS (16) copies of ~50 MiB/s each (copy_batch.COPY_BYTES_PER_SECOND) a batch
+# copies in about 20 s, so an export of large files spreads over up to CopyMaxConcurrency children at once.
+BATCH_BYTES = 16 * 1024**3
 SOURCE_ETAG_METADATA = "snaplake-source-etag"
 DONE = "done"
 _PLAN_FOLDER = re.compile(r"^plan-[0-9a-f]{16}$")
@@ -188,18 +196,23 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str,
         log.warning("export has no data files", extra={"export": layout.export_id, "objects": listed})
     _check_collisions(items)
     check_columns(export, samples, lake.key_template.partition_keys, lake.threads)
-    in_lake = _check_partitions_hold_only_this_export(lake_bucket, items, tables)
+    in_lake = _check_partitions_hold_only_this_export(lake_bucket, items, tables, lake.threads)
     Destination(lake_bucket, lake.prefix, layout.source_id, layout.export_id, snapshot_arn, layout.snapshot_time).claim(
         folders.values(), relative.values(), lake.threads
     )  # Everything that decides what a copy writes is in the plan's name, so progress
     # markers of a plan for another lake bucket, key or ACL are never reused.
-    destination = [lake.bucket, lake.bucket_owner, lake.kms_key_arn, lake.object_acl, lake.batch_size]
+    batch_size = batch_size_for(items, lake.batch_size)
+    destination = [lake.bucket, lake.bucket_owner, lake.kms_key_arn, lake.object_acl, batch_size]
     digest = hashlib.sha256(json.dumps([destination, [i.as_json() for i in items]]).encode()).hexdigest()[:16]
     plan = PlanRef(bucket, join_key(lake.plan_prefix, layout.export_id, f"plan-{digest}") + "/")
-    batches = [items[i : i + lake.batch_size] for i in range(0, len(items), lake.batch_size)]
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     recheck = _done_batches_missing_objects(export, plan, batches, in_lake)
-    for index, batch in enumerate(batches):
-        export.write_bytes(plan.batch_key(index), json.dumps([i.as_json() for i in batch]).encode())
+
+    def write_batch(index: int) -> None:
+        export.write_bytes(plan.batch_key(index), json.dumps([i.as_json() for i in batches[index]]).encode())
+
+    with ThreadPoolExecutor(max_workers=lake.threads, thread_name_prefix="snaplake-plan") as pool:
+        list(pool.map(write_batch, range(len(batches))))
     export.write_bytes(
         plan.markers_key,
         json.dumps(
@@ -208,14 +221,14 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str,
                 "tables": sorted(tables.values(), key=lambda t: t["partition"]),
                 # What the workers' shares and FinalizeCopy's input must agree with.
                 "batches": len(batches),
-                "batchSize": lake.batch_size,
+                "batchSize": batch_size,
                 "objects": len(items),
                 # Done batches whose objects are no longer all in the lake (deleted after landing): copied again.
                 "recheck": recheck,
             }
         ).encode(),
     )
-    shape = {"batches": len(batches), "batchSize": lake.batch_size, "objects": len(items)}
+    shape = {"batches": len(batches), "batchSize": batch_size, "objects": len(items)}
     # One Map child per batch: worker i of len(batches) copies batch i (and loops on its own cursor if out of time).
     export.write_bytes(
         plan.items_key,
@@ -237,10 +250,19 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str,
         "items": {"bucket": plan.bucket, "key": plan.items_key},
         # For running CopyBatch by hand (sample events, tools): COPY_WORKERS shares; the state machine uses `items`.
         "workers": [
-            {"worker": w, "workers": workers, "batches": len(batches), "batchSize": lake.batch_size, "objects": len(items)}
+            {"worker": w, "workers": workers, "batches": len(batches), "batchSize": batch_size, "objects": len(items)}
             for w in range(workers)
         ],
     }
+
+
+def batch_size_for(items: list[CopyItem], most: int) -> int:
+    """Objects per batch: at most `most` (COPY_BATCH_SIZE), fewer when the objects are large, so a batch holds about
+    BATCH_BYTES on average. Every batch but the last holds the same number (CopyBatch counts on it)."""
+    total = sum(item.size for item in items)
+    if not items or total <= 0:
+        return most
+    return max(1, min(most, BATCH_BYTES * len(items) // total))
 
 
 def _check_collisions(items: list[CopyItem]) -> None:
@@ -253,15 +275,19 @@ def _check_collisions(items: list[CopyItem]) -> None:
         seen[item.dest] = item.source
 
 
-def _check_partitions_hold_only_this_export(lake: Bucket, items: list[CopyItem], tables: dict[str, dict[str, Any]]) -> dict[str, int]:
+def _check_partitions_hold_only_this_export(
+    lake: Bucket, items: list[CopyItem], tables: dict[str, dict[str, Any]], threads: int = 1
+) -> dict[str, int]:
     """Refuse to mix two exports in one partition (Athena would count their rows twice); return what is there (key -> size).
 
-    One listing per table partition; on a first run the partitions are empty.
+    One listing per table partition, `threads` at a time; on a first run the partitions are empty.
     """
     planned = {item.dest for item in items}
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="snaplake-plan") as pool:
+        listings = list(pool.map(lambda partition: (partition, list(lake.objects_under(partition + "/"))), tables))
     found: dict[str, int] = {}
-    for partition in tables:
-        for obj in lake.objects_under(partition + "/"):
+    for partition, listing in listings:
+        for obj in listing:
             if obj["Key"].endswith(".parquet") and obj["Key"] not in planned:
                 raise DestinationMismatch(
                     f"lake partition {lake.uri(partition)}/ already holds {obj['Key']!r}, which this export "

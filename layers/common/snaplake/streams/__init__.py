@@ -3,13 +3,18 @@
 (`firehose`, FirehoseFlattenFunction).
 
 Only pyarrow-free names are imported here (the Firehose function has no arrow layer): the change log's entry
-points are `snaplake.streams.change_log.flatten_batch` and `snaplake.streams.landed.LakeChangeLog`.
+points are `snaplake.streams.change_log.flatten_batch` and `snaplake.streams.landed.LakeChangeLog`; an operator's
+replay of one failure record is `snaplake.streams.replay.FailureReplay` (its lease: `snaplake.streams.replay_lease`).
 """
 
 from snaplake.streams.errors import (
     FieldNameCollision,
+    InvalidReplayRequest,
     MalformedStreamRecord,
     MissingStreamImage,
+    ReplayInProgress,
+    ReplayLeaseExpired,
+    ReplayRangeIncomplete,
     StreamTableFolderTaken,
     UnsupportedStreamViewType,
 )
@@ -20,8 +25,12 @@ __all__ = [
     "CHANGE_LOG_FOLDER",
     "FieldNameCollision",
     "FlattenSettings",
+    "InvalidReplayRequest",
     "MalformedStreamRecord",
     "MissingStreamImage",
+    "ReplayInProgress",
+    "ReplayLeaseExpired",
+    "ReplayRangeIncomplete",
     "StreamTableFolderTaken",
     "TransformOutcome",
     "UnsupportedStreamViewType",

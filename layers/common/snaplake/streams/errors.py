@@ -34,3 +34,22 @@ class FieldNameCollision(SnaplakeError):
 class UnsafePartitionKey(SnaplakeError):
     """A Firehose partition key value would change the S3 path under dynamic partitioning (empty, `.`, `..`, `/`, a
     control character, or a character Athena escapes in folder names): the record fails (ProcessingFailed), never encoded."""
+
+
+class InvalidReplayRequest(SnaplakeError):
+    """A replay request is not `{"replayFailure": <body>}` with the body of one on-failure record of this function's
+    DynamoDB stream mapping (DDBStreamBatchInfo: shard, sequence range, stream ARN); nothing was read or written."""
+
+
+class ReplayInProgress(SnaplakeError):
+    """Another replay of the same shard holds its replay lease (until its invocation's timeout has passed); nothing was
+    read or written. Two replays at once could both find a record missing and both write it."""
+
+
+class ReplayRangeIncomplete(SnaplakeError):
+    """The stream did not give back every record of the failure's range (trimmed after 24 hours, the stream disabled,
+    or the range not found in the shard); nothing was written."""
+
+
+class ReplayLeaseExpired(SnaplakeError):
+    """A replay reached its invocation's deadline, after which its lease may be another replay's: it writes nothing more."""

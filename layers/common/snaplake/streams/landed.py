@@ -17,7 +17,9 @@ batch's records fall into, the stream's objects whose last sequence number is no
 one (the listing stops at the first that is: one LIST page in steady state) and whose first is not above
 the batch's last, and reads their `event_id` column. Records found there are not written again. A record's
 partition is fixed by its own ApproximateCreationDateTime, so a copy of it can only be in that partition.
-This relies on one writer per shard at a time (ParallelizationFactor 1, enforced in template.yaml).
+This relies on one writer per record at a time: the mapping runs one batch per shard (ParallelizationFactor 1,
+enforced in template.yaml), and an operator's replay writes only the range of one failure record, which the mapping
+never delivers again, one replay per shard at a time (snaplake.streams.replay).
 
 `ChangeLogStore` is what the change log needs from the lake; `LakeChangeLog` is the real one (the lake
 bucket, core.claims, the stream's DescribeStream), with per-container caches.
