@@ -76,15 +76,15 @@ MEASURED_SCAN_MB_PER_CPU_S = 59.7
 MEASURED_CONVERT_MB_PER_CPU_S = 50.4
 # benchmarks/ddb_fanout.py --files 100000 (benchmarks/README.md, 2026-12-04): the handlers' CPU less moto's
 # per-request share (calibrated in the same run); the plan's peak Python memory (tracemalloc, moto's copies of the
-# manifest it serves and of what the plan writes included, so an upper bound: 440 B/file there, 550-600 B/file with
+# manifest it serves and of what the plan writes included, so an upper bound: 450 B/file there, 550-600 B/file with
 # real-length manifest lines at 100,000 and 300,000 lines, PlanConversion alone).
 MEASURED_PLAN_CPU_S_PER_FILE = 6.6e-6
 MEASURED_PLAN_BYTES_PER_FILE = 600.0
 # What a child spends per data file besides the data (opening the stream, the per-file result, a Parquet writer, the
-# copy's HEAD): ScanFiles 240 s, ConvertFiles 458 s, PublishFiles 332 s of CPU for 100,000 tiny files.
-MEASURED_SCAN_CPU_S_PER_FILE = 2.4e-3
-MEASURED_CONVERT_CPU_S_PER_FILE = 4.6e-3
-MEASURED_PUBLISH_CPU_S_PER_FILE = 3.3e-3
+# copy's HEAD): ScanFiles 169 s, ConvertFiles 364 s, PublishFiles 312 s of CPU for 100,000 tiny files.
+MEASURED_SCAN_CPU_S_PER_FILE = 1.7e-3
+MEASURED_CONVERT_CPU_S_PER_FILE = 3.6e-3
+MEASURED_PUBLISH_CPU_S_PER_FILE = 3.1e-3
 # 1,000 merges of the schema of ddb_convert.py's nested, typed items (scale_model.py --measure-mb measures it again).
 MEASURED_MERGE_CPU_S_PER_SHARE = 0.1e-3
 MEASURED_ITEMS_JSON_BYTES_PER_SHARE = 262.0

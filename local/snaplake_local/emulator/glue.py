@@ -28,10 +28,11 @@ def enforce_table_version_ids() -> Iterator[None]:
 
     def update_table(self: Any) -> Any:
         with _ONE_UPDATE_AT_A_TIME:
-            expected = self.parameters.get("VersionId")
+            # _get_param reads the JSON body in every moto 5.x (5.2.6 dropped the `parameters` attribute).
+            expected = self._get_param("VersionId")
             if expected is not None:
-                name = (self.parameters.get("TableInput") or {}).get("Name")
-                table = self.glue_backend.get_table(self.parameters.get("DatabaseName"), name)
+                name = (self._get_param("TableInput") or {}).get("Name")
+                table = self.glue_backend.get_table(self._get_param("DatabaseName"), name)
                 if str(table._current_version) != str(expected):
                     raise JsonRESTError(
                         "ConcurrentModificationException",
