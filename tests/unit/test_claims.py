@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from snaplake.core.claims import Claims, ColumnRegistry, claim_key
 from snaplake.core.s3 import Bucket
+from snaplake_local.emulator import enforce_expected_bucket_owner
 
 from tests.unit.helpers import REGION
 
@@ -15,9 +17,11 @@ LAKE = "claims-lake"
 
 
 @pytest.fixture
-def lake(s3: Any) -> Bucket:
+def lake(s3: Any) -> Iterator[Bucket]:
     s3.create_bucket(Bucket=LAKE, CreateBucketConfiguration={"LocationConstraint": REGION})
-    return Bucket(s3, LAKE)
+    # S3 applies each request atomically; plain moto can let two racing If-None-Match puts both succeed.
+    with enforce_expected_bucket_owner():
+        yield Bucket(s3, LAKE)
 
 
 def test_first_claim_wins_and_a_second_owner_sees_the_first(lake: Bucket) -> None:
