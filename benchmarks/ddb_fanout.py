@@ -20,12 +20,11 @@ import argparse
 import gzip
 import json
 import sys
-import threading
 import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -79,24 +78,13 @@ def write_export(files: int, items_per_file: int) -> tuple[str, int]:
     return f"{root}/manifest-summary.json", total
 
 
-@contextmanager
-def counted() -> Iterator[Counter[str]]:
-    """Count every S3 API call made through botocore in this process (as benchmarks/rds_copy.py does)."""
-    from botocore.client import BaseClient
-    from snaplake_local.emulator import patched_attribute
+def counted() -> AbstractContextManager[Counter[str]]:
+    """Count every S3 API call made through botocore in this process: benchmarks/rds_copy.py's counter."""
+    if str(ROOT) not in sys.path:  # run as a script
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.rds_copy import count_s3_calls
 
-    counts: Counter[str] = Counter()
-    lock = threading.Lock()
-    original = getattr(BaseClient, "_make_api_call")  # noqa: B009 - private botocore method
-
-    def counting(self: Any, operation_name: str, api_params: Any) -> Any:
-        if self.meta.service_model.service_name == "s3":
-            with lock:
-                counts[operation_name] += 1
-        return original(self, operation_name, api_params)
-
-    with patched_attribute(BaseClient, "_make_api_call", counting):
-        yield counts
+    return count_s3_calls()
 
 
 class Steps:
