@@ -132,20 +132,22 @@ def default_parameters(**overrides: str) -> dict[str, str]:
     }
 
 
-def create_orders_table(stack: EmulatedStack, items: list[dict[str, Any]] | None = None, pitr: bool = True) -> str:
-    """The DynamoDB table the demo exports (PITR on), filled with sample orders."""
+def create_orders_table(
+    stack: EmulatedStack, items: list[dict[str, Any]] | None = None, pitr: bool = True, name: str = ORDERS_TABLE
+) -> str:
+    """The DynamoDB table the demo exports (PITR on), filled with sample orders; `name` makes another one like it."""
     ddb = stack.client("dynamodb")
     ddb.create_table(
-        TableName=ORDERS_TABLE,
+        TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
     if pitr:
-        ddb.update_continuous_backups(TableName=ORDERS_TABLE, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+        ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
     for item in orders_items() if items is None else items:
-        ddb.put_item(TableName=ORDERS_TABLE, Item=item)
-    return ORDERS_TABLE_ARN
+        ddb.put_item(TableName=name, Item=item)
+    return f"{ORDERS_TABLE_ARN.rsplit('/', 1)[0]}/{name}"
 
 
 def events_path(name: str) -> Path:

@@ -65,16 +65,7 @@ SHARED = "orders_stream_changes"
 
 
 def create_exported_table(stack: EmulatedStack) -> None:
-    ddb = stack.client("dynamodb")
-    ddb.create_table(
-        TableName=EXPORTED,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.update_continuous_backups(TableName=EXPORTED, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
-    for number in range(1, 4):
-        ddb.put_item(TableName=EXPORTED, Item=simple_order(number))
+    create_orders_table(stack, [simple_order(number) for number in range(1, 4)], name=EXPORTED)
 
 
 def simple_order(number: int) -> dict[str, Any]:

@@ -220,16 +220,7 @@ TWIN_TABLE_ARN = ORDERS_TABLE_ARN.replace(ORDERS_TABLE, TWIN_TABLE)
 
 
 def create_twin_table(stack: EmulatedStack) -> None:
-    ddb = stack.client("dynamodb")
-    ddb.create_table(
-        TableName=TWIN_TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.update_continuous_backups(TableName=TWIN_TABLE, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
-    for item in orders_items(start=900, count=3):
-        ddb.put_item(TableName=TWIN_TABLE, Item=item)
+    create_orders_table(stack, orders_items(start=900, count=3), name=TWIN_TABLE)
 
 
 def test_a_second_table_whose_name_lands_in_the_same_lake_folder_is_refused_by_name_before_it_exports(stack: EmulatedStack) -> None:
