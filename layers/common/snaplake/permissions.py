@@ -62,7 +62,7 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     # Plans and query results live in the lake bucket (_snaplake/athena/ under LakePrefix by default).
     "snaplake.athena.lake": {
         "JobStorage.keys": ("s3.list_objects_v2 athena-jobs",),
-        "JobStorage.require_empty": ("s3.list_objects_v2 athena-jobs",),
+        "JobStorage._first_key": ("s3.list_objects_v2 athena-jobs",),
         "JobStorage.delete_location": ("s3.delete_objects athena-jobs",),
         "JobStorage.store_plan": ("s3.put_object athena-work",),
         "JobStorage.load_steps": ("s3.get_object athena-work",),
@@ -74,7 +74,15 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "JobTables.check_schema": ("glue.delete_table",),
     },
     "snaplake.athena.planner": {
-        "JobPlanner.plan_apas": ("glue.get_partition",),
+        "JobPlanner._partition": ("glue.get_partition",),
+    },
+    # A run's job list and SQL files (the definitions folder, under the jobs folder), and its landing's claim.
+    "snaplake.athena.runs": {
+        "_definition": ("s3.head_object athena-jobs", "s3.get_object athena-jobs"),
+        "_landing_taken": ("stepfunctions.describe_execution", "s3.get_object athena-work", "s3.put_object athena-work"),
+    },
+    "snaplake.athena.temporary": {
+        "drop_temporary_tables": ("glue.delete_table",),
     },
     "snaplake.athena.queries": {
         # Athena reads the lake and writes the jobs' tables, probes and results as this role.

@@ -1,9 +1,12 @@
 """Athena SQL jobs (statemachine/athena_etl.asl.json): ValidateJobs and RunJobStep.
 
-- `jobs`: job documents (modes query, ctas, apas, add_partition), validated before any runs
+- `runs`: a run's job list (inline or from the definitions folder), its time, time zone and landing; `variables`:
+  the run variables applied to every job before any runs
+- `jobs`: job documents (modes query, ctas, apas, add_partition, drop_partition, drop_table), validated before any runs
 - `sql`: identifiers, literals, the declared SELECT and the statements built around it
 - `plans`: what a job does for its save mode, as a list of steps; `planner`: a job's plan from what Glue holds
 - `runner`: one step at a time (`run_job_step`), over `lake` (S3), `catalog_ops` (Glue) and `queries` (Athena)
+- `temporary`: the run's temporary tables dropped when it ends (`drop_temporary_tables`)
 """
 
 from snaplake.athena.cursor import Cursor, run_id_for
@@ -28,9 +31,12 @@ from snaplake.athena.errors import (
     UnsafeOverwrite,
     UnsafePartitionValue,
 )
-from snaplake.athena.jobs import Job, JobMode, check_permitted, parse_job, validate_jobs
+from snaplake.athena.jobs import Job, JobMode, TableMode, check_permitted, parse_job, validate_jobs
 from snaplake.athena.runner import AthenaClients, JobRun, run_job_step
+from snaplake.athena.runs import checked_landing, load_run
 from snaplake.athena.settings import AthenaSettings
+from snaplake.athena.temporary import drop_temporary_tables
+from snaplake.athena.variables import RunVariables
 
 __all__ = [
     "AthenaClients",
@@ -53,12 +59,17 @@ __all__ = [
     "PlanTampered",
     "QueryCancelled",
     "QueryFailed",
+    "RunVariables",
     "SchemaMismatch",
     "TableAlreadyExists",
+    "TableMode",
     "TableNotFound",
     "UnsafeOverwrite",
     "UnsafePartitionValue",
     "check_permitted",
+    "checked_landing",
+    "drop_temporary_tables",
+    "load_run",
     "parse_job",
     "run_id_for",
     "run_job_step",

@@ -45,6 +45,8 @@ def check_folder(where: str, location: str, settings: AthenaSettings, *, work_fi
             f"{where}: {location} is not a folder under {settings.tables_location} (AthenaJobsPrefix), the only place the jobs "
             "write or delete data; the pipelines' folders, _snaplake/ and _snaplake_staging/ are never touched"
         )
+    if location.startswith(settings.definitions_location) or settings.definitions_location.startswith(location):
+        raise ForbiddenTarget(f"{where}: {location} holds the job definitions ({settings.definitions_location}), which jobs never write")
     return location
 
 

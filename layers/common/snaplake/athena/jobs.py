@@ -8,7 +8,12 @@ A job document (one item of the athena_etl state machine's `{"jobs": [...]}`) na
   Partitioned tables first list the partitions the SELECT yields, so no query
   writes more than 100 (one CTAS, then INSERT INTO batches).
 - `apas`: add one partition of an existing table as the SELECT (schema dry-run first).
-- `add_partition`: register partitions (values and optional locations).
+- `add_partition`: register partitions (values and optional locations), with a save mode for those that exist.
+- `drop_partition` / `drop_table`: drop partitions or a table of a job database, and with `deleteData` their folders.
+
+A `ctas` job's `tableMode` says what it leaves: `create` (table and data, the default), `empty` (the table, no rows)
+or `data_only` (the data files, no table). A `temporary` ctas table (location optional) is dropped with its data
+when the run ends, whether it succeeded or failed (`snaplake.athena.temporary`).
 
 Every identifier and literal goes through `snaplake.athena.sql`; the only SQL taken from the document is the
 SELECT, checked to be one SELECT/WITH statement. `check_permitted` refuses, before anything runs, what the
@@ -23,7 +28,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from snaplake.athena.errors import InvalidJob
+from snaplake.athena.errors import ForbiddenTarget, InvalidJob
 from snaplake.athena.guard import check_database, check_folder, check_output
 from snaplake.athena.plans import SaveMode
 from snaplake.athena.settings import AthenaSettings
@@ -38,6 +43,17 @@ class JobMode(StrEnum):
     CTAS = "ctas"
     APAS = "apas"
     ADD_PARTITION = "add_partition"
+    DROP_PARTITION = "drop_partition"
+    DROP_TABLE = "drop_table"
+
+
+class TableMode(StrEnum):
+    CREATE = "create"
+    EMPTY = "empty"
+    DATA_ONLY = "data_only"
+
+
+MAX_DROPPED_PARTITIONS = 100  # one DROP PARTITION query each
 
 
 _COMMON_FIELDS = {"name", "mode", "workGroup", "outputLocation"}
@@ -56,10 +72,14 @@ _FIELDS: Mapping[JobMode, frozenset[str]] = {
             "partitionedBy",
             "bucketedBy",
             "bucketCount",
+            "tableMode",
+            "temporary",
         }
     ),
     JobMode.APAS: frozenset({*_COMMON_FIELDS, "database", "table", "query", "saveMode", "partition", "ignoreSchemaMismatch"}),
-    JobMode.ADD_PARTITION: frozenset({*_COMMON_FIELDS, "database", "table", "partitions"}),
+    JobMode.ADD_PARTITION: frozenset({*_COMMON_FIELDS, "database", "table", "partitions", "saveMode"}),
+    JobMode.DROP_PARTITION: frozenset({*_COMMON_FIELDS, "database", "table", "partitions", "deleteData"}),
+    JobMode.DROP_TABLE: frozenset({*_COMMON_FIELDS, "database", "table", "deleteData"}),
 }
 
 
@@ -83,6 +103,9 @@ class Job:
     ignore_schema_mismatch: bool = False
     work_group: str | None = None
     output_location: str | None = None
+    table_mode: TableMode = TableMode.CREATE  # ctas
+    temporary: bool = False  # ctas
+    delete_data: bool = False  # drop_partition, drop_table
 
     @property
     def target(self) -> str:
@@ -94,8 +117,12 @@ class Job:
         for key, value in (("database", self.database), ("table", self.table), ("query", self.query)):
             if value is not None:
                 doc[key] = value
-        if self.mode in (JobMode.CTAS, JobMode.APAS):
+        if self.mode in (JobMode.CTAS, JobMode.APAS, JobMode.ADD_PARTITION):
             doc["saveMode"] = self.save_mode.value
+        if self.mode is JobMode.CTAS:
+            doc.update(tableMode=self.table_mode.value, temporary=self.temporary)
+        if self.mode in (JobMode.DROP_PARTITION, JobMode.DROP_TABLE):
+            doc["deleteData"] = self.delete_data
         if self.options is not None:
             doc.update(format=self.options.format, writeCompression=self.options.write_compression)
             if self.options.external_location:
@@ -169,6 +196,44 @@ def _ctas_options(raw: Mapping[str, Any], where: str) -> CtasOptions:
     return options.validated()
 
 
+def _flag(raw: Mapping[str, Any], key: str, where: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidJob(f"{where}: '{key}' must be true or false")
+    return value
+
+
+def _ctas_kind(raw: Mapping[str, Any], job: Job, where: str) -> Job:
+    """tableMode and temporary: a temporary table is always replaced (save mode overwrite) and holds data."""
+    try:
+        table_mode = TableMode(str(raw.get("tableMode", TableMode.CREATE.value)).lower())
+    except ValueError:
+        raise InvalidJob(f"{where}: 'tableMode' must be one of {[m.value for m in TableMode]}, got {raw.get('tableMode')!r}") from None
+    temporary = _flag(raw, "temporary", where)
+    if temporary and table_mode is not TableMode.CREATE:
+        raise InvalidJob(f"{where}: a temporary table is created with its data (tableMode create)")
+    if temporary and raw.get("saveMode", SaveMode.OVERWRITE.value) != SaveMode.OVERWRITE.value:
+        raise InvalidJob(f"{where}: a temporary table replaces any leftover of an earlier run: its saveMode is overwrite")
+    return replace(job, table_mode=table_mode, temporary=temporary, save_mode=SaveMode.OVERWRITE if temporary else job.save_mode)
+
+
+def _partition_specs(raw: Mapping[str, Any], where: str, *, with_locations: bool) -> tuple[PartitionSpec, ...]:
+    entries = raw.get("partitions")
+    shape = "{'values': {column: value}, 'location': optional s3:// folder}" if with_locations else "{'values': {column: value}}"
+    if not isinstance(entries, list) or not entries:
+        raise InvalidJob(f"{where}: 'partitions' must be a non-empty list of {shape}")
+    specs = []
+    for entry in entries:
+        allowed = {"values", "location"} if with_locations else {"values"}
+        if not isinstance(entry, dict) or set(entry) - allowed or "values" not in entry:
+            raise InvalidJob(f"{where}: each partition is {shape}")
+        location = entry.get("location")
+        if location is not None:
+            validate_location(location)
+        specs.append(PartitionSpec(_partition_values(entry["values"], where, names_folder=location is None), location))
+    return tuple(specs)
+
+
 def parse_job(raw: Any, index: int = 0) -> Job:
     """A job document, validated; bad input raises `InvalidJob` or an `athena_sql` error naming the field."""
     where = f"job #{index + 1}"
@@ -193,7 +258,7 @@ def parse_job(raw: Any, index: int = 0) -> Job:
         validate_identifier(database, "database")
     if table is not None:
         validate_identifier(table, "table")
-    query = _string(raw, "query", where, required=mode is not JobMode.ADD_PARTITION)
+    query = _string(raw, "query", where, required=mode in (JobMode.QUERY, JobMode.CTAS, JobMode.APAS))
     if query is not None:
         query = validate_select(query)
     work_group = _string(raw, "workGroup", where, required=False)
@@ -212,7 +277,7 @@ def parse_job(raw: Any, index: int = 0) -> Job:
     if mode in (JobMode.CTAS, JobMode.APAS):
         job = replace(job, save_mode=SaveMode.parse(raw.get("saveMode", SaveMode.ERROR_IF_EXISTS.value)))
     if mode is JobMode.CTAS:
-        job = replace(job, options=_ctas_options(raw, where))
+        job = _ctas_kind(raw, replace(job, options=_ctas_options(raw, where)), where)
     if mode is JobMode.APAS:
         if "partition" not in raw:
             raise InvalidJob(f"{where}: an apas job needs 'partition', the values of the partition it writes")
@@ -221,18 +286,15 @@ def parse_job(raw: Any, index: int = 0) -> Job:
             raise InvalidJob(f"{where}: 'ignoreSchemaMismatch' must be true or false")
         job = replace(job, partition=_partition_values(raw["partition"], where, names_folder=True), ignore_schema_mismatch=ignore)
     if mode is JobMode.ADD_PARTITION:
-        entries = raw.get("partitions")
-        if not isinstance(entries, list) or not entries:
-            raise InvalidJob(f"{where}: 'partitions' must be a non-empty list of {{'values': {{...}}, 'location': ...}}")
-        specs = []
-        for entry in entries:
-            if not isinstance(entry, dict) or set(entry) - {"values", "location"} or "values" not in entry:
-                raise InvalidJob(f"{where}: each partition is {{'values': {{column: value}}, 'location': optional s3:// folder}}")
-            location = entry.get("location")
-            if location is not None:
-                validate_location(location)
-            specs.append(PartitionSpec(_partition_values(entry["values"], where, names_folder=location is None), location))
-        job = replace(job, partitions=tuple(specs))
+        # Adding a partition that exists changes nothing (ADD IF NOT EXISTS) unless the save mode says otherwise.
+        save_mode = SaveMode.parse(raw.get("saveMode", SaveMode.SKIP_IF_EXISTS.value))
+        job = replace(job, partitions=_partition_specs(raw, where, with_locations=True), save_mode=save_mode)
+    if mode is JobMode.DROP_PARTITION:
+        job = replace(job, partitions=_partition_specs(raw, where, with_locations=False))
+        if len(job.partitions) > MAX_DROPPED_PARTITIONS:
+            raise InvalidJob(f"{where}: at most {MAX_DROPPED_PARTITIONS} partitions per drop_partition job")
+    if mode in (JobMode.DROP_PARTITION, JobMode.DROP_TABLE):
+        job = replace(job, delete_data=_flag(raw, "deleteData", where))
     return job
 
 
@@ -254,6 +316,11 @@ def check_permitted(job: Job, settings: AthenaSettings) -> None:
         check_output(f"{where}: outputLocation", job.output_location, settings)
     if job.options is not None and job.options.external_location is not None:
         check_folder(f"{where}: externalLocation", job.options.external_location, settings)
+        if job.temporary and not job.options.external_location.startswith(settings.temporary_location):
+            raise ForbiddenTarget(
+                f"{where}: a temporary table's externalLocation lies under {settings.temporary_location} (or leave it out): "
+                "its folder is deleted when the run ends"
+            )
     for spec in job.partitions:
         if spec.location is not None:
             check_folder(f"{where}: partition location", spec.location, settings)

@@ -49,9 +49,14 @@ class JobStorage:
         bucket = self._bucket(location)
         return [obj["Key"] for obj in bucket.objects_under(split_location(location)[1])]
 
+    def _first_key(self, location: str) -> list[str]:
+        return [obj["Key"] for obj in self._bucket(location).first_objects_under(split_location(location)[1], max_keys=1)]
+
+    def is_empty(self, location: str) -> bool:
+        return not self._first_key(location)
+
     def require_empty(self, location: str) -> None:
-        bucket = self._bucket(location)
-        found = [obj["Key"] for obj in bucket.first_objects_under(split_location(location)[1], max_keys=1)]
+        found = self._first_key(location)
         if found:
             raise LocationNotEmpty(
                 f"job {self.job.name}: {location} already holds objects (e.g. {found[0]}); Athena writes a new table's data "

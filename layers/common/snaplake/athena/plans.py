@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from snaplake.athena.errors import InvalidOption, PartitionAlreadyExists, SchemaMismatch, TableAlreadyExists
+from snaplake.athena.errors import InvalidOption, LocationNotEmpty, PartitionAlreadyExists, SchemaMismatch, TableAlreadyExists
 from snaplake.athena.sql import (
     MAX_IDENTIFIER,
     CtasOptions,
@@ -100,8 +100,9 @@ def plan_ctas(
     *,
     run_id: str,
     partition_values: Sequence[PartitionValues] | None = None,
+    empty: bool = False,
 ) -> Plan:
-    """What a CTAS job does for its save mode.
+    """What a CTAS job does for its save mode (`empty`: the table without rows, tableMode empty).
 
     - error_if_exists: an existing table raises `TableAlreadyExists`.
     - skip_if_exists: an existing table means nothing to do.
@@ -124,7 +125,9 @@ def plan_ctas(
         return Plan((), skipped=True, reason=f"table {database}.{table} exists (save mode skip_if_exists)")
 
     def writes(target: str, target_options: CtasOptions) -> list[Step]:
-        if partition_values is None:
+        if empty:  # Athena's WITH NO DATA, written as a WHERE false every parser here reads
+            sqls = [build_ctas(database, target, select, target_options, where="false")]
+        elif partition_values is None:
             sqls = [build_ctas(database, target, select, target_options)]
         else:
             sqls = build_partitioned_ctas(database, target, select, target_options, partition_values)
@@ -151,6 +154,40 @@ def plan_ctas(
         # The new folder may lie inside the old one (a table first written to external_location itself): keep it.
         keep = location if location.startswith(existing.location.rstrip("/") + "/") else None
         steps.append(Step("delete_location", "delete the old table's data", location=existing.location, keep=keep))
+    return Plan(tuple(steps))
+
+
+def plan_data_only(
+    database: str,
+    table: str,
+    select: str,
+    options: CtasOptions,
+    mode: SaveMode,
+    occupied: bool,
+    *,
+    run_id: str,
+    partition_values: Sequence[PartitionValues] | None = None,
+) -> Plan:
+    """tableMode data_only: the SELECT's data files in `external_location`, and no table.
+
+    Written by a CTAS into `<table>__snaplake_<run_id>` whose definition is then dropped (an external table's data
+    stays). The save mode looks at the folder: error_if_exists and none need it empty (`LocationNotEmpty`),
+    skip_if_exists does nothing when it holds objects, overwrite deletes them first.
+    """
+    location = options.external_location
+    if location is None:
+        raise InvalidOption("a CTAS job needs external_location (the table's data folder)")
+    if occupied and mode in (SaveMode.ERROR_IF_EXISTS, SaveMode.NONE):
+        raise LocationNotEmpty(f"{location} holds objects (save mode {mode.value}); tableMode data_only writes only into an empty folder")
+    if occupied and mode is SaveMode.SKIP_IF_EXISTS:
+        return Plan((), skipped=True, reason=f"{location} holds data (save mode skip_if_exists)")
+    staging = validate_identifier(f"{table}__snaplake_{run_id}"[:MAX_IDENTIFIER], "staging table")
+    written = plan_ctas(database, staging, select, options, SaveMode.NONE, None, run_id=run_id, partition_values=partition_values)
+    steps = [Step("query", f"drop a leftover {database}.{staging}", sql=build_drop_table(database, staging))]
+    if occupied:
+        steps.append(Step("delete_location", "delete the folder's old data", location=location))
+    keep_data = Step("query", f"drop the definition of {database}.{staging}, keeping its data", sql=build_drop_table(database, staging))
+    steps += [*written.steps, keep_data]
     return Plan(tuple(steps))
 
 

@@ -11,7 +11,7 @@ StateChangeReason) and carries on with the next step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +19,13 @@ from snaplake.athena.catalog_ops import JobTables
 from snaplake.athena.cursor import Cursor, run_id_for
 from snaplake.athena.errors import InvalidJob
 from snaplake.athena.guard import check_step
-from snaplake.athena.jobs import Job, JobMode, check_permitted, parse_job
+from snaplake.athena.jobs import Job, JobMode, TableMode, check_permitted, parse_job
 from snaplake.athena.lake import RESERVE_MS, JobStorage
 from snaplake.athena.planner import JobPlanner
 from snaplake.athena.plans import Plan, Step
 from snaplake.athena.queries import JobQueries
 from snaplake.athena.settings import AthenaSettings
-from snaplake.athena.sql import build_distinct_partitions, validate_identifier
+from snaplake.athena.sql import PartitionValues, build_distinct_partitions, validate_identifier
 from snaplake.catalog import ensure_database
 
 
@@ -77,24 +77,32 @@ class JobRun:
             self.storage.store_plan(cursor, Plan((Step("query", "run the query", sql=job.query),)))
         elif job.mode is JobMode.ADD_PARTITION:
             self.storage.store_plan(cursor, self.planner.plan_add_partition())
+        elif job.mode is JobMode.DROP_PARTITION:
+            self.storage.store_plan(cursor, self.planner.plan_drop_partition())
+        elif job.mode is JobMode.DROP_TABLE:
+            self.storage.store_plan(cursor, self.planner.plan_drop_table())
         elif job.mode is JobMode.APAS:
             self.storage.store_plan(cursor, self.planner.plan_apas(cursor.run_id))
         else:
             assert job.options is not None and job.query is not None
             ensure_database(self.tables.glue, self.tables.database)
-            plan = self.planner.plan_ctas(cursor.run_id, None)  # raises for error_if_exists, decides skip_if_exists
-            if plan.skipped or not job.options.partitioned_by:
+            plan = self._plan_ctas(cursor.run_id, None)  # raises for error_if_exists, decides skip_if_exists
+            if plan.skipped or not job.options.partitioned_by or job.table_mode is TableMode.EMPTY:
                 self.storage.store_plan(cursor, plan)
                 return
             cursor.phase = "partitions"
             self.queries.start(cursor, build_distinct_partitions(job.query, job.options.partitioned_by), "partitions")
+
+    def _plan_ctas(self, run_id: str, partition_values: Sequence[PartitionValues] | None) -> Plan:
+        occupied = self.job.table_mode is TableMode.DATA_ONLY and not self.storage.is_empty(self.planner.table_folder())
+        return self.planner.plan_ctas(run_id, partition_values, occupied)
 
     def _after_query(self, cursor: Cursor) -> None:
         query_id = cursor.query_execution_id
         assert query_id is not None
         cursor.query_execution_id = None
         if cursor.phase == "partitions":
-            self.storage.store_plan(cursor, self.planner.plan_ctas(cursor.run_id, self.queries.partition_values(query_id)))
+            self.storage.store_plan(cursor, self._plan_ctas(cursor.run_id, self.queries.partition_values(query_id)))
         else:
             cursor.step += 1
 

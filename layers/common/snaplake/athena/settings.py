@@ -18,6 +18,9 @@ ATHENA_JOBS_PREFIX = Setting(
 ATHENA_JOB_DATABASE_PREFIX = Setting(
     "ATHENA_JOB_DATABASE_PREFIX", "marts", "the jobs' Glue databases begin with GLUE_DATABASE_PREFIX and this: the only ones they change"
 )
+ATHENA_JOBS_TIME_ZONE = Setting(
+    "ATHENA_JOBS_TIME_ZONE", "UTC", "the IANA time zone of the jobs' schedule and of their run-date variables (run_date, run_time)"
+)
 
 _S3_FOLDER = r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([A-Za-z0-9_=.-]+/)*"
 
@@ -51,6 +54,17 @@ class AthenaSettings:
     lake_bucket: str
     lake_bucket_owner: str | None
     lake_kms_key_arn: str | None
+    time_zone: str = "UTC"
+
+    @property
+    def definitions_location(self) -> str:
+        """Job lists and SQL files (`jobsFile`, `queryFile`): read by the jobs, never written by them."""
+        return f"{self.tables_location}_definitions/"
+
+    @property
+    def temporary_location(self) -> str:
+        """The default folder of temporary tables, dropped with their data at the end of each run."""
+        return f"{self.tables_location}_temporary/"
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> AthenaSettings:
@@ -72,6 +86,7 @@ class AthenaSettings:
             lake_bucket=lake.bucket,
             lake_bucket_owner=lake.bucket_owner,
             lake_kms_key_arn=lake.kms_key_arn,
+            time_zone=ATHENA_JOBS_TIME_ZONE.matching(env, r"[A-Za-z][A-Za-z0-9_+/-]{0,63}", "must be an IANA time zone name"),
         )
 
     def bucket(self, s3: Any, name: str) -> Bucket:
