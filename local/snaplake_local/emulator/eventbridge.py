@@ -108,13 +108,14 @@ class EventBridgeEmulator:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []  # every event put, as its rules see it
         self.started: list[dict[str, Any]] = []  # {"rule", "stateMachineArn", "executionArn", "input"} per execution started
-        self._failing: list[str] = []
+        self._failing: list[tuple[int, str]] = []
         self._lock = threading.Lock()
 
-    def fail_entries(self, count: int, code: str = "InternalFailure") -> None:
-        """The next `count` PutEvents entries fail with `code` (reported per entry, as AWS reports a partial failure)."""
+    def fail_entries(self, calls: int, first: int = 1, code: str = "InternalFailure") -> None:
+        """The next `calls` PutEvents calls each fail their first `first` entries with `code`, reported per entry as AWS
+        reports a partial failure (the other entries are put)."""
         with self._lock:
-            self._failing += [code] * count
+            self._failing += [(first, code)] * calls
 
     def of(self, detail_type: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -135,8 +136,8 @@ class EventBridgeEmulator:
 
         def put_events(backend: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             with emulator._lock:
-                failing, emulator._failing = emulator._failing[: len(events)], emulator._failing[len(events) :]
-            failed = {index: code for index, code in enumerate(failing)}
+                first, code = emulator._failing.pop(0) if emulator._failing else (0, "")
+            failed = {index: code for index in range(min(first, len(events)))}
             passed = [event for index, event in enumerate(events) if index not in failed]
             answers = iter(original(backend, passed) if passed else [])
             results = []
