@@ -105,7 +105,7 @@ def test_dynamodb_landings_refuse_a_partition_without_totals() -> None:
 
 
 # --- the emulated input transformer, on the EventBridge user guide's example event and templates
-EC2_EVENT = {
+EC2_EVENT: dict[str, Any] = {
     "version": "0",
     "id": "7bf73129-1428-4cd3-a780-95db273d1602",
     "detail-type": "EC2 Instance State-change Notification",
