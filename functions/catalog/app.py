@@ -11,8 +11,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from snaplake.catalog import (
     CatalogSettings,
     LandedManifestInvalid,
+    dynamodb_landings,
     dynamodb_partitions,
+    landing_event_bus,
     parse_landed_manifest,
+    put_landing_events,
+    rds_landings,
     register_landed,
     register_partition,
 )
@@ -23,6 +27,7 @@ logger = Logger()
 SETTINGS = CatalogSettings.from_env()
 GLUE = aws.client("glue")
 S3 = aws.client("s3")
+EVENTS, LANDING_EVENT_BUS = aws.client("events"), landing_event_bus()
 
 
 @logger.inject_lambda_context
@@ -44,6 +49,7 @@ def rds_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     for table in landed["tables"]:
         table["database"] = f"{SETTINGS.database_prefix}{table['database']}"
     registered = [r.as_json() for r in register_landed(GLUE, S3, landed, options=SETTINGS.options)]
+    put_landing_events(EVENTS, LANDING_EVENT_BUS, rds_landings(event_object(event), landed, registered))
     logger.info("catalog registered", extra={"tables": len(registered)})
     return {"registered": registered}
 
@@ -71,5 +77,6 @@ def dynamodb_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         ).as_json()
         for prefix in prefixes
     ]
+    put_landing_events(EVENTS, LANDING_EVENT_BUS, dynamodb_landings(request, prefixes, registered))
     logger.info("catalog registered", extra={"table": name, "partitions": len(registered)})
     return {"registered": registered}

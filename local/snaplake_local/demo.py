@@ -184,6 +184,7 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
         ok &= run_stream_demo(stack, echo)
         # --- end of the DynamoDB Streams addition
         ok &= _run_athena(stack, echo)
+        _show_landing_events(stack, echo)
         notifications = stack.notifications()
         echo(f"\nfailure notifications: {len(notifications)}")
     echo(f"\ndemo finished in {time.perf_counter() - wall:.1f}s: {'all executions succeeded' if ok else 'SOME EXECUTIONS FAILED'}")
@@ -192,6 +193,17 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
         "Lambda (in-process), Wait/Retry time. See docs/local.md 'What is emulated'."
     )
     return ok
+
+
+def _show_landing_events(stack: EmulatedStack, echo: Printer) -> None:
+    """One line per "Lake Partition Landed" event the pipelines put (docs/events.md)."""
+    events = stack.event_bridge.of("Lake Partition Landed")
+    echo(f"\nlanding events put on EventBridge: {len(events)} (a re-delivered input puts its partitions' events again, same landingId)")
+    for event in events:
+        detail = event["detail"]
+        partition = ",".join(f"{k}={v}" for k, v in detail["partition"].items())
+        table, rows, landing_id = detail["qualifiedTable"], detail["rows"], detail["landingId"][:12]
+        echo(f"  {detail['pipeline']:<17} {table:<32} {partition:<34} rows={rows:<4} id={landing_id}")
 
 
 def _run_dynamodb(stack: EmulatedStack, echo: Printer) -> bool:

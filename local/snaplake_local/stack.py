@@ -31,6 +31,7 @@ from snaplake_local.emulator import (
     AthenaEmulator,
     DistributedMapRuns,
     DynamoDbExportEmulator,
+    EventBridgeEmulator,
     InProcessLambdas,
     LocalFunction,
     RdsExportEmulator,
@@ -123,6 +124,9 @@ class _Deployment:
             elif kind == "AWS::Serverless::StateMachine":
                 name = f"{STACK}-{logical_id}"
                 self.physical[logical_id] = {"ref": arn.format("states", f"stateMachine:{name}"), "Name": name}
+            elif kind == "AWS::Events::Rule":
+                name = f"{STACK}-{logical_id}"
+                self.physical[logical_id] = {"ref": name, "Arn": arn.format("events", f"rule/{name}")}
         for logical_id, spec in resources.items():
             if spec["Type"] == "AWS::S3::Bucket":
                 self._create_bucket(s3, logical_id, spec)
@@ -163,6 +167,19 @@ class _Deployment:
                     name=self.physical[logical_id]["Name"], definition=definition, roleArn=role, type=props.get("Type", "STANDARD")
                 )
                 self.state_machines[logical_id] = created["stateMachineArn"]
+        for logical_id, spec in resources.items():
+            if spec["Type"] == "AWS::Events::Rule":
+                self._create_rule(logical_id, self.evaluator.evaluate(spec["Properties"]))
+
+    def _create_rule(self, logical_id: str, props: dict[str, Any]) -> None:
+        """An EventBridge rule and its targets (on a bus of its own name, created here as the stack's user would)."""
+        events = self.client("events")
+        bus = props.get("EventBusName", "default")
+        if bus != "default" and bus not in {b["Name"] for b in events.list_event_buses()["EventBuses"]}:
+            events.create_event_bus(Name=bus)
+        name = self.physical[logical_id]["ref"]
+        events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]), State=props.get("State", "ENABLED"))
+        events.put_targets(Rule=name, EventBusName=bus, Targets=props["Targets"])
 
     def _create_bucket(self, s3: Any, logical_id: str, spec: dict[str, Any]) -> None:
         name = self.physical[logical_id]["ref"]
@@ -229,6 +246,7 @@ class EmulatedStack(_Deployment):
         self.dynamodb_exports = DynamoDbExportEmulator(self.clock, self.account, self.region)
         self.athena = AthenaEmulator(self.clock, self.account, self.region)
         self.distributed_maps = DistributedMapRuns()
+        self.event_bridge = EventBridgeEmulator()
         self.evaluator = TemplateEvaluator(self.template, self.parameters, self.region, self.account, STACK)
         self.params = self.evaluator.params
         self.conditions = self.evaluator.conditions
@@ -264,6 +282,7 @@ class EmulatedStack(_Deployment):
         self._exit.enter_context(self.dynamodb_exports.patched())
         self._exit.enter_context(self.athena.patched())
         self._exit.enter_context(self.distributed_maps.patched())
+        self._exit.enter_context(self.event_bridge.patched())
         try:
             self._deploy()
         except BaseException:

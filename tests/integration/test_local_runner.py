@@ -90,6 +90,11 @@ def test_demo_runs_every_pipeline_step_and_reports_the_lake(capsys: pytest.Captu
         r"2024-05-02\s+34\s+86481595",
     ):
         assert re.search(row, answers), row
+    # ... then the landing events the pipelines put, one line each: pipeline, table, partition, rows.
+    events = printed[printed.index("landing events put on EventBridge") :]
+    assert re.search(r"rds\s+world\.city\s+snapshot_time=20240502T024019Z\s+rows=34 ", events)
+    assert re.search(r"dynamodb\s+dynamodb\.shop_orders\s+export_time=\d{8}T\d{6}Z\s+rows=12 ", events)
+    assert re.search(r"dynamodb_changes\s+dynamodb\.shop_orders_changes\s+dt=[-\d]+,hour=\d\d\s+rows=\d+ ", events)
     assert "all executions succeeded" in printed
 
 

@@ -40,10 +40,12 @@ def test_each_step_accepts_its_sample_event_in_pipeline_order(stack: EmulatedSta
     landed = invoke("FinalizeCopyFunction", "finalize_copy.json", plan=planned["plan"])
     assert landed["tables"] == 4
     catalog = sample_event("catalog_rds.json")
-    assert set(catalog) == {"landedManifest"}
+    assert set(catalog) == {"landedManifest", "exportTaskIdentifier", "snapshotTime"}
+    assert catalog["exportTaskIdentifier"] == started["exportTaskIdentifier"]
     registered, errored = stack.function("RdsCatalogFunction").invoke({**catalog, "landedManifest": landed["landedManifest"]})
     assert not errored, registered
     assert len(registered["registered"]) == 4
+    assert len(stack.event_bridge.of("Lake Partition Landed")) == 4
     assert len([k for k in stack.lake_objects() if k.endswith(".parquet")]) == landed["objects"] == 8
 
 
@@ -90,10 +92,18 @@ def test_each_dynamodb_step_accepts_its_sample_event_in_pipeline_order(stack: Em
         assert invoke("ConvertPublishFunction", "dynamodb_publish_files.json", share=share, **carried)["done"] is True
     landed = invoke("ConvertFinalizeFunction", "dynamodb_finalize_conversion.json", shares=planned["shares"], **carried)
     assert landed["rows"] == 12
-    catalog = {**sample_event("catalog_dynamodb.json"), "partitions": landed["partitionPrefixes"]}
+    catalog = {
+        **sample_event("catalog_dynamodb.json"),
+        "partitions": landed["partitionPrefixes"],
+        "partitionTotals": landed["partitionTotals"],
+        "exportArn": started["exportArn"],
+    }
+    assert set(catalog) == set(sample_event("catalog_dynamodb.json"))
     registered, errored = stack.function("DynamoDbCatalogFunction").invoke(catalog)
     assert not errored, registered
     assert len(registered["registered"]) == 1
+    [event] = stack.event_bridge.of("Lake Partition Landed")
+    assert event["detail"]["rows"] == 12 and event["detail"]["exportIds"] == [started["exportArn"]]
     committed = invoke(
         "DynamoDbCommitFunction", "dynamodb_commit_checkpoint.json", exportArn=started["exportArn"], exportedTo=started["exportedTo"]
     )

@@ -99,6 +99,8 @@ NEEDS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
         ("glue:GetTable", "any"),
         ("glue:GetPartitions", "any"),
     ),
+    # Landing events go to the one bus the function is configured with (LANDING_EVENT_BUS holds its ARN).
+    ("events", "put_events"): (("events:PutEvents", "env:LANDING_EVENT_BUS"),),
     ("dynamodb", "export_table_to_point_in_time"): (
         ("dynamodb:ExportTableToPointInTime", "any"),
         ("s3:PutObject", "objects"),

@@ -94,6 +94,9 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "read_parquet_schema": ("s3.get_object lake",),
         "list_data_files": ("s3.list_objects_v2 lake",),
     },
+    "snaplake.catalog.landing": {
+        "_put_batch": ("events.put_events",),
+    },
     "snaplake.catalog.glue": {
         "ensure_database": ("glue.get_database", "glue.create_database"),
         "get_table": ("glue.get_table",),
@@ -154,7 +157,7 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     # PlanCopy's checks and claims before anything lands; FilterSnapshot reads the snapshot claims.
     "snaplake.rds.lake_guards": {
         "landed_snapshot_owner": ("s3.get_object lake",),
-        "parquet_column_names": ("s3.get_object rds-export",),
+        "parquet_footer": ("s3.get_object rds-export",),
     },
     "snaplake.rds.copy_batch": {
         "already_copied": ("s3.head_object lake",),
@@ -172,6 +175,7 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         # the plan's files are read and landed.json written in the export bucket; the _SUCCESS markers go to the lake
         "finalize_copy": ("s3.get_object rds-export", "s3.list_objects_v2 rds-export", "s3.put_object lake", "s3.put_object rds-export"),
         "_check_every_object_landed": ("s3.get_object rds-export", "s3.list_objects_v2 lake"),
+        "_landed_rows": ("s3.get_object rds-export",),  # each batch's done marker: its rows per partition
     },
     "snaplake.rds.export_task": {
         "describe_export": ("rds.describe_export_tasks",),

@@ -27,6 +27,9 @@ service, so it is easy to see what the local results rest on:
   `snaplake local query` over a lake folder (athena_catalog: LakeFolder, the catalog saved with it).
 - glue: enforce_table_version_ids: UpdateTable with a stale VersionId fails with
   ConcurrentModificationException, as on AWS (moto overwrites the table).
+- eventbridge: EventBridgeEmulator: PutEvents keeps every event put (the landing events), and a matching rule
+  starts its Step Functions targets with Input / InputPath / InputTransformer applied (moto delivers to no
+  state machine); entries can be made to fail as a partial PutEvents failure.
 - distributed_map: DistributedMapRuns: a Distributed Map whose failed children exceed its tolerance fails
   with States.ExceedToleratedFailureThreshold (moto counts the failure and succeeds); each run is recorded.
 
@@ -42,6 +45,7 @@ from snaplake_local.emulator.athena_types import AthenaQueryError
 from snaplake_local.emulator.clock import VirtualClock, fast_forward_step_functions, patched_attribute
 from snaplake_local.emulator.distributed_map import DistributedMapRuns, MapRun
 from snaplake_local.emulator.dynamodb_exports import DynamoDbExportEmulator
+from snaplake_local.emulator.eventbridge import EventBridgeEmulator
 from snaplake_local.emulator.glue import enforce_table_version_ids
 from snaplake_local.emulator.lambdas import InProcessLambdas, LocalFunction
 from snaplake_local.emulator.rds_exports import DirectorySource, ExportSource, ManyFilesSource, RdsExportEmulator, TablesSource
@@ -56,6 +60,7 @@ __all__ = [
     "DirectorySource",
     "DistributedMapRuns",
     "DynamoDbExportEmulator",
+    "EventBridgeEmulator",
     "ExportSource",
     "InProcessLambdas",
     "LakeFolder",

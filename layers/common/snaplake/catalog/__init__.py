@@ -4,6 +4,7 @@
 - `footers`: columns and types from Parquet footers; `hive_types`: Hive type strings and merging snapshots' columns
 - `partitions`: landed partitions (table location + Hive key=value) and partition projection
 - `glue`: databases, tables and partitions in Glue (also used by the Athena jobs)
+- `landing`: the EventBridge event put for each partition once it is queryable (docs/events.md)
 
 pyarrow is imported only where footers are read, so functions without the arrow layer can use `glue`.
 """
@@ -14,6 +15,7 @@ from snaplake.catalog.errors import (
     GlueTableCollision,
     IncompatibleColumnType,
     LandedManifestInvalid,
+    LandingEventsNotPut,
     NoDataFiles,
     ParquetFooterUnreadable,
     PartitionKeysChanged,
@@ -35,6 +37,15 @@ from snaplake.catalog.glue import (
     upsert_table,
 )
 from snaplake.catalog.hive_types import Column, HiveType, merge_columns, parse_hive_type
+from snaplake.catalog.landing import (
+    DETAIL_TYPE,
+    SOURCE,
+    Landing,
+    dynamodb_landings,
+    landing_event_bus,
+    put_landing_events,
+    rds_landings,
+)
 from snaplake.catalog.partitions import (
     DEFAULT_PROJECTION_RULES,
     SNAPSHOT_TIME_FORMAT,
@@ -54,12 +65,14 @@ from snaplake.catalog.settings import GLUE_DATABASE_PREFIX, CatalogOptions, Cata
 
 __all__ = [
     "DEFAULT_PROJECTION_RULES",
+    "DETAIL_TYPE",
     "GLUE_DATABASE_PREFIX",
     "MANAGED_BY",
     "PARQUET_INPUT_FORMAT",
     "PARQUET_OUTPUT_FORMAT",
     "PARQUET_SERDE",
     "SNAPSHOT_TIME_FORMAT",
+    "SOURCE",
     "TABLE_TYPE",
     "CatalogError",
     "CatalogOptions",
@@ -71,6 +84,8 @@ __all__ = [
     "IncompatibleColumnType",
     "LandedManifestInvalid",
     "LandedPartition",
+    "Landing",
+    "LandingEventsNotPut",
     "NoDataFiles",
     "ParquetFooterUnreadable",
     "PartitionKeysChanged",
@@ -81,16 +96,20 @@ __all__ = [
     "UnsupportedColumnType",
     "UnsupportedPartitionLayout",
     "database_prefix",
+    "dynamodb_landings",
     "dynamodb_partitions",
     "ensure_database",
     "get_table",
     "glue_type",
     "landed_columns",
+    "landing_event_bus",
     "list_data_files",
     "merge_columns",
     "parse_hive_type",
     "parse_landed_manifest",
     "projection_parameters",
+    "put_landing_events",
+    "rds_landings",
     "read_parquet_schema",
     "register_landed",
     "register_partition",

@@ -46,3 +46,8 @@ class PartitionRegistrationFailed(CatalogError):
 
 class LandedManifestInvalid(SnaplakeError):
     """The landed manifest named by RegisterCatalog's input is missing, unreadable or not what FinalizeCopy writes."""
+
+
+class LandingEventsNotPut(CatalogError):
+    """PutEvents kept failing entries of the landing events (FailedEntryCount) after its retries; the step's retry puts
+    them again."""

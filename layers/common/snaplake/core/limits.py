@@ -32,6 +32,10 @@ DYNAMODB_INCREMENTAL_EXPORT_MAX_WINDOW = timedelta(hours=24)
 DYNAMODB_MAX_NESTING_DEPTH = 32  # maps and lists inside one another
 DYNAMODB_LIST_EXPORTS_MAX_RESULTS = 25
 
+# --- EventBridge
+EVENTBRIDGE_PUT_EVENTS_MAX_ENTRIES = 10  # PutEvents' Entries per call
+EVENTBRIDGE_PUT_EVENTS_MAX_BYTES = 256 * 1024  # the entries of one PutEvents call together (EventBridge's entry size)
+
 # --- Lambda, Firehose, Step Functions
 LAMBDA_SYNC_RESPONSE_MAX_BYTES = 6 * 1024 * 1024  # a synchronous invocation's response (Firehose transforms share it)
 FIREHOSE_RECORD_MAX_BYTES = 1000 * 1024  # one record, before base64

@@ -363,6 +363,7 @@ def convert_files(
         source, items = files[index]
         with tempfile.TemporaryDirectory() as scratch:
             writers: dict[str, Any] = {}
+            partition_rows: dict[str, int] = {}
             rows = 0
             try:
                 with _stream(export, source) as stream:
@@ -376,18 +377,21 @@ def convert_files(
                                 path = os.path.join(scratch, f"{len(writers)}.parquet")
                                 writers[partition] = (pq.ParquetWriter(path, arrow_schema, compression="zstd"), path)
                             writers[partition][0].write_table(part)
+                            partition_rows[partition] = partition_rows.get(partition, 0) + part.num_rows
             finally:
                 for writer, _ in writers.values():
                     writer.close()
             if rows != items:
                 raise CountMismatch(f"{source}: wrote {rows} rows, manifest-files.json says {items} items")
-            keys = []
+            keys, landed = [], {}
             for partition, (_, path) in sorted(writers.items()):
                 name = f"part-{index:05d}.parquet" if kind == FULL else f"{export_id}-{index:05d}.parquet"
                 key = f"{partition}/{name}"
                 lake.write_file(path, staging_key(settings, export_id, key))
                 keys.append(key)
-        export.write_bytes(plan.file_result("converted", index), json.dumps({"rows": rows, "keys": keys}).encode())
+                landed[key] = {"rows": partition_rows[partition], "bytes": os.path.getsize(path)}
+        result = {"rows": rows, "keys": keys, "landed": landed}
+        export.write_bytes(plan.file_result("converted", index), json.dumps(result).encode())
         index += workers
         done_one = True
     return {**_carry(request), "cursor": None, "done": True}

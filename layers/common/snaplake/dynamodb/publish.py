@@ -88,9 +88,27 @@ def publish_share(s3: Any, request: dict[str, Any], settings: ConversionSettings
         "files": len(results),
         "rows": sum(int(r["rows"]) for r in results),
         "partitions": sorted({k.rsplit("/", 1)[0] for k in keys}),
+        "partitionTotals": _partition_totals(results),
     }
     export.write_bytes(plan.share_result("published", worker), json.dumps(summary).encode())
     return {"done": True}
+
+
+def _partition_totals(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Rows, files and bytes per partition (`<prefix>/`) of converted files, as ConvertFiles recorded them."""
+    totals: dict[str, dict[str, int]] = {}
+    for result in results:
+        if "landed" not in result:
+            raise ConversionIncomplete("a data file was converted before per-partition totals were kept; the next run converts it again")
+        for key, landed in result["landed"].items():
+            _add_totals(totals, key.rsplit("/", 1)[0] + "/", {**landed, "files": 1})
+    return totals
+
+
+def _add_totals(totals: dict[str, dict[str, int]], prefix: str, counted: dict[str, Any]) -> None:
+    total = totals.setdefault(prefix, {"rows": 0, "files": 0, "bytes": 0})
+    for name in total:
+        total[name] += int(counted[name])
 
 
 def _converted(export: Bucket, plan: Plan, index: int) -> dict[str, Any]:
@@ -133,6 +151,12 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSe
         raise CountMismatch(f"wrote {rows} rows in all, manifest-summary.json says {expected} items")
     # An export without items lands nothing: no empty Parquet object, no partition, nothing to register.
     partitions = sorted({p for r in published for p in r["partitions"]})
+    if any("partitionTotals" not in r for r in published):
+        raise ConversionIncomplete("a share was published before its per-partition totals were recorded; the next run publishes it again")
+    partition_totals: dict[str, dict[str, int]] = {}
+    for result in published:
+        for prefix, counted in result["partitionTotals"].items():
+            _add_totals(partition_totals, prefix, counted)
     for partition in partitions:
         lake.write_bytes(f"{partition}/{SUCCESS_MARKER}", b"")
     staging = join_key(settings.prefix, "_snaplake_staging", export_id) + "/"
@@ -142,6 +166,7 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSe
         "files": count,
         "partitions": len(partitions),
         "partitionPrefixes": [p + "/" for p in partitions],
+        "partitionTotals": partition_totals,  # rows, files and bytes per prefix, for the landing events
         "lakeBucket": settings.bucket,
         "finishedAt": iso_utc(datetime.now(UTC)),
     }

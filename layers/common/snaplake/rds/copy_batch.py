@@ -8,12 +8,17 @@ re-checked object by object (size and source ETag, kept in the object's
 metadata) before anything is copied again. A done batch that PlanCopy lists
 under `recheck` (its objects are not all in the lake any more) is re-checked
 the same way, so a re-run restores what was deleted after landing.
+
+A finished batch's `done` marker records the rows of its objects per table partition, read from their
+Parquet footers in the export (one ranged GET each; the lake holds the same bytes): FinalizeCopy adds them up for the landing events, so
+no step reads a footer per object of the whole export.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -22,6 +27,7 @@ from snaplake.core.handler_input import integer
 from snaplake.core.limits import S3_COPY_OBJECT_MAX_BYTES
 from snaplake.core.s3 import MULTIPART_COPY_THREADS, Bucket
 from snaplake.rds.copy_plan import DONE, MAX_BATCHES, SOURCE_ETAG_METADATA, CopyItem, PlanRef, check_share
+from snaplake.rds.lake_guards import parquet_footer
 from snaplake.rds.settings import CopySettings
 
 MAX_SINGLE_COPY_BYTES = S3_COPY_OBJECT_MAX_BYTES
@@ -47,9 +53,34 @@ def copy_item(lake: Bucket, export: Bucket, item: CopyItem, multipart_threshold:
     )
 
 
+def batch_rows(
+    export: Bucket, items: list[CopyItem], partitions: Collection[str], mapper: Callable[..., Iterable[int]] = map
+) -> dict[str, int]:
+    """Rows per table partition (`partition` of the plan's tables) of a batch's objects, from their footers."""
+    rows = dict.fromkeys({_partition_of(item.dest, partitions) for item in items}, 0)
+    data = [item for item in items if item.size > 0 and item.dest.endswith(".parquet")]
+    for item, count in zip(data, mapper(lambda item: int(parquet_footer(export, item.source).num_rows), data), strict=True):
+        rows[_partition_of(item.dest, partitions)] += count
+    return rows
+
+
+def _partition_of(key: str, partitions: Collection[str]) -> str:
+    end = len(key)
+    while (end := key.rfind("/", 0, end)) > 0:
+        if key[: end + 1] in partitions:
+            return key[: end + 1]
+    raise InvalidEvent(f"{key[:200]!r} is in none of the plan's table partitions")
+
+
 def batch_progress(export: Bucket, plan: PlanRef, index: int) -> set[str]:
-    """The batch's progress markers (`done`, `from-<offset>`), from one listing."""
-    return {obj["Key"].rsplit(".", 1)[-1] for obj in export.first_objects_under(plan.progress_key(index, ""))}
+    """The batch's progress markers (`done`, `from-<offset>`), from one listing. An empty `done` marker (written
+    before CopyBatch counted rows) is not done: the batch is checked again, object by object, and counted."""
+    states = set()
+    for obj in export.first_objects_under(plan.progress_key(index, "")):
+        state = obj["Key"].rsplit(".", 1)[-1]
+        if state != DONE or obj.get("Size"):
+            states.add(state)
+    return states
 
 
 def copy_batches(
@@ -87,6 +118,7 @@ def copy_batches(
     check_share(markers, batches=batch_count, batchSize=batch_size, objects=object_count)
     # Done batches PlanCopy found incomplete in the lake (objects deleted after landing): checked and restored.
     recheck = set(markers.get("recheck", [])) if isinstance(markers, dict) else set()
+    partitions = {table["partition"] for table in markers["tables"]}
     tally = {"copied": 0, "skipped": 0, "bytes": 0}
     tally_lock = threading.Lock()
     started_any = False
@@ -135,7 +167,8 @@ def copy_batches(
                 future.result()
             if offset < len(items):
                 return _progress(request, batch, offset, tally, done=False)
-            export.write_bytes(plan.progress_key(batch, DONE), b"")
+            rows = batch_rows(export, items, partitions, pool.map)
+            export.write_bytes(plan.progress_key(batch, DONE), json.dumps({"rows": rows}).encode())
             batch, offset = batch + workers, 0
     return _progress(request, batch, 0, tally, done=True)
 

@@ -3,7 +3,8 @@
 The export's own per-batch markers are copied as written; each table
 partition's own marker comes after all of them, so a reader that waits for
 `<partition>/_SUCCESS` never sees a partial partition. `landed.json` in the
-plan folder lists the completed partitions for RegisterCatalog.
+plan folder lists the completed partitions for RegisterCatalog, each with its
+objects, bytes and rows (the rows each batch's `done` marker recorded).
 """
 
 from __future__ import annotations
@@ -38,15 +39,17 @@ def finalize_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[
     tables = manifest["tables"]
     with ThreadPoolExecutor(max_workers=lake.threads) as pool:
         _check_every_object_landed(export, lake_bucket, plan, batch_count, tables, pool)
+        rows = _landed_rows(export, lake_bucket, plan, batch_count, tables, pool)
         list(pool.map(lambda key: lake_bucket.write_bytes(key, b""), manifest["batchMarkers"]))
         list(pool.map(lambda table: lake_bucket.write_bytes(table["partition"] + SUCCESS_MARKER, b""), tables))
-    landed = {"lakeBucket": lake.bucket, "tables": tables}
+    landed = {"lakeBucket": lake.bucket, "tables": [{**table, "rows": rows[table["partition"]]} for table in tables]}
     export.write_bytes(plan.landed_key, json.dumps(landed).encode())
     return {
         "lakeBucket": lake.bucket,
         "tables": len(tables),
         "objects": sum(t["objects"] for t in tables),
         "bytes": sum(t["bytes"] for t in tables),
+        "rows": sum(rows.values()),
         "landedManifest": {"bucket": plan.bucket, "key": plan.landed_key},
     }
 
@@ -69,3 +72,25 @@ def _check_every_object_landed(
             f"{len(missing)} copied objects are not in the lake (first: {lake.uri(missing[0])}), though their batches are done: "
             "deleted during the copy? Re-run the input: PlanCopy finds them missing and the copy restores them"
         )
+
+
+def _landed_rows(
+    export: Bucket, lake: Bucket, plan: PlanRef, batch_count: int, tables: list[dict[str, Any]], pool: ThreadPoolExecutor
+) -> dict[str, int]:
+    """Rows per table partition: the sum of what each batch's `done` marker recorded (one GET per batch)."""
+    partitions = {table["partition"] for table in tables}
+
+    def of_batch(index: int) -> dict[str, int]:
+        recorded = export.read_bytes(plan.progress_key(index, DONE))
+        if not recorded:
+            raise CopyIncomplete(
+                f"copy batch {index} was marked done before CopyBatch counted rows (an upgrade during the run); "
+                "re-run the input: its copy checks the batch and counts them"
+            )
+        return {str(partition): int(rows) for partition, rows in json.loads(recorded)["rows"].items()}
+
+    totals = dict.fromkeys(partitions, 0)
+    for counted in pool.map(of_batch, range(batch_count)):
+        for partition, rows in counted.items():
+            totals[partition] += rows
+    return totals

@@ -126,7 +126,12 @@ def check_columns(export: Bucket, sample_keys: dict[str, str], partition_keys: t
 
 
 def parquet_column_names(bucket: Bucket, key: str) -> list[str]:
-    """The top-level column names of a Parquet object, from its footer only (one ranged GET, two for a large footer)."""
+    """The top-level column names of a Parquet object, from its footer only."""
+    return [field.name for field in parquet_footer(bucket, key).schema.to_arrow_schema()]
+
+
+def parquet_footer(bucket: Bucket, key: str) -> Any:
+    """The footer (pyarrow FileMetaData: schema, row count) of a Parquet object: one ranged GET, two for a large footer."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -140,7 +145,6 @@ def parquet_column_names(bucket: Bucket, key: str) -> list[str]:
         tail, _ = bucket.read_tail(key, needed)
     try:
         # The reader looks only at the end of the buffer; the leading magic satisfies its size checks.
-        schema = pq.ParquetFile(pa.BufferReader(PARQUET_MAGIC + tail[-needed:])).schema_arrow
+        return pq.read_metadata(pa.BufferReader(PARQUET_MAGIC + tail[-needed:]))
     except (OSError, ValueError) as error:
         raise ExportFileUnreadable(f"{bucket.uri(key)}: {error}") from None
-    return [field.name for field in schema]
