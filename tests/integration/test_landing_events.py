@@ -163,6 +163,17 @@ def _is_catalog(event: dict[str, Any]) -> bool:
 
 def test_landing_of_a_table_in_athena_landing_tables_starts_the_athena_jobs_with_the_landed_partition(stack_factory: Any) -> None:
     stack = stack_factory(AthenaLandingTables="world.city,dynamodb.shop_orders")
+    jobs = [
+        {
+            "name": "landed_cities",
+            "mode": "ctas",
+            "database": "marts",
+            "table": "landed_cities",
+            "query": "SELECT name FROM {landed.database}.{landed.table} WHERE snapshot_time = '{landed.partition.snapshot_time}'",
+        }
+    ]
+    definition = "athena/_definitions/on_landing/world.city.json"
+    stack.client("s3").put_object(Bucket=stack.lake_bucket, Key=definition, Body=json.dumps(jobs).encode())
 
     execution = stack.run(RDS, sample_event(CLUSTER_EVENT))
 
@@ -173,6 +184,9 @@ def test_landing_of_a_table_in_athena_landing_tables_starts_the_athena_jobs_with
     assert json.loads(started["input"]) == {"jobsFile": "on_landing/world.city.json", "landed": city}
     described = stack.client("stepfunctions").describe_execution(executionArn=started["executionArn"])
     assert json.loads(described["input"]) == {"jobsFile": "on_landing/world.city.json", "landed": city}
+    jobs_run = stack.wait(started["executionArn"])
+    assert jobs_run.status == "SUCCEEDED", jobs_run.cause
+    assert stack.athena.engine.run_sql("SELECT count(*) FROM marts.landed_cities").text_rows() == [[str(city["rows"])]]
 
 
 def test_without_athena_landing_tables_there_is_no_rule(stack: EmulatedStack) -> None:
