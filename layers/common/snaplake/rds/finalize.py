@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
+from snaplake.core import metrics
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import integer
 from snaplake.core.names import SUCCESS_MARKER
 from snaplake.core.s3 import Bucket
+from snaplake.core.times import parse_iso_utc
 from snaplake.rds.copy_plan import DONE, MAX_BATCHES, CopyItem, PlanRef, check_share
 from snaplake.rds.errors import CopyIncomplete
 from snaplake.rds.settings import CopySettings
@@ -42,6 +45,7 @@ def finalize_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[
         list(pool.map(lambda table: lake_bucket.write_bytes(table["partition"] + SUCCESS_MARKER, b""), tables))
     landed = {"lakeBucket": lake.bucket, "tables": tables}
     export.write_bytes(plan.landed_key, json.dumps(landed).encode())
+    _publish_metrics(manifest)
     return {
         "lakeBucket": lake.bucket,
         "tables": len(tables),
@@ -69,3 +73,17 @@ def _check_every_object_landed(
             f"{len(missing)} copied objects are not in the lake (first: {lake.uri(missing[0])}), though their batches are done: "
             "deleted during the copy? Re-run the input: PlanCopy finds them missing and the copy restores them"
         )
+
+
+def _publish_metrics(manifest: dict[str, Any]) -> None:
+    """Files, bytes and lag per landed table, and one landed snapshot for the source (its freshness alarm).
+
+    RDS tables are copied server-side, never opened: their row counts are not known here (docs/operations.md)."""
+    if "source" not in manifest:  # a plan written before the metrics: nothing to name them by
+        return
+    landed_at = datetime.now(UTC)
+    lag = (landed_at - parse_iso_utc(manifest["snapshotTime"])).total_seconds()
+    for table in manifest["tables"]:
+        name = f"{table['database']}.{table['table']}"
+        metrics.publish(metrics.RDS, manifest["source"], name, FilesLanded=table["objects"], BytesLanded=table["bytes"], LandingLag=lag)
+    metrics.publish(metrics.RDS, manifest["source"], SnapshotsLanded=1)
