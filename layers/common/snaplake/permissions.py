@@ -136,7 +136,7 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "publish_share": ("s3.put_object dynamodb-export",),
         "_converted": ("s3.get_object dynamodb-export",),
         "_published": ("s3.get_object dynamodb-export",),
-        "finalize_conversion": ("s3.list_objects_v2 lake", "s3.put_object lake"),
+        "finalize_conversion": ("s3.get_object dynamodb-export", "s3.list_objects_v2 lake", "s3.put_object lake"),
     },
     "snaplake.rds.copy_plan": {
         "plan_copy": ("s3.list_objects_v2 rds-export", "s3.put_object rds-export"),
