@@ -34,7 +34,7 @@ def parquet_rows(stack: EmulatedStack, keys: list[str]) -> int:
     )
 
 
-def test_rds_landing_emits_files_bytes_and_lag_per_table_and_one_snapshot_for_the_source(
+def test_rds_landing_emits_files_bytes_and_lag_per_table_and_one_snapshot_for_the_source_once(
     stack: EmulatedStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     capsys.readouterr()
@@ -59,6 +59,10 @@ def test_rds_landing_emits_files_bytes_and_lag_per_table_and_one_snapshot_for_th
     [snapshot_landed] = [e for e in found if "SnapshotsLanded" in e.values]
     assert snapshot_landed.dimensions == {"pipeline": "rds", "source": WORLD_CLUSTER}
     assert snapshot_landed.values == {"SnapshotsLanded": 1}
+
+    again = stack.run("RdsExportStateMachine", sample_event("rds_automated_cluster_snapshot.json"))
+    assert again.status == "SUCCEEDED", again.cause
+    assert emitted(capsys) == [], "a redelivered event lands nothing new: no second landing in the metrics"
 
 
 def test_dynamodb_full_export_emits_the_parquet_row_count_files_duration_and_the_commit(

@@ -162,7 +162,13 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "snaplake.rds.finalize": {
         # the plan's files are read and landed.json written in the export bucket; the _SUCCESS markers go to the lake
-        "finalize_copy": ("s3.get_object rds-export", "s3.list_objects_v2 rds-export", "s3.put_object lake", "s3.put_object rds-export"),
+        "finalize_copy": (
+            "s3.get_object rds-export",
+            "s3.head_object rds-export",
+            "s3.list_objects_v2 rds-export",
+            "s3.put_object lake",
+            "s3.put_object rds-export",
+        ),
         "_check_every_object_landed": ("s3.get_object rds-export", "s3.list_objects_v2 lake"),
     },
     "snaplake.rds.export_task": {

@@ -44,8 +44,10 @@ def finalize_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[
         list(pool.map(lambda key: lake_bucket.write_bytes(key, b""), manifest["batchMarkers"]))
         list(pool.map(lambda table: lake_bucket.write_bytes(table["partition"] + SUCCESS_MARKER, b""), tables))
     landed = {"lakeBucket": lake.bucket, "tables": tables}
+    first_landing = export.metadata(plan.landed_key) is None  # a re-run (redelivery, re-drive, restore) lands nothing new
     export.write_bytes(plan.landed_key, json.dumps(landed).encode())
-    _publish_metrics(manifest)
+    if first_landing:
+        _publish_metrics(manifest)
     return {
         "lakeBucket": lake.bucket,
         "tables": len(tables),
