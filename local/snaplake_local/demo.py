@@ -14,8 +14,17 @@ from snaplake.athena import AthenaSettings
 from snaplake.core.times import iso_utc, parse_iso_utc
 from snaplake.rds.snapshots import SnapshotRef, parse_request
 
-from snaplake_local.emf import Emitted, capture_metrics, landed_summary, total
-from snaplake_local.emulator import CATALOG_FILE, DirectorySource, TablesSource, load_catalog, save_catalog
+from snaplake_local.emulator import (
+    CATALOG_FILE,
+    DirectorySource,
+    Emitted,
+    TablesSource,
+    capture_metrics,
+    landed_summary,
+    load_catalog,
+    save_catalog,
+    total,
+)
 from snaplake_local.report import athena_answer, format_rows, format_table, lake_partitions, sample_rows
 from snaplake_local.sample_data import orders_items
 from snaplake_local.sources import (

@@ -15,7 +15,7 @@ from snaplake.athena.cursor import Cursor
 from snaplake.athena.jobs import parse_job
 from snaplake.athena.queries import JobQueries
 from snaplake.athena.settings import AthenaSettings
-from snaplake_local.emf import Emitted, capture_metrics, parse_metrics, total
+from snaplake_local.emulator import Emitted, capture_metrics, parse_metrics, total
 from snaplake_local.sources import ORDERS_TABLE, ORDERS_TABLE_ARN, WORLD_CLUSTER, create_orders_table, sample_event
 from snaplake_local.stack import EmulatedStack
 from snaplake_local.streams import STREAM_TABLE, create_stream_table, stream_events
