@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake.core import LakeSettings, aws
+from snaplake.core import LakeSettings, aws, metrics
 from snaplake.core.claims import Claims
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.times import iso_utc
@@ -114,6 +114,9 @@ def commit_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     if exported_to > latest:
         raise InvalidEvent(f"exportedTo {iso_utc(exported_to)} is later than {table_arn} can be exported to ({iso_utc(latest)})")
     committed = commit_checkpoint(DYNAMODB, SETTINGS.checkpoint_table, table_arn, exported_to, export_arn, kind, holder)
+    if committed:  # the freshness alarm of the table watches CheckpointsCommitted
+        age = (datetime.now(UTC) - exported_to).total_seconds()
+        metrics.publish(metrics.DYNAMODB, table_name(table_arn), CheckpointsCommitted=1, CheckpointAge=age)
     if not committed and holder is not None:
         abandon_commit(DYNAMODB, SETTINGS.checkpoint_table, table_arn, holder)
     # A backlog longer than one window: the state machine runs the next window right away.

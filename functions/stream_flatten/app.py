@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from snaplake.catalog import CatalogSettings, Column, register_projected_table, schema_columns
 from snaplake.core import LakeSettings, aws
 from snaplake.dynamodb.parquet import ConvertOptions
-from snaplake.streams.change_log import ChangeObject, plan_batch, write_batch
+from snaplake.streams.change_log import ChangeObject, plan_batch, publish_metrics, write_batch
 from snaplake.streams.landed import STREAM_TABLE_SUFFIX, LakeChangeLog
 from snaplake.streams.replay import FailureReplay, is_replay_request, replay_request
 from snaplake.streams.replay_lease import LakeReplayLeases
@@ -83,6 +83,7 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     plan = plan_batch(event, SETTINGS.prefix, OPTIONS, STORE)
     register_tables(plan.objects)
     outcome = write_batch(plan, STORE)
+    publish_metrics(event, outcome)
     for sequence, why in outcome.problems.items():
         logger.warning("stream record not processed", extra={"sequenceNumber": sequence, "reason": why})
     logger.info(

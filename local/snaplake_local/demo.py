@@ -14,7 +14,17 @@ from snaplake.athena import AthenaSettings
 from snaplake.core.times import iso_utc, parse_iso_utc
 from snaplake.rds.snapshots import SnapshotRef, parse_request
 
-from snaplake_local.emulator import CATALOG_FILE, DirectorySource, TablesSource, load_catalog, save_catalog
+from snaplake_local.emulator import (
+    CATALOG_FILE,
+    DirectorySource,
+    Emitted,
+    TablesSource,
+    capture_metrics,
+    landed_summary,
+    load_catalog,
+    save_catalog,
+    total,
+)
 from snaplake_local.report import athena_answer, format_rows, format_table, lake_partitions, sample_rows
 from snaplake_local.sample_data import orders_items
 from snaplake_local.sources import (
@@ -145,7 +155,7 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
     """Deploy the template on the emulator, fire the sample events, show the lake."""
     wall = time.perf_counter()
     echo("snaplake local demo: the RDS snapshot and DynamoDB export pipelines on the embedded AWS emulator (moto)")
-    with EmulatedStack(default_parameters(), function_log_level=log_level) as stack:
+    with capture_metrics() as emitted, EmulatedStack(default_parameters(), function_log_level=log_level) as stack:
         stack.lambdas.after_invoke = StepPrinter(stack, echo)
         functions = len(stack.lambdas.functions)
         machines = ", ".join(stack.state_machines)
@@ -187,6 +197,7 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
         _show_landing_events(stack, echo)
         notifications = stack.notifications()
         echo(f"\nfailure notifications: {len(notifications)}")
+    _show_metrics(emitted, echo)
     echo(f"\ndemo finished in {time.perf_counter() - wall:.1f}s: {'all executions succeeded' if ok else 'SOME EXECUTIONS FAILED'}")
     echo(
         "emulated locally: RDS and DynamoDB export output and timing, Athena (its SQL on DuckDB, its effects on Glue and S3), "
@@ -204,6 +215,14 @@ def _show_landing_events(stack: EmulatedStack, echo: Printer) -> None:
         partition = ",".join(f"{k}={v}" for k, v in detail["partition"].items())
         table, rows, landing_id = detail["qualifiedTable"], detail["rows"], detail["landingId"][:12]
         echo(f"  {detail['pipeline']:<17} {table:<32} {partition:<34} rows={rows:<4} id={landing_id}")
+
+
+def _show_metrics(emitted: list[Emitted], echo: Printer) -> None:
+    """What the handlers emitted as CloudWatch metrics (EMF on stdout, taken off it by capture_metrics)."""
+    echo(f"\nmetrics emitted (CloudWatch EMF, {len(emitted)} documents; docs/operations.md#metrics): landed per pipeline, source, table")
+    for line in landed_summary(emitted):
+        echo("  " + line)
+    echo(f"  snapshots landed {total(emitted, 'SnapshotsLanded'):.0f}, checkpoints committed {total(emitted, 'CheckpointsCommitted'):.0f}")
 
 
 def _run_dynamodb(stack: EmulatedStack, echo: Printer) -> bool:

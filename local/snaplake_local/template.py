@@ -118,6 +118,12 @@ class TemplateEvaluator:
                 separator, items = arg
                 items = self.evaluate(items)
                 return separator.join(str(i) for i in (items if isinstance(items, list) else [items]))
+            if key == "Fn::Split":
+                separator, text = arg
+                return str(self.evaluate(text)).split(separator)
+            if key == "Fn::Select":
+                index, items = arg
+                return self.evaluate(items)[int(self.evaluate(index))]
             if key.startswith("Fn::"):
                 raise UnsupportedTemplate(f"the local runner does not resolve {key}")
         return {k: v for k, v in ((k, self.evaluate(v)) for k, v in node.items()) if v is not _NO_VALUE}

@@ -136,8 +136,9 @@ def test_merge_and_finalize_read_one_object_per_share_not_one_per_file(buckets: 
     assert merged["rows"] == landed["rows"] == sum(counts) and landed["files"] == 40
     # plan.json, what each share's (one) ScanFiles invocation found, the column registry; schema.json and the registry.
     assert merge_calls["GetObject"] == 1 + 3 + 1 and merge_calls["PutObject"] <= 2
-    # 3 share summaries; one _SUCCESS; one listing of what staging the children left (nothing).
-    assert finalize_calls == Counter(GetObject=3, PutObject=1, ListObjectsV2=1)
+    # 3 share summaries and plan.json (the table's name for the metrics); one _SUCCESS; one listing of what staging
+    # the children left (nothing).
+    assert finalize_calls == Counter(GetObject=3 + 1, PutObject=1, ListObjectsV2=1)
     assert buckets.list_objects_v2(Bucket=LAKE, Prefix="data/_snaplake_staging/")["KeyCount"] == 0
 
 

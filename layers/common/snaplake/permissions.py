@@ -147,7 +147,7 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "publish_share": ("s3.put_object dynamodb-export",),
         "_converted": ("s3.get_object dynamodb-export",),
         "_published": ("s3.get_object dynamodb-export",),
-        "finalize_conversion": ("s3.list_objects_v2 lake", "s3.put_object lake"),
+        "finalize_conversion": ("s3.get_object dynamodb-export", "s3.list_objects_v2 lake", "s3.put_object lake"),
     },
     "snaplake.rds.copy_plan": {
         "plan_copy": ("s3.list_objects_v2 rds-export", "s3.put_object rds-export"),
@@ -173,7 +173,13 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "snaplake.rds.finalize": {
         # the plan's files are read and landed.json written in the export bucket; the _SUCCESS markers go to the lake
-        "finalize_copy": ("s3.get_object rds-export", "s3.list_objects_v2 rds-export", "s3.put_object lake", "s3.put_object rds-export"),
+        "finalize_copy": (
+            "s3.get_object rds-export",
+            "s3.head_object rds-export",
+            "s3.list_objects_v2 rds-export",
+            "s3.put_object lake",
+            "s3.put_object rds-export",
+        ),
         "_check_every_object_landed": ("s3.get_object rds-export", "s3.list_objects_v2 lake"),
         "_landed_rows": ("s3.get_object rds-export",),  # each batch's done marker: its rows per partition
     },

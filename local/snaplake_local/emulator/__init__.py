@@ -32,6 +32,8 @@ service, so it is easy to see what the local results rest on:
   state machine); entries can be made to fail as a partial PutEvents failure.
 - distributed_map: DistributedMapRuns: a Distributed Map whose failed children exceed its tolerance fails
   with States.ExceedToleratedFailureThreshold (moto counts the failure and succeeds); each run is recorded.
+- cloudwatch_metrics: capture_metrics, parse_metrics: CloudWatch Logs turns the handlers' EMF lines into metrics
+  (moto runs no log agent); here the lines are taken off stdout and read back, for the demo and the tests.
 
 docs/local.md 'What is emulated' lists each difference from moto. The names below are the
 package's public face; EmulatedStack (snaplake_local.stack) puts them together.
@@ -43,6 +45,7 @@ from snaplake_local.emulator.athena_catalog import CATALOG_FILE, LakeFolder, loa
 from snaplake_local.emulator.athena_engine import AthenaEngine, QueryResult
 from snaplake_local.emulator.athena_types import AthenaQueryError
 from snaplake_local.emulator.clock import VirtualClock, fast_forward_step_functions, patched_attribute
+from snaplake_local.emulator.cloudwatch_metrics import Emitted, capture_metrics, landed_summary, parse_metrics, total
 from snaplake_local.emulator.distributed_map import DistributedMapRuns, MapRun
 from snaplake_local.emulator.dynamodb_exports import DynamoDbExportEmulator
 from snaplake_local.emulator.eventbridge import EventBridgeEmulator
@@ -61,6 +64,7 @@ __all__ = [
     "DistributedMapRuns",
     "DynamoDbExportEmulator",
     "EventBridgeEmulator",
+    "Emitted",
     "ExportSource",
     "InProcessLambdas",
     "LakeFolder",
@@ -71,11 +75,15 @@ __all__ = [
     "RdsExportEmulator",
     "TablesSource",
     "VirtualClock",
+    "capture_metrics",
     "emulated_s3",
     "enforce_expected_bucket_owner",
     "enforce_table_version_ids",
     "fast_forward_step_functions",
+    "landed_summary",
     "load_catalog",
+    "parse_metrics",
     "patched_attribute",
     "save_catalog",
+    "total",
 ]

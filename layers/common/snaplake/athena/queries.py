@@ -15,6 +15,7 @@ from snaplake.athena.errors import InvalidLiteral, QueryCancelled, QueryFailed
 from snaplake.athena.jobs import Job
 from snaplake.athena.settings import AthenaSettings
 from snaplake.athena.sql import PartitionValues
+from snaplake.core import metrics
 
 RUNNING_STATES = ("QUEUED", "RUNNING")
 DDL_WAIT_SECONDS = 2  # ALTER / DROP finish in about a second
@@ -58,10 +59,21 @@ class JobQueries:
             return False
         if state == "SUCCEEDED":
             cursor.output_location = execution.get("ResultConfiguration", {}).get("OutputLocation")
+            self._publish_metrics(execution.get("Statistics", {}))
             return True
         reason = status.get("StateChangeReason") or status.get("AthenaError", {}).get("ErrorMessage") or "Athena gave no reason"
         error = QueryCancelled if state == "CANCELLED" else QueryFailed
         raise error(f"job {self.job.name}: {what()}: Athena query {query_id} {state}: {reason}")
+
+    def _publish_metrics(self, statistics: dict[str, Any]) -> None:
+        """Each finished query's run time and bytes scanned, per job and target table: their Sum is the job's."""
+        values = {
+            "AthenaQueryTime": statistics.get("TotalExecutionTimeInMillis"),
+            "AthenaBytesScanned": statistics.get("DataScannedInBytes"),
+        }
+        known = {name: float(value) for name, value in values.items() if isinstance(value, int | float)}
+        if known:
+            metrics.publish(metrics.ATHENA, self.job.name, self.job.target if self.job.table else self.job.name, **known)
 
     def partition_values(self, query_id: str) -> list[PartitionValues]:
         """The distinct-partitions query's rows (GetQueryResults, every page; the first row is the header)."""

@@ -110,6 +110,14 @@ def environ() -> Env:
     return os.environ
 
 
+def metrics_namespace(env: Env | None = None) -> str:
+    """The CloudWatch namespace the metrics go to (MetricsNamespace in template.yaml)."""
+    pattern = r"[A-Za-z0-9 ._/#:-]{1,255}"
+    return POWERTOOLS_METRICS_NAMESPACE.matching(
+        env if env is not None else environ(), pattern, "is not a CloudWatch namespace (letters, digits, . _ / # : -, spaces)"
+    )
+
+
 LAKE_BUCKET = Setting("LAKE_BUCKET", None, "the lake bucket's name")
 LAKE_PREFIX = Setting("LAKE_PREFIX", "", "the key prefix under which everything lands in the lake")
 LAKE_BUCKET_OWNER = Setting("LAKE_BUCKET_OWNER", "", "the lake bucket's account, sent as ExpectedBucketOwner")
@@ -120,6 +128,8 @@ EXPORT_KMS_KEY_ARN = Setting("EXPORT_KMS_KEY_ARN", "", "the KMS key exports are 
 PLAN_PREFIX = Setting("PLAN_PREFIX", "_snaplake/plans", "where in the export bucket a step keeps its plans")
 COPY_WORKERS = Setting("COPY_WORKERS", "8", "copy or conversion workers running at once")
 STACK_ACCOUNT_ID = Setting("STACK_ACCOUNT_ID", "", "the account this stack runs in (to tell a source account's stack)")
+# Powertools reads it too; declared here so the metrics have the same namespace when it is unset (tests, tools).
+POWERTOOLS_METRICS_NAMESPACE = Setting("POWERTOOLS_METRICS_NAMESPACE", "snaplake", "the CloudWatch namespace of snaplake's metrics")
 SOURCE_ACCOUNTS_FOLDER = "accounts"
 
 

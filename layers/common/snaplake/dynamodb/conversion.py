@@ -167,7 +167,7 @@ def plan_conversion(s3: Any, request: dict[str, Any], settings: ConversionSettin
 
     with ThreadPoolExecutor(max_workers=PLAN_THREADS, thread_name_prefix="snaplake-plan") as pool:
         list(pool.map(write_share, range(workers)))
-    target = {"kind": kind, "table": athena_name(name), "files": count, "shares": workers, "expectedItems": expected}
+    target = {"kind": kind, "table": athena_name(name), "files": count, "shares": workers, "expectedItems": expected, "source": name}
     export.write_bytes(plan.summary_key, json.dumps(target).encode())
     carried = {"plan": {"bucket": plan.bucket, "prefix": plan.prefix}, "kind": kind, "table": athena_name(name),
                "exportedTo": iso_utc(parse_iso_utc(exported_to)), "exportId": export_id}  # fmt: skip
@@ -383,14 +383,15 @@ def convert_files(
                     writer.close()
             if rows != items:
                 raise CountMismatch(f"{source}: wrote {rows} rows, manifest-files.json says {items} items")
-            keys, landed = [], {}
+            keys, landed, size = [], {}, 0
             for partition, (_, path) in sorted(writers.items()):
                 name = f"part-{index:05d}.parquet" if kind == FULL else f"{export_id}-{index:05d}.parquet"
                 key = f"{partition}/{name}"
                 lake.write_file(path, staging_key(settings, export_id, key))
                 keys.append(key)
                 landed[key] = {"rows": partition_rows[partition], "bytes": os.path.getsize(path)}
-        result = {"rows": rows, "keys": keys, "landed": landed}
+                size += landed[key]["bytes"]
+        result = {"rows": rows, "keys": keys, "landed": landed, "bytes": size}
         export.write_bytes(plan.file_result("converted", index), json.dumps(result).encode())
         index += workers
         done_one = True

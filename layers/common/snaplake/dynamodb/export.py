@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
+from snaplake.core import metrics
 from snaplake.core.aws import error_code, error_message, is_not_found
 from snaplake.core.claims import Claims, claim_key
 from snaplake.core.errors import ExportFailed, ExportNotFound, InvalidEvent
@@ -292,6 +293,9 @@ def poll_export(ddb: Any, state: dict[str, Any]) -> dict[str, Any]:
     status = described["ExportStatus"]
     if status == "FAILED":
         raise ExportFailed(f"export {export_arn} failed: {described.get('FailureCode')}: {described.get('FailureMessage')}")
+    if status == "COMPLETED" and described.get("StartTime") and described.get("EndTime"):
+        duration = (described["EndTime"] - described["StartTime"]).total_seconds()
+        metrics.publish(metrics.DYNAMODB, table_name(export_arn.split("/export/")[0]), ExportDuration=duration)
     return {
         **state,
         "status": status,

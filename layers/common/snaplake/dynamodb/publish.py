@@ -20,13 +20,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from snaplake.core import metrics
 from snaplake.core.aws import error_code, is_not_found
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import integer
 from snaplake.core.limits import S3_DELETE_OBJECTS_MAX_KEYS
 from snaplake.core.names import SUCCESS_MARKER, join_key
 from snaplake.core.s3 import Bucket
-from snaplake.core.times import iso_utc
+from snaplake.core.times import iso_utc, parse_iso_utc
 from snaplake.dynamodb.conversion import MAX_SHARES, PLAN_THREADS, Plan, conversion_of, plan_files, share_of, staging_key, totals
 from snaplake.dynamodb.errors import ConversionIncomplete, CountMismatch
 from snaplake.dynamodb.settings import ConversionSettings
@@ -89,6 +90,8 @@ def publish_share(s3: Any, request: dict[str, Any], settings: ConversionSettings
         "rows": sum(int(r["rows"]) for r in results),
         "partitions": sorted({k.rsplit("/", 1)[0] for k in keys}),
         "partitionTotals": _partition_totals(results),
+        "objects": len(keys),
+        "bytes": sum(int(r.get("bytes", 0)) for r in results),
     }
     export.write_bytes(plan.share_result("published", worker), json.dumps(summary).encode())
     return {"done": True}
@@ -161,6 +164,15 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSe
         lake.write_bytes(f"{partition}/{SUCCESS_MARKER}", b"")
     staging = join_key(settings.prefix, "_snaplake_staging", export_id) + "/"
     drop_staged(lake, [obj["Key"] for obj in lake.first_objects_under(staging)])
+    kind, table, exported_to = conversion_of(request)[:3]
+    landed = {
+        "RowsLanded": rows,
+        "FilesLanded": sum(int(r.get("objects", 0)) for r in published),
+        "BytesLanded": sum(int(r.get("bytes", 0)) for r in published),
+        "LandingLag": (datetime.now(UTC) - parse_iso_utc(exported_to)).total_seconds(),
+    }
+    source = export.read_json(plan.summary_key).get("source", table)  # the DynamoDB table's own name, as in its ARN
+    metrics.publish(metrics.DYNAMODB, source, table if kind == "full" else f"{table}_changes", **landed)
     return {
         "rows": rows,
         "files": count,

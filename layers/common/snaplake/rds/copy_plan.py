@@ -31,6 +31,7 @@ from snaplake.core.handler_input import bucket as bucket_name
 from snaplake.core.handler_input import s3_key, text, timestamp
 from snaplake.core.names import join_key
 from snaplake.core.s3 import Bucket
+from snaplake.core.times import iso_utc
 from snaplake.rds.errors import DestinationMismatch, ExportFilesMissing, KeyCollision
 from snaplake.rds.export_task import EXPORT_TASK_IDENTIFIER
 from snaplake.rds.lake_guards import Destination, check_columns
@@ -219,6 +220,9 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str,
             {
                 "batchMarkers": batch_markers,
                 "tables": sorted(tables.values(), key=lambda t: t["partition"]),
+                # For FinalizeCopy's metrics (per source; lag from the snapshot time).
+                "source": layout.source_id,
+                "snapshotTime": iso_utc(layout.snapshot_time),
                 # What the workers' shares and FinalizeCopy's input must agree with.
                 "batches": len(batches),
                 "batchSize": batch_size,

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
+from snaplake.core import metrics
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import integer
 from snaplake.core.names import SUCCESS_MARKER
 from snaplake.core.s3 import Bucket
+from snaplake.core.times import parse_iso_utc
 from snaplake.rds.copy_plan import DONE, MAX_BATCHES, CopyItem, PlanRef, check_share
 from snaplake.rds.errors import CopyIncomplete
 from snaplake.rds.settings import CopySettings
@@ -43,7 +46,10 @@ def finalize_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[
         list(pool.map(lambda key: lake_bucket.write_bytes(key, b""), manifest["batchMarkers"]))
         list(pool.map(lambda table: lake_bucket.write_bytes(table["partition"] + SUCCESS_MARKER, b""), tables))
     landed = {"lakeBucket": lake.bucket, "tables": [{**table, "rows": rows[table["partition"]]} for table in tables]}
+    first_landing = export.metadata(plan.landed_key) is None  # a re-run (redelivery, re-drive, restore) lands nothing new
     export.write_bytes(plan.landed_key, json.dumps(landed).encode())
+    if first_landing:
+        _publish_metrics(manifest, rows)
     return {
         "lakeBucket": lake.bucket,
         "tables": len(tables),
@@ -94,3 +100,16 @@ def _landed_rows(
         for partition, rows in counted.items():
             totals[partition] += rows
     return totals
+
+
+def _publish_metrics(manifest: dict[str, Any], rows: dict[str, int]) -> None:
+    """Rows, files, bytes and lag per landed table, and one landed snapshot for the source (its freshness alarm)."""
+    if "source" not in manifest:  # a plan written before the metrics: nothing to name them by
+        return
+    landed_at = datetime.now(UTC)
+    lag = (landed_at - parse_iso_utc(manifest["snapshotTime"])).total_seconds()
+    for table in manifest["tables"]:
+        name = f"{table['database']}.{table['table']}"
+        landed = {"RowsLanded": rows[table["partition"]], "FilesLanded": table["objects"], "BytesLanded": table["bytes"]}
+        metrics.publish(metrics.RDS, manifest["source"], name, **landed, LandingLag=lag)
+    metrics.publish(metrics.RDS, manifest["source"], SnapshotsLanded=1)

@@ -27,19 +27,22 @@ per container with DescribeStream), a table folder claimed by another table (Str
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from snaplake.core import metrics
 from snaplake.core.errors import SnaplakeError
-from snaplake.core.names import assign_column_names
+from snaplake.core.names import assign_column_names, athena_name
 from snaplake.dynamodb import MAX_NESTING_DEPTH, InvalidAttributeValue, check_attributes, nested_too_deep
 from snaplake.dynamodb.parquet import CHANGE_TYPE_COLUMN, WRITE_TIME_COLUMN, WRITE_TIME_TYPE, ConvertOptions, convert_lines
 from snaplake.streams.errors import MalformedStreamRecord
 from snaplake.streams.landed import (
     EVENT_ID_COLUMN,
+    STREAM_TABLE_SUFFIX,
     ChangeLogStore,
     check_view_type,
     claim_table_folder,
@@ -47,7 +50,7 @@ from snaplake.streams.landed import (
     object_key,
     table_folder,
 )
-from snaplake.streams.records import StreamRecord, parse_record, sequence_number_of
+from snaplake.streams.records import StreamRecord, parse_record, sequence_number_of, stream_table
 from snaplake.streams.settings import CHANGE_LOG_FOLDER
 
 TTL_DELETE_COLUMN = "is_ttl_delete"
@@ -287,3 +290,22 @@ def flatten_batch(event: Any, prefix: str, options: ConvertOptions, store: Chang
     """Write a Lambda DynamoDB stream event's records to the change log, each record at most once in the lake
     (at least once across Lambda's retries): `plan_batch`, then `write_batch`."""
     return write_batch(plan_batch(event, prefix, options, store), store)
+
+
+def publish_metrics(event: dict[str, Any], outcome: BatchOutcome) -> None:
+    """The batch's records written (rows, files, bytes, lag of its oldest record) and reported failed, for its table.
+
+    A mapping reads one stream, so a batch is one table's; records already in the lake (a redelivery) count in neither."""
+    table = next((found for raw in event["Records"] if (found := stream_table(raw)) is not None), None)
+    if table is None:
+        return
+    values: dict[str, float] = {"StreamRecordsWritten": sum(o.rows for o in outcome.written), "StreamRecordsFailed": len(outcome.failed)}
+    if outcome.written:
+        oldest = min(record.created_micros for o in outcome.written for record in o.records) / 1_000_000
+        values.update(
+            RowsLanded=values["StreamRecordsWritten"],
+            FilesLanded=len(outcome.written),
+            BytesLanded=sum(len(o.body) for o in outcome.written),
+            LandingLag=max(0.0, time.time() - oldest),
+        )
+    metrics.publish(metrics.DYNAMODB_STREAM, table, athena_name(table) + STREAM_TABLE_SUFFIX, **values)

@@ -67,6 +67,13 @@ def _arn_parts(stream_arn: str) -> tuple[str, str] | None:
     return (match["table_arn"], match["table"]) if match else None
 
 
+def stream_table(raw: Any) -> str | None:
+    """The table name in a raw record's eventSourceARN, or None when it has none."""
+    arn = raw.get("eventSourceARN") if isinstance(raw, dict) else None
+    parts = _arn_parts(arn) if isinstance(arn, str) and arn.isascii() else None
+    return parts[1] if parts else None
+
+
 @functools.lru_cache(maxsize=1024)
 def _hour_partition(hours_since_epoch: int) -> tuple[str, str]:
     start = datetime.fromtimestamp(hours_since_epoch * 3600, UTC)
