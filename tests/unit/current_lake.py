@@ -131,7 +131,11 @@ class SourceTable:
         }
 
     def current_rows(self) -> dict[Key, Item]:
-        """`<table>_current` as Athena answers SELECT * (an absent attribute is None)."""
+        """`<table>_current` as Athena answers SELECT * (an absent attribute is None); none before an export held items."""
+        try:
+            self.lake.glue.get_table(DatabaseName=DATABASE, Name=f"{self.name}_current")
+        except self.lake.glue.exceptions.EntityNotFoundException:
+            return {}
         found = self.lake.athena.engine.run_sql(f"SELECT * FROM {DATABASE}.{self.name}_current")
         rows = found.table.to_pylist()
         return {(r.pop("pk"), r.pop("sk")): {a: v for a, v in r.items() if v is not None} for r in rows}

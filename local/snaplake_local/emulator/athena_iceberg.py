@@ -113,11 +113,11 @@ def _evaluate_time(expression: Any, now: datetime) -> datetime:
 
     from snaplake_local.emulator.athena_translate import translate
 
-    translation = translate(exp.select(exp.alias_(expression.copy(), "at")), None, {}, now)
+    translation = translate(exp.select(exp.alias_(expression.copy(), "snaplake_at")), None, {}, now)
     connection = duckdb.connect(":memory:")
     try:
         connection.execute("SET TimeZone = 'UTC'")
-        row = connection.execute(f"SELECT CAST(at AS TIMESTAMPTZ) FROM ({translation.sql})").fetchone()
+        row = connection.execute(f"SELECT CAST(snaplake_at AS TIMESTAMPTZ) FROM ({translation.sql})").fetchone()
     except duckdb.Error as error:
         raise AthenaQueryError(f"TYPE_MISMATCH: FOR TIMESTAMP AS OF needs a timestamp with time zone: {error}") from None
     finally:
