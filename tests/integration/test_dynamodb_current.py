@@ -28,7 +28,8 @@ def table_items(stack: EmulatedStack) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def merges(stack: EmulatedStack) -> list[str]:
-    return [sql for state, sql in stack.athena.statements() if state == "SUCCEEDED" and sql.startswith('MERGE INTO "dynamodb"."shop_orders_current"')]
+    target = 'MERGE INTO "dynamodb"."shop_orders_current"'
+    return [sql for state, sql in stack.athena.statements() if state == "SUCCEEDED" and sql.startswith(target)]
 
 
 def test_current_holds_the_tables_items_after_the_full_export_and_after_a_window(stack: EmulatedStack) -> None:

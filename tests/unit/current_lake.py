@@ -147,12 +147,12 @@ class CurrentLake:
     def __init__(self) -> None:
         self.clock = VirtualClock(datetime(2024, 5, 2, 10, 0, tzinfo=UTC))
         self.athena = AthenaEmulator(self.clock, region=REGION)
-        self.s3 = boto3.client("s3", region_name=REGION)
+        self.s3: Any = boto3.client("s3", region_name=REGION)
         self.glue = boto3.client("glue", region_name=REGION)
         self.dynamodb = boto3.client("dynamodb", region_name=REGION)
         self.clients = CurrentClients(boto3.client("athena", region_name=REGION), self.glue, self.s3, self.dynamodb)
         self.settings = CurrentSettings.from_env({"LAKE_BUCKET": BUCKET, "ATHENA_WORK_GROUP": "primary"})
-        self.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        self.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         self.glue.create_database(DatabaseInput={"Name": DATABASE})
         self.tables = 0
 

@@ -101,7 +101,7 @@ class DuckLake:
             if old is None and new is None:
                 continue
             kind = "REMOVE" if new is None else ("INSERT" if old is None else "MODIFY")
-            values = [*key, None, None, None]
+            values: list[Any] = [*key, None, None, None]
             for image in (new, old):
                 values += [*key, image.get("a"), image.get("b"), image.get("c")] if image is not None else [None] * 5
             values += [kind, at.replace(tzinfo=None), f"{at:%Y-%m-%d}", f"{at:%H}"]

@@ -243,7 +243,8 @@ class CurrentStep:
 
     def advance(self, cursor: Mapping[str, Any]) -> dict[str, Any]:
         """One call: wait for the running query, record the MERGE once it succeeded, or start the next query."""
-        state = {"queryExecutionId": None, "label": None, "queries": int(cursor.get("queries", 0) or 0), "waitSeconds": 0}
+        queries = int(cursor.get("queries", 0) or 0)
+        state: dict[str, Any] = {"queryExecutionId": None, "label": None, "queries": queries, "waitSeconds": 0}
         running = cursor.get("queryExecutionId")
         if running:
             label = str(cursor.get("label"))
@@ -275,7 +276,7 @@ class CurrentStep:
             **state,
             "queryExecutionId": query_id,
             "label": label,
-            "queries": state["queries"] + 1,
+            "queries": queries + 1,
             "waitSeconds": wait_seconds(sql),
             "done": False,
         }
