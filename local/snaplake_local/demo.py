@@ -245,7 +245,21 @@ def _run_dynamodb(stack: EmulatedStack, echo: Printer) -> bool:
     echo("    (3 orders added, 1 updated, 1 deleted; an hour passes)")
     stack.clock.advance(3600)
     second = _run(stack, "scheduled run: incremental export from the checkpoint", {"tableArn": table_arn, "mode": "auto"}, echo, DDB)
-    return ok and second.status == "SUCCEEDED"
+    return ok and second.status == "SUCCEEDED" and _show_current(stack, echo)
+
+
+def _show_current(stack: EmulatedStack, echo: Printer) -> bool:
+    """dynamodb.<table>_current (MergeCurrent's Iceberg table) against the emulated DynamoDB table's items."""
+    items = stack.client("dynamodb").scan(TableName=ORDERS_TABLE)["Items"]
+    wanted = sorted((i["pk"]["S"], i["sk"]["S"], i.get("paid", {}).get("BOOL")) for i in items)
+    rows = stack.athena.engine.run_sql("SELECT pk, sk, paid FROM dynamodb.shop_orders_current ORDER BY pk, sk").table.to_pylist()
+    found = [(r["pk"], r["sk"], r["paid"]) for r in rows]
+    same = found == wanted
+    echo(
+        f"    dynamodb.shop_orders_current (Iceberg, MERGE per window): {len(found)} items, {'equal to' if same else 'NOT equal to'} "
+        f"the DynamoDB table's {len(wanted)}; ORDER#00003 gone: {all(r[0] != 'ORDER#00003' for r in found)}"
+    )
+    return same
 
 
 def _run_athena(stack: EmulatedStack, echo: Printer) -> bool:

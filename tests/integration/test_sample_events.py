@@ -104,6 +104,12 @@ def test_each_dynamodb_step_accepts_its_sample_event_in_pipeline_order(stack: Em
     assert len(registered["registered"]) == 1
     [event] = stack.event_bridge.of("Lake Partition Landed")
     assert event["detail"]["rows"] == 12 and event["detail"]["exportIds"] == [started["exportArn"]]
+    current = {"exportArn": started["exportArn"], "exportedTo": started["exportedTo"], "partitions": landed["partitionPrefixes"]}
+    merging = invoke("DynamoDbCurrentFunction", "dynamodb_merge_current.json", **current)
+    while not merging["done"]:  # the state machine polls the query between calls
+        stack.clock.advance(merging["waitSeconds"])
+        merging = invoke("DynamoDbCurrentFunction", "dynamodb_merge_current.json", cursor=merging, **current)
+    assert merging["status"] == "MERGED"
     committed = invoke(
         "DynamoDbCommitFunction", "dynamodb_commit_checkpoint.json", exportArn=started["exportArn"], exportedTo=started["exportedTo"]
     )

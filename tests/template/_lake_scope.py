@@ -9,6 +9,7 @@ Folders are relative to LakePrefix and end in "/". The real key builders put the
 - DynamoDB exports: `dynamodb/` and `dynamodb_changes/` (`snaplake.dynamodb.conversion.LAKE_FOLDERS`), staged under
   `_snaplake_staging/<export id>/` (`conversion.staging_key`); the folder claims `_snaplake/claims/<folder>/`
   (`snaplake.dynamodb.export.claim_lake_folders`); the column registries `_snaplake/columns/dynamodb/<folder>/`.
+- The `_current` Iceberg tables: `dynamodb_current/` and `_snaplake/current/` (`snaplake.athena.current`).
 - The stream change log: `dynamodb_stream_changes/` (`snaplake.streams.settings.CHANGE_LOG_FOLDER`), its claims and
   column registries under `_snaplake/claims/` and `_snaplake/columns/` of that name (`snaplake.streams.landed`).
 - Athena jobs: `<AthenaJobsPrefix>/` and `_snaplake/athena/` (`snaplake.athena.settings`).
@@ -34,6 +35,8 @@ DYNAMODB_DATA = ("dynamodb/", "dynamodb_changes/")
 DYNAMODB_CLAIMS = ("_snaplake/claims/dynamodb/", "_snaplake/claims/dynamodb_changes/")
 DYNAMODB_COLUMNS = "_snaplake/columns/dynamodb/"
 DYNAMODB_STAGING = "_snaplake_staging/"
+DYNAMODB_CURRENT = "dynamodb_current/"
+CURRENT_WORK = "_snaplake/current/"
 STREAM_DATA = "dynamodb_stream_changes/"
 STREAM_CLAIMS = "_snaplake/claims/dynamodb_stream_changes/"
 STREAM_COLUMNS = "_snaplake/columns/dynamodb_stream_changes/"
@@ -95,6 +98,9 @@ LAKE_SCOPES: dict[str, LakeScope] = {
     "ConvertPublishFunction": LakeScope(reads=(DYNAMODB_STAGING, *DYNAMODB_DATA), writes=DYNAMODB_DATA, deletes=(DYNAMODB_STAGING,)),
     "ConvertFinalizeFunction": LakeScope(writes=DYNAMODB_DATA, deletes=(DYNAMODB_STAGING,)),
     "DynamoDbCatalogFunction": LakeScope(reads=DYNAMODB_DATA),
+    # MergeCurrent: Athena reads the exports' tables and writes the _current Iceberg tables; the function keeps the record
+    # of what each table applied (and Athena the results) under _snaplake/current/.
+    "DynamoDbCurrentFunction": LakeScope(reads=(*DYNAMODB_DATA, DYNAMODB_CURRENT, CURRENT_WORK), writes=(DYNAMODB_CURRENT, CURRENT_WORK)),
     # The stream change log, its claim and column registry; the Firehose transform only returns records.
     "StreamFlattenFunction": LakeScope(
         reads=(STREAM_DATA, STREAM_CLAIMS, STREAM_COLUMNS),

@@ -87,8 +87,16 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     "snaplake.athena.queries": {
         # Athena reads the lake and writes the jobs' tables, probes and results as this role.
         "JobQueries.start": ("athena.start_query_execution lake -> athena-jobs", "athena.start_query_execution lake -> athena-work"),
-        "JobQueries.finished": ("athena.get_query_execution",),
         "JobQueries.partition_values": ("athena.get_query_results",),
+        "query_ended": ("athena.get_query_execution",),
+    },
+    # MergeCurrent: Athena reads the DynamoDB tables and writes the _current Iceberg tables (dynamodb_current/) and its
+    # results (_snaplake/current/results/); the record of what each table applied is under _snaplake/current/.
+    "snaplake.athena.current": {
+        "CurrentStep.applied_record": ("s3.get_object lake",),
+        "CurrentStep.record_applied": ("s3.put_object lake",),
+        "CurrentStep.key_columns": ("dynamodb.describe_table",),
+        "CurrentStep.advance": ("athena.start_query_execution lake -> lake",),
     },
     "snaplake.catalog.footers": {
         "read_parquet_schema": ("s3.get_object lake",),

@@ -17,6 +17,7 @@ from typing import Any
 from snaplake_local.emulator.account import DEFAULT_ACCOUNT
 from snaplake_local.emulator.athena_effects import StatementEffects
 from snaplake_local.emulator.athena_engine import AthenaEngine
+from snaplake_local.emulator.athena_iceberg import IcebergStatements
 from snaplake_local.emulator.athena_lake import GlueBackendCatalog, MotoLakeStorage
 from snaplake_local.emulator.athena_types import AthenaQueryError
 from snaplake_local.emulator.clock import VirtualClock, patched_attribute
@@ -66,6 +67,7 @@ class AthenaEmulator(StatementEffects):
         self._failures: list[tuple[str, str]] = []
         self._storage = MotoLakeStorage(account)
         self.engine = AthenaEngine(GlueBackendCatalog(account, region), self._storage, clock.now)
+        self.iceberg = IcebergStatements(self, clock.now)
         self._lock = threading.RLock()
 
     # ---- what tests and the runner configure

@@ -8,7 +8,8 @@ S3 and the Glue Data Catalog as Athena applies them:
 - INSERT INTO: the rows coerced to the table's column types (TYPE_MISMATCH otherwise), written into each
   partition's folder (a registered partition's location), new partitions registered;
 - SELECT: the rows kept for GetQueryResults and written to the output location as CSV;
-- ALTER TABLE ADD / DROP PARTITION, DROP TABLE, CREATE DATABASE: the Glue change.
+- ALTER TABLE ADD / DROP PARTITION, DROP TABLE, CREATE DATABASE: the Glue change;
+- CREATE TABLE (Iceberg), ALTER TABLE ADD COLUMNS, MERGE INTO: athena_iceberg.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from snaplake_local.emulator.athena_engine import AthenaEngine, QueryResult
+from snaplake_local.emulator.athena_iceberg import IcebergStatements, is_iceberg
 from snaplake_local.emulator.athena_lake import split_uri
 from snaplake_local.emulator.athena_types import AthenaQueryError
 from snaplake_local.emulator.athena_writes import parquet_compression, partition_folder, write_result
@@ -130,6 +132,7 @@ class StatementEffects(_GlueStatements):
     Part of AthenaEmulator, whose __init__ sets these attributes."""
 
     engine: AthenaEngine
+    iceberg: IcebergStatements
 
     def _apply(self, query: _AthenaQuery) -> None:
         import sqlglot
@@ -152,6 +155,14 @@ class StatementEffects(_GlueStatements):
                 self._glue().create_database(name, {"Name": name})
         elif isinstance(statement, exp.Create) and isinstance(statement.expression, exp.Query):
             self._ctas(query, statement)
+        elif isinstance(statement, exp.Create) and str(statement.args.get("kind", "")).upper() == "TABLE":
+            self.iceberg.create(query, statement)
+        elif isinstance(statement, exp.Alter) and str(statement.args.get("kind", "")).upper() == "TABLE":
+            self.iceberg.add_columns(query, statement)
+        elif isinstance(statement, exp.Merge):
+            self.iceberg.merge(query, statement)
+        elif isinstance(statement, exp.Insert) and self._writes_iceberg(query, statement):
+            raise AthenaQueryError("NOT_SUPPORTED: the emulated Athena changes Iceberg tables with MERGE INTO only")
         elif isinstance(statement, exp.Insert):
             self._insert(query, statement)
         elif isinstance(statement, exp.Drop) and str(statement.args.get("kind", "")).upper() == "TABLE":
@@ -160,6 +171,13 @@ class StatementEffects(_GlueStatements):
             self._select(query, statement)
         else:
             raise AthenaQueryError(f"NOT_SUPPORTED: the emulated Athena does not run {type(statement).__name__.upper()} statements")
+
+    def _writes_iceberg(self, query: _AthenaQuery, statement: Any) -> bool:
+        from sqlglot import exp
+
+        target = statement.this.this if isinstance(statement.this, exp.Schema) else statement.this
+        found = self._glue_table(*self._name(target, query))
+        return found is not None and is_iceberg(found)
 
     def _run(self, query: _AthenaQuery, select: Any, target: list[tuple[str, str]] | None = None) -> QueryResult:
         result = self.engine.query(select, query.database, now=query.started, target=target)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from snaplake_local.emulator.athena_iceberg import pin_versions
 from snaplake_local.emulator.athena_lake import HIVE_DEFAULT_PARTITION, LakeCatalog, LakeStorage, TableFiles, table_files
 from snaplake_local.emulator.athena_translate import referenced_tables, translate
 from snaplake_local.emulator.athena_types import (
@@ -110,7 +111,12 @@ class AthenaEngine:
         import duckdb
 
         moment = now or self.clock()
-        sources = [table_files(self.catalog, self.storage, db, name, moment) for db, name in referenced_tables(tree.copy(), database)]
+        tree = tree.copy()
+        pinned = pin_versions(tree, database, self.catalog, self.storage, moment)  # Iceberg snapshots read FOR ... AS OF
+        sources = [
+            pinned.get((db, name)) or table_files(self.catalog, self.storage, db, name, moment)
+            for db, name in referenced_tables(tree.copy(), database)
+        ]
         schema: dict[str, dict[str, dict[str, str]]] = {}
         for source in sources:
             schema.setdefault(source.database, {})[source.name] = {c: sqlglot_type(t) for c, t in [*source.columns, *source.keys]}

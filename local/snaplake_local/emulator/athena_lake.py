@@ -204,6 +204,10 @@ def require_table(catalog: LakeCatalog, database: str, name: str) -> dict[str, A
 def table_files(catalog: LakeCatalog, storage: LakeStorage, database: str, name: str, now: datetime) -> TableFiles:
     """The table's partitions and the data files Athena reads in each."""
     table = require_table(catalog, database, name)
+    from snaplake_local.emulator.athena_iceberg import iceberg_files, is_iceberg
+
+    if is_iceberg(table):
+        return iceberg_files(storage, database, name, table)
     columns, keys = glue_columns(table)
     descriptor = table.get("StorageDescriptor", {})
     serde = str(descriptor.get("SerdeInfo", {}).get("SerializationLibrary", "")) + str(descriptor.get("InputFormat", ""))

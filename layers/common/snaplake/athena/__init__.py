@@ -7,12 +7,17 @@
 - `plans`: what a job does for its save mode, as a list of steps; `planner`: a job's plan from what Glue holds
 - `runner`: one step at a time (`run_job_step`), over `lake` (S3), `catalog_ops` (Glue) and `queries` (Athena)
 - `temporary`: the run's temporary tables dropped when it ends (`drop_temporary_tables`)
+- `current`: the DynamoDB pipeline's MergeCurrent step (`merge_current`), which keeps each table's `<table>_current`
+  Iceberg table with the statements of `current_sql`
 """
 
+from snaplake.athena.current import CurrentClients, CurrentSettings, merge_current
 from snaplake.athena.cursor import Cursor, run_id_for
 from snaplake.athena.errors import (
     AthenaSqlError,
     CatalogUpdateFailed,
+    CurrentTableBehind,
+    CurrentTableSchemaMismatch,
     DataDeletionFailed,
     ForbiddenTarget,
     InvalidIdentifier,
@@ -43,6 +48,10 @@ __all__ = [
     "AthenaSettings",
     "AthenaSqlError",
     "CatalogUpdateFailed",
+    "CurrentClients",
+    "CurrentSettings",
+    "CurrentTableBehind",
+    "CurrentTableSchemaMismatch",
     "Cursor",
     "DataDeletionFailed",
     "ForbiddenTarget",
@@ -70,6 +79,7 @@ __all__ = [
     "checked_landing",
     "drop_temporary_tables",
     "load_run",
+    "merge_current",
     "parse_job",
     "run_id_for",
     "run_job_step",

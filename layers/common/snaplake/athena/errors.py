@@ -81,3 +81,13 @@ class ForbiddenTarget(InvalidJob):
 
 class PlanTampered(SnaplakeError):
     """A job's stored plan is not the one this run wrote (changed, replaced, or another run's): nothing of it runs."""
+
+
+class CurrentTableSchemaMismatch(SnaplakeError):
+    """A DynamoDB table's `_current` table cannot take an export: a column's type there differs from the export's, or a
+    key attribute has no column."""
+
+
+class CurrentTableBehind(SnaplakeError):
+    """A DynamoDB table's `_current` table has not applied the window before this one (it was off, or its record is
+    gone): applying this window would give a wrong table. A full export rebuilds it."""

@@ -23,6 +23,39 @@ QUERY_WAIT_SECONDS = 5
 _INTEGER_TYPES = {"tinyint", "smallint", "int", "integer", "bigint"}
 
 
+def wait_seconds(sql: str) -> int:
+    """How long the state machine waits before it polls the query."""
+    return DDL_WAIT_SECONDS if sql.lstrip().upper().startswith(("ALTER", "DROP")) else QUERY_WAIT_SECONDS
+
+
+def start_request(sql: str, token: str, work_group: str, output_location: str, database: str | None) -> dict[str, Any]:
+    """StartQueryExecution's parameters, with an idempotency token (a retried call starts no second query)."""
+    params: dict[str, Any] = {
+        "QueryString": sql,
+        "WorkGroup": work_group,
+        "ClientRequestToken": token,
+        "ResultConfiguration": {"OutputLocation": output_location},
+    }
+    if database:
+        params["QueryExecutionContext"] = {"Database": database}
+    return params
+
+
+def query_ended(athena: Any, query_id: str, what: Callable[[], str]) -> tuple[bool, dict[str, Any]]:
+    """(False, its QueryExecution) while the query runs; (True, its QueryExecution) once it SUCCEEDED; raises
+    `QueryFailed` / `QueryCancelled` with Athena's reason, after `what` the caller was doing."""
+    execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    status = execution["Status"]
+    state = status["State"]
+    if state in RUNNING_STATES:
+        return False, execution
+    if state == "SUCCEEDED":
+        return True, execution
+    reason = status.get("StateChangeReason") or status.get("AthenaError", {}).get("ErrorMessage") or "Athena gave no reason"
+    error = QueryCancelled if state == "CANCELLED" else QueryFailed
+    raise error(f"{what()}: Athena query {query_id} {state}: {reason}")
+
+
 @dataclass
 class JobQueries:
     """Athena for one job of one execution."""
@@ -37,33 +70,22 @@ class JobQueries:
         return f"snaplake-{cursor.run_id}-{self.index}-{label}".ljust(32, "0")[:128]
 
     def start(self, cursor: Cursor, sql: str, label: str) -> None:
-        params: dict[str, Any] = {
-            "QueryString": sql,
-            "WorkGroup": self.job.work_group or self.settings.work_group,
-            "ClientRequestToken": self.token(cursor, label),
-            "ResultConfiguration": {"OutputLocation": self.job.output_location or self.settings.output_location},
-        }
-        if self.job.database:
-            params["QueryExecutionContext"] = {"Database": self.job.database}
-        cursor.query_execution_id = str(self.athena.start_query_execution(**params)["QueryExecutionId"])
+        database = self.job.database or None
+        output = self.job.output_location or self.settings.output_location
+        request = start_request(sql, self.token(cursor, label), self.job.work_group or self.settings.work_group, output, database)
+        cursor.query_execution_id = str(self.athena.start_query_execution(**request)["QueryExecutionId"])
         cursor.queries += 1
-        cursor.wait_seconds = DDL_WAIT_SECONDS if sql.lstrip().upper().startswith(("ALTER", "DROP")) else QUERY_WAIT_SECONDS
+        cursor.wait_seconds = wait_seconds(sql)
 
     def finished(self, cursor: Cursor, what: Callable[[], str]) -> bool:
         """False while the query runs; raises `QueryFailed` / `QueryCancelled` with Athena's reason (and `what` the job was doing)."""
         query_id = cursor.query_execution_id
-        execution = self.athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
-        status = execution["Status"]
-        state = status["State"]
-        if state in RUNNING_STATES:
-            return False
-        if state == "SUCCEEDED":
+        assert query_id is not None
+        ended, execution = query_ended(self.athena, query_id, lambda: f"job {self.job.name}: {what()}")
+        if ended:
             cursor.output_location = execution.get("ResultConfiguration", {}).get("OutputLocation")
             self._publish_metrics(execution.get("Statistics", {}))
-            return True
-        reason = status.get("StateChangeReason") or status.get("AthenaError", {}).get("ErrorMessage") or "Athena gave no reason"
-        error = QueryCancelled if state == "CANCELLED" else QueryFailed
-        raise error(f"job {self.job.name}: {what()}: Athena query {query_id} {state}: {reason}")
+        return ended
 
     def _publish_metrics(self, statistics: dict[str, Any]) -> None:
         """Each finished query's run time and bytes scanned, per job and target table: their Sum is the job's."""
