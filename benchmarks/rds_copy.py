@@ -62,11 +62,12 @@ def count_s3_calls() -> Iterator[Counter[str]]:
 
 
 def pipeline_figures(objects: int) -> dict[str, Any]:
-    from snaplake_local.emulator import ManyFilesSource
+    from snaplake_local.emulator import ManyFilesSource, capture_metrics
     from snaplake_local.sources import cluster_snapshot, create_cluster
     from snaplake_local.stack import EmulatedStack
 
-    with EmulatedStack({"SourceIdentifiers": "*"}, function_log_level="ERROR") as stack:
+    # The handlers' metrics (EMF on stdout) are taken off stdout, which carries the figures.
+    with capture_metrics(), EmulatedStack({"SourceIdentifiers": "*"}, function_log_level="ERROR") as stack:
         create_cluster(stack, "bench-aurora")
         source = ManyFilesSource(database="bench", tables=20, file_count=objects, batches=2)
         arn = cluster_snapshot(stack, "bench-aurora", "bench-aurora-manual", source)

@@ -94,6 +94,8 @@ class StepPrinter:
         if step == "AthenaQuery":
             if "jobs" in p:
                 return f"{len(p['jobs'])} jobs valid: {', '.join(job['name'] for job in p['jobs'])}"
+            if "dropped" in p:  # DropTemporaryTables
+                return f"temporary tables dropped: {', '.join(p['dropped']) or 'none'}" if p["done"] else None
             if not p["done"]:
                 return None
             result = p["result"]
@@ -508,5 +510,7 @@ def _convert_in_process(stack: EmulatedStack, request: dict[str, Any]) -> bool:
     finalize = {key: plan[key] for key in ("plan", "files", "expectedItems", "shares", "kind", "table", "exportedTo", "exportId")}
     landed = invoke("ConvertFinalizeFunction", finalize)
     # RegisterCatalog, as the state machine runs it after FinalizeConversion.
-    invoke("DynamoDbCatalogFunction", {"kind": plan["kind"], "table": plan["table"], "partitions": landed["partitionPrefixes"]})
+    catalog = {"kind": plan["kind"], "table": plan["table"], "partitions": landed["partitionPrefixes"]}
+    catalog.update(partitionTotals=landed["partitionTotals"], exportArn=request["exportArn"], exportedTo=plan["exportedTo"])
+    invoke("DynamoDbCatalogFunction", {**catalog, "windowFrom": request.get("windowFrom")})
     return True

@@ -47,7 +47,7 @@ def test_dynamodb_full_and_incremental_exports_register_their_tables(stack: Emul
 
     assert incremental.status == "SUCCEEDED", incremental.cause
     tables = {t["Name"]: t for t in stack.client("glue").get_tables(DatabaseName="dynamodb")["TableList"]}
-    assert set(tables) == {"shop_orders", "shop_orders_changes"}
+    assert set(tables) == {"shop_orders", "shop_orders_changes", "shop_orders_current"}
     assert [k["Name"] for k in tables["shop_orders_changes"]["PartitionKeys"]] == ["dt", "hour"]
     columns = {c["Name"]: c["Type"] for c in tables["shop_orders"]["StorageDescriptor"]["Columns"]}
     assert columns["quantity"] == "bigint" and columns["order_total"].startswith("decimal(")
