@@ -229,9 +229,11 @@ def _less_moto(step: dict[str, Any], calibration: dict[str, float]) -> dict[str,
 def state_machine_figures(files: int) -> dict[str, Any]:
     """The real DynamoDB export state machine on the emulated stack, with `files` data files in the export."""
     from snaplake_local.sources import ORDERS_TABLE_ARN, create_orders_table, default_parameters, seed_sample_sources
+    from snaplake_local.emulator import capture_metrics
     from snaplake_local.stack import EmulatedStack
 
-    with EmulatedStack(default_parameters(), function_log_level="ERROR") as stack:
+    # The handlers' metrics (EMF on stdout) are taken off stdout, which carries the figures.
+    with capture_metrics(), EmulatedStack(default_parameters(), function_log_level="ERROR") as stack:
         seed_sample_sources(stack)
         stack.dynamodb_exports.files_per_export = files
         create_orders_table(stack)
