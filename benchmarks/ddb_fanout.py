@@ -228,8 +228,8 @@ def _less_moto(step: dict[str, Any], calibration: dict[str, float]) -> dict[str,
 
 def state_machine_figures(files: int) -> dict[str, Any]:
     """The real DynamoDB export state machine on the emulated stack, with `files` data files in the export."""
-    from snaplake_local.sources import ORDERS_TABLE_ARN, create_orders_table, default_parameters, seed_sample_sources
     from snaplake_local.emulator import capture_metrics
+    from snaplake_local.sources import ORDERS_TABLE_ARN, create_orders_table, default_parameters, seed_sample_sources
     from snaplake_local.stack import EmulatedStack
 
     # The handlers' metrics (EMF on stdout) are taken off stdout, which carries the figures.
@@ -265,6 +265,13 @@ def state_machine_figures(files: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from snaplake_local.emulator import capture_metrics
+
+    with capture_metrics():  # the handlers' metrics (EMF on stdout) stay off stdout, which carries the figures
+        return _main(argv)
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=100_000, help="data files of the library-level export (default 100000)")
     parser.add_argument("--items-per-file", type=int, default=2, help="items per data file (default 2)")
