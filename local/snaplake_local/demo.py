@@ -17,15 +17,12 @@ from snaplake.rds.snapshots import SnapshotRef, parse_request
 from snaplake_local.emulator import (
     CATALOG_FILE,
     DirectorySource,
-    Emitted,
     TablesSource,
     capture_metrics,
-    landed_summary,
     load_catalog,
     save_catalog,
-    total,
 )
-from snaplake_local.report import athena_answer, format_rows, format_table, lake_partitions, sample_rows
+from snaplake_local.report import athena_answer, format_rows, format_table, lake_partitions, landing_event_lines, metrics_lines, sample_rows
 from snaplake_local.sample_data import orders_items
 from snaplake_local.sources import (
     ORDERS_TABLE,
@@ -196,35 +193,16 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
         ok &= run_stream_demo(stack, echo)
         # --- end of the DynamoDB Streams addition
         ok &= _run_athena(stack, echo)
-        _show_landing_events(stack, echo)
+        echo("\n".join(landing_event_lines(stack.event_bridge.of("Lake Partition Landed"))))
         notifications = stack.notifications()
         echo(f"\nfailure notifications: {len(notifications)}")
-    _show_metrics(emitted, echo)
+    echo("\n".join(metrics_lines(emitted)))
     echo(f"\ndemo finished in {time.perf_counter() - wall:.1f}s: {'all executions succeeded' if ok else 'SOME EXECUTIONS FAILED'}")
     echo(
         "emulated locally: RDS and DynamoDB export output and timing, Athena (its SQL on DuckDB, its effects on Glue and S3), "
         "Lambda (in-process), Wait/Retry time. See docs/local.md 'What is emulated'."
     )
     return ok
-
-
-def _show_landing_events(stack: EmulatedStack, echo: Printer) -> None:
-    """One line per "Lake Partition Landed" event the pipelines put (docs/events.md)."""
-    events = stack.event_bridge.of("Lake Partition Landed")
-    echo(f"\nlanding events put on EventBridge: {len(events)} (a re-delivered input puts its partitions' events again, same landingId)")
-    for event in events:
-        detail = event["detail"]
-        partition = ",".join(f"{k}={v}" for k, v in detail["partition"].items())
-        table, rows, landing_id = detail["qualifiedTable"], detail["rows"], detail["landingId"][:12]
-        echo(f"  {detail['pipeline']:<17} {table:<32} {partition:<34} rows={rows:<4} id={landing_id}")
-
-
-def _show_metrics(emitted: list[Emitted], echo: Printer) -> None:
-    """What the handlers emitted as CloudWatch metrics (EMF on stdout, taken off it by capture_metrics)."""
-    echo(f"\nmetrics emitted (CloudWatch EMF, {len(emitted)} documents; docs/operations.md#metrics): landed per pipeline, source, table")
-    for line in landed_summary(emitted):
-        echo("  " + line)
-    echo(f"  snapshots landed {total(emitted, 'SnapshotsLanded'):.0f}, checkpoints committed {total(emitted, 'CheckpointsCommitted'):.0f}")
 
 
 def _run_dynamodb(stack: EmulatedStack, echo: Printer) -> bool:

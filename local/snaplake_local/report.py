@@ -13,6 +13,8 @@ from typing import Any
 
 from snaplake.core.names import SUCCESS_MARKER
 
+from snaplake_local.emulator import Emitted, landed_summary, total
+
 
 @dataclass
 class Partition:
@@ -34,12 +36,14 @@ def lake_partitions(s3: Any, bucket: str, prefix: str = "") -> list[Partition]:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for obj in page.get("Contents", [])
     }
+    # Iceberg tables (`<table>_current`: `metadata/*.metadata.json` beside `data/`) have no partitions to report.
+    iceberg = {key.rsplit("/metadata/", 1)[0] + "/data/" for key in objects if "/metadata/" in key and key.endswith(".metadata.json")}
     roots = sorted(key[: -len(SUCCESS_MARKER)] for key in objects if key.endswith("/" + SUCCESS_MARKER))
     # A partition's marker sits above its batch folders, whose own markers are deeper.
     partition_roots = [root for root in roots if not any(root != other and root.startswith(other) for other in roots)]
     found: dict[str, Partition] = defaultdict(lambda: Partition(""))
     for key, size in sorted(objects.items()):
-        if not key.endswith(".parquet"):
+        if not key.endswith(".parquet") or any(key.startswith(folder) for folder in iceberg):
             continue
         root = next((r for r in partition_roots if key.startswith(r)), key.rsplit("/", 2)[0] + "/")
         partition = found[root]
@@ -139,3 +143,25 @@ def _json_value(value: str | None, kind: str) -> Any:
     if kind == "boolean":
         return value == "true"
     return value
+
+
+def landing_event_lines(events: list[dict[str, Any]]) -> list[str]:
+    """One line per "Lake Partition Landed" event the pipelines put (docs/events.md), after a heading."""
+    lines = [f"\nlanding events put on EventBridge: {len(events)} (a re-delivered input puts its partitions' events again, same landingId)"]
+    for event in events:
+        detail = event["detail"]
+        partition = ",".join(f"{k}={v}" for k, v in detail["partition"].items())
+        table, rows, landing_id = detail["qualifiedTable"], detail["rows"], detail["landingId"][:12]
+        lines.append(f"  {detail['pipeline']:<17} {table:<32} {partition:<34} rows={rows:<4} id={landing_id}")
+    return lines
+
+
+def metrics_lines(emitted: list[Emitted]) -> list[str]:
+    """What the handlers emitted as CloudWatch metrics (EMF on stdout, taken off it by capture_metrics), after a heading."""
+    heading = (
+        f"\nmetrics emitted (CloudWatch EMF, {len(emitted)} documents; docs/operations.md#metrics): landed per pipeline, source, table"
+    )
+    counts = (
+        f"  snapshots landed {total(emitted, 'SnapshotsLanded'):.0f}, checkpoints committed {total(emitted, 'CheckpointsCommitted'):.0f}"
+    )
+    return [heading, *("  " + line for line in landed_summary(emitted)), counts]

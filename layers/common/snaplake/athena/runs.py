@@ -22,10 +22,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from snaplake.athena.errors import InvalidJob
-from snaplake.athena.jobs import validate_jobs
+from snaplake.athena.jobs import _partition_values, validate_jobs
 from snaplake.athena.lake import split_location
 from snaplake.athena.settings import AthenaSettings
-from snaplake.athena.sql import sql_literal, validate_identifier, validate_location, validate_path_value
+from snaplake.athena.sql import validate_identifier, validate_location
 from snaplake.athena.variables import RunVariables
 from snaplake.core.claims import is_conflict
 from snaplake.core.times import parse_iso_utc
@@ -80,14 +80,8 @@ def checked_landing(raw: Any) -> dict[str, Any]:
     for key in ("database", "table"):
         validate_identifier(raw.get(key), f"landed {key}")
     partition = raw.get("partition", {})
-    if not isinstance(partition, dict):
-        raise InvalidJob(f"{where}: 'partition' must be an object of column: value")
-    for column, value in partition.items():
-        validate_identifier(column, "landed partition column")
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise InvalidJob(f"{where}: partition value of {column!r} must be a string or an integer")
-        validate_path_value(value)
-        sql_literal(value)
+    if partition != {}:  # an unpartitioned table lands with {}
+        _partition_values(partition, where, names_folder=True)  # the same rules as a job's partition values
     validate_location(raw.get("location"))
     rows = raw.get("rows")
     if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int)):
