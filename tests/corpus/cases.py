@@ -46,6 +46,7 @@ PUBLISH = "functions/convert_export/app.py:publish_handler"
 STREAM = "functions/stream_flatten/app.py:handler"
 FIREHOSE = "functions/firehose_flatten/app.py:handler"
 ATHENA = "functions/athena_query/app.py:lambda_handler"
+DDB_CURRENT = "functions/dynamodb_current/app.py:lambda_handler"
 
 # ---------------------------------------------------------------- values the cases are made of
 
@@ -427,6 +428,25 @@ CASES: list[Case] = [
     Case("rds-catalog-manifest-other-bucket", RDS_CATALOG, lambda s: s.landed("other-lake-bucket"), Raises("LandedManifestInvalid")),
     Case("rds-catalog-manifest-good-then-bad", RDS_CATALOG, lambda s: s.landed("good-then-bad"), Raises("LandedManifestInvalid")),
     Case("rds-catalog-manifest-10k-tables", RDS_CATALOG, lambda s: s.landed("ten-thousand-tables"), Raises("LandedManifestInvalid")),
+    # ---------------------------------------------------------------- MergeCurrent (the <table>_current Iceberg table)
+    Case("current-event-is-a-list", DDB_CURRENT, [sample_event("dynamodb_merge_current.json")], INVALID),
+    Case(
+        "current-export-type-lower-case", DDB_CURRENT, {**sample_event("dynamodb_merge_current.json"), "exportType": "full_export"}, INVALID
+    ),
+    Case("current-partitions-a-string", DDB_CURRENT, {**sample_event("dynamodb_merge_current.json"), "partitions": "dynamodb/x/"}, INVALID),
+    Case("current-table-sql", DDB_CURRENT, {**sample_event("dynamodb_merge_current.json"), "table": SQL}, Raises("InvalidIdentifier")),
+    Case("current-table-huge", DDB_CURRENT, {**sample_event("dynamodb_merge_current.json"), "table": HUGE}, Raises("InvalidIdentifier")),
+    Case(
+        "current-exported-to-not-a-time", DDB_CURRENT, {**sample_event("dynamodb_merge_current.json"), "exportedTo": "yesterday"}, INVALID
+    ),
+    Case(
+        "current-incremental-without-window",
+        DDB_CURRENT,
+        {**sample_event("dynamodb_merge_current.json"), "exportType": "INCREMENTAL_EXPORT", "windowFrom": None},
+        INVALID,
+    ),
+    Case("current-export-arn-a-number", DDB_CURRENT, {**sample_event("dynamodb_merge_current.json"), "exportArn": 7}, INVALID),
+    Case("current-execution-missing", DDB_CURRENT, {**sample_event("dynamodb_merge_current.json"), "execution": None}, INVALID),
     # ---------------------------------------------------------------- RegisterCatalog (DynamoDB partitions)
     Case("ddb-catalog-event-is-a-list", DDB_CATALOG, [sample_event("catalog_dynamodb.json")], INVALID),
     Case(
