@@ -672,6 +672,18 @@ def test_convert_lines_gives_the_table_of_the_same_lines_as_json_text() -> None:
     assert convert_lines(_DECODED_LINES, "incremental", DEFAULT).equals(convert_block(block, schema, "incremental", DEFAULT))
 
 
+def test_convert_lines_observes_into_the_schema_it_is_given_which_names_each_columns_attribute_path() -> None:
+    schema = ExportSchema()
+
+    table = convert_lines(_DECODED_LINES, "incremental", DEFAULT, schema)
+
+    paths = schema.column_paths("incremental", DEFAULT)
+    assert sorted(paths) == table.column_names[2:]
+    assert paths["new__m__deep__y"] == ("new", "m", "deep", "y")
+    assert paths["key__pk"] == ("key", "pk")
+    assert sorted(paths.values()) == sorted(schema.attribute_paths("incremental", DEFAULT))
+
+
 def test_convert_lines_of_no_lines_is_an_empty_table_with_the_fixed_columns() -> None:
     assert convert_lines([], "incremental", DEFAULT).column_names == ["change_type", "write_time"]
 
@@ -682,6 +694,8 @@ def test_convert_lines_of_no_lines_is_an_empty_table_with_the_fixed_columns() ->
         ({"Keys": {"pk": {"BOOL": 1}}}, r"line 1: Keys\.pk: BOOL must hold true or false"),
         ({"Keys": {"pk": {"S": 5}}}, r"line 1: Keys\.pk: S must hold a string"),
         ({"Keys": {"pk": {"S": "a", "N": "1"}}}, r"line 1: Keys\.pk: an AttributeValue has exactly one type descriptor"),
+        # pyarrow, told list<string>, would take a string for the list of its characters.
+        ({"Keys": {"pk": {"SS": "ab"}}}, r"line 1: Keys\.pk: SS must hold a non-empty list of strings"),
         ({"Keys": ["pk"]}, r"line 1: Keys: .*object"),
         ({"Item": {"pk": {"S": "a"}}}, r"line 1: unexpected field 'Item'"),
     ],

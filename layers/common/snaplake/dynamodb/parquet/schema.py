@@ -356,6 +356,11 @@ class ExportSchema:
         `key`, `new` or `old` for incremental exports (`("new", "address", "city")`). These are what is named."""
         return [raw for _, raw, _, _, _ in self._leaves(kind, options)]
 
+    def column_paths(self, kind: ExportKind, options: ConvertOptions) -> dict[str, tuple[str, ...]]:
+        """Column name -> attribute path (as `attribute_paths` gives it) of each attribute column."""
+        prefixes = COLUMN_SECTIONS[kind]
+        return {column.name: (*prefixes[column.section], *column.path) for column in self.column_plan(kind, options).columns if column.path}
+
     def name_columns(self, names: dict[tuple[str, ...], str]) -> None:
         """Fix the column name of each attribute path (a name for every path of `attribute_paths`, all distinct)."""
         if len(set(names.values())) != len(names):
