@@ -42,7 +42,7 @@ def convert_lines(
         inferred = pa.array(lines)
         if not pa.types.is_struct(inferred.type) or inferred.null_count:
             raise MalformedExportLine("an export line is a JSON object")
-        row_type = pa.struct(list(normalized_row(pa.schema(list(inferred.type)), kind)))
+        row_type = _row_type(inferred.type, kind)
         rows = inferred if inferred.type == row_type else pa.array(lines, type=row_type)
         sections = {field.name: rows.field(index) for index, field in enumerate(row_type)}
         schema.observe_sections(sections, kind, options)
@@ -51,6 +51,22 @@ def convert_lines(
         # pyarrow raises UnicodeEncodeError for a string with a lone surrogate and OverflowError for an integer beyond
         # int64 where text belongs; the schema code recurses per map level.
         raise _located_line_problem(lines, kind, error) from None
+
+
+# The grammar types of recently inferred row types: batches of one table mostly infer the same type, and comparing
+# two types is far cheaper than normalizing one (or hashing it, which Arrow does not cache).
+_RECENT_ROW_TYPES: list[tuple[str, pa.DataType, pa.StructType]] = []
+_RECENT_KEPT = 8
+
+
+def _row_type(inferred: pa.DataType, kind: ExportKind) -> pa.StructType:
+    for known_kind, known, row_type in _RECENT_ROW_TYPES:
+        if known_kind == kind and known == inferred:
+            return row_type
+    row_type = pa.struct(list(normalized_row(pa.schema(list(inferred)), kind)))
+    _RECENT_ROW_TYPES.insert(0, (kind, inferred, row_type))
+    del _RECENT_ROW_TYPES[_RECENT_KEPT:]
+    return row_type
 
 
 def _too_deep(lines: Sequence[Any]) -> bool:
