@@ -154,6 +154,19 @@ def test_integral_numbers_within_int64_become_int64() -> None:
     assert column(table, "n") == [int(value) for value in values]
 
 
+def test_integers_written_with_leading_zeros_or_a_minus_zero_are_typed_and_quoted_by_their_plain_form() -> None:
+    # pyarrow's int64 cast takes these (and "0x10") as they are; the plain JSON form is what counts.
+    table = convert(full({"n": {"N": "007"}, "l": {"L": [{"N": "007"}, {"N": "-0"}]}}, {"n": {"N": "-0"}}))
+    assert types(table) == {"l": pa.string(), "n": pa.int64()}
+    assert column(table, "n") == [7, 0]
+    assert column(table, "l") == ["[7,-0]", None]
+
+
+def test_a_hexadecimal_number_is_refused_not_read_as_an_integer() -> None:
+    with pytest.raises((MalformedExportLine, InvalidAttributeValue), match="0x10"):
+        convert(full({"n": {"N": "1"}}, {"n": {"N": "0x10"}}))
+
+
 def test_one_integer_beyond_int64_makes_the_column_decimal() -> None:
     table = convert(full({"n": {"N": "1"}}, {"n": {"N": "9223372036854775808"}}))
     assert types(table) == {"n": pa.decimal128(38, 0)}
