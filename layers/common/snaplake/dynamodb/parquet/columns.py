@@ -20,9 +20,10 @@ from snaplake.dynamodb.errors import (
     InvalidAttributeValue,
     UnexpectedWriteTime,
 )
+from snaplake.dynamodb.parquet.numbers import canonical_numbers
 from snaplake.dynamodb.parquet.options import CONTROL_CHARACTERS, NEEDS_ESCAPE, SHORT_ESCAPES, WRITE_TIME_TYPE, ConvertOptions, ExportKind
 from snaplake.dynamodb.parquet.reading import combined, located_problem, read_exact, require_items
-from snaplake.dynamodb.parquet.schema import ColumnPlan, ExportSchema, LeafColumn, canonical_numbers
+from snaplake.dynamodb.parquet.schema import ColumnPlan, ExportSchema, LeafColumn
 
 
 def _descriptor(values: pa.Array, descriptor: str, arrow_type: pa.DataType) -> pa.Array:

@@ -16,18 +16,15 @@ from snaplake.core.errors import SnaplakeError
 from snaplake.core.names import assign_column_names
 from snaplake.dynamodb.attribute_values import (
     DESCRIPTORS,
-    PLAIN_NUMBER_PATTERN,
-    canonical_number,
 )
 from snaplake.dynamodb.errors import (
     IncompatibleSchemas,
     InvalidAttributeValue,
 )
+from snaplake.dynamodb.parquet.numbers import NumberStats, merged_stats, number_stats
 from snaplake.dynamodb.parquet.options import (
     CHANGE_TYPE_COLUMN,
     COLUMN_SECTIONS,
-    INT64_DIGITS,
-    MAX_DECIMAL_DIGITS,
     READ_TYPES,
     SCHEMA_FORMAT,
     SECTIONS,
@@ -39,44 +36,6 @@ from snaplake.dynamodb.parquet.options import (
 from snaplake.dynamodb.parquet.reading import combined, located_problem, parse_discovering, require_items
 
 
-@dataclass(frozen=True)
-class _NumberStats:
-    """What the N values (or NS members) of one path need: int64 or the decimal's scale and integer digits."""
-
-    int64: bool
-    max_scale: int
-    max_int_digits: int
-
-    def merged(self, other: _NumberStats | None) -> _NumberStats:
-        if other is None:
-            return self
-        return _NumberStats(
-            int64=self.int64 and other.int64,
-            max_scale=max(self.max_scale, other.max_scale),
-            max_int_digits=max(self.max_int_digits, other.max_int_digits),
-        )
-
-    def arrow_type(self, options: ConvertOptions) -> pa.DataType:
-        if self.int64:
-            return pa.int64()
-        if options.float_numbers:
-            return pa.float64()
-        if self.max_int_digits + self.max_scale <= MAX_DECIMAL_DIGITS:
-            return pa.decimal128(MAX_DECIMAL_DIGITS, self.max_scale)
-        return pa.string()
-
-    def to_json(self) -> dict[str, Any]:
-        return {"int64": self.int64, "max_scale": self.max_scale, "max_int_digits": self.max_int_digits}
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> _NumberStats:
-        return cls(bool(raw["int64"]), int(raw["max_scale"]), int(raw["max_int_digits"]))
-
-
-def _merged_stats(a: _NumberStats | None, b: _NumberStats | None) -> _NumberStats | None:
-    return b if a is None else a.merged(b)
-
-
 @dataclass
 class _Node:
     """One attribute path: the DynamoDB types seen there and, for M and L, what is inside.
@@ -85,8 +44,8 @@ class _Node:
     """
 
     types: set[str] = field(default_factory=set)
-    number: _NumberStats | None = None  # N values, tracked where the path can be a column
-    set_number: _NumberStats | None = None  # NS members, likewise
+    number: NumberStats | None = None  # N values, tracked where the path can be a column
+    set_number: NumberStats | None = None  # NS members, likewise
     children: dict[str, _Node] = field(default_factory=dict)  # M
     element: _Node | None = None  # L: the union of the elements' shapes
 
@@ -105,8 +64,8 @@ class _Node:
         element = self.element.merged(other.element) if self.element and other.element else self.element or other.element
         return _Node(
             types=self.types | other.types,
-            number=_merged_stats(self.number, other.number),
-            set_number=_merged_stats(self.set_number, other.set_number),
+            number=merged_stats(self.number, other.number),
+            set_number=merged_stats(self.set_number, other.set_number),
             children=children,
             element=element.copy() if element is not None else None,
         )
@@ -134,8 +93,8 @@ class _Node:
             raise IncompatibleSchemas(f"schema names unknown DynamoDB types {sorted(unknown)}")
         return cls(
             types=types,
-            number=_NumberStats.from_json(raw["number"]) if "number" in raw else None,
-            set_number=_NumberStats.from_json(raw["set_number"]) if "set_number" in raw else None,
+            number=NumberStats.from_json(raw["number"]) if "number" in raw else None,
+            set_number=NumberStats.from_json(raw["set_number"]) if "set_number" in raw else None,
             children={name: cls.from_json(child) for name, child in raw.get("children", {}).items()},
             element=cls.from_json(raw["element"]) if "element" in raw else None,
         )
@@ -449,9 +408,9 @@ def _observe_value(node: _Node, values: pa.Array, path: str, depth: int, stats: 
         present.append(payload)
         node.types.add(descriptor)
         if descriptor == "N" and stats:
-            node.number = _merged_stats(node.number, _number_stats(payload, path))
+            node.number = merged_stats(node.number, number_stats(payload, path))
         elif descriptor == "NS" and stats:
-            node.set_number = _merged_stats(node.set_number, _number_stats(pc.list_flatten(payload), path))
+            node.set_number = merged_stats(node.set_number, number_stats(pc.list_flatten(payload), path))
         elif descriptor == "M":
             _observe_attributes(node, payload, path, depth + 1, stats and depth < max_depth, max_depth)
         elif descriptor == "L":
@@ -466,57 +425,3 @@ def _observe_value(node: _Node, values: pa.Array, path: str, depth: int, stats: 
             counts = pc.add(counts, pc.cast(pc.is_valid(payload), pa.int8()))
         if pc.max(counts).as_py() > 1:
             raise InvalidAttributeValue(f"{path}: an AttributeValue with several type descriptors")
-
-
-def _number_stats(texts: pa.Array, path: str) -> _NumberStats | None:
-    values = pc.drop_null(texts)
-    if len(values) == 0:
-        return None
-    integers = _plain_integers(values)
-    if integers is not None:
-        low, high = pc.min_max(integers).as_py().values()
-        return _NumberStats(True, 0, max(len(str(abs(low))) if low else 0, len(str(abs(high))) if high else 0))
-    try:
-        values = canonical_numbers(values)
-    except InvalidAttributeValue as error:
-        raise InvalidAttributeValue(f"{path}: {error}") from None
-    trimmed = pc.ascii_ltrim(values, characters="-0")
-    dot = pc.find_substring(trimmed, ".")
-    length = pc.binary_length(trimmed)
-    has_dot = pc.greater_equal(dot, 0)
-    int_digits = pc.if_else(has_dot, dot, length)
-    scale = pc.if_else(has_dot, pc.subtract(pc.subtract(length, dot), 1), 0)
-    max_scale = pc.max(scale).as_py()
-    max_int_digits = pc.max(int_digits).as_py()
-    int64 = max_scale == 0 and max_int_digits <= INT64_DIGITS
-    if int64 and max_int_digits == INT64_DIGITS:
-        longest = pc.filter(values, pc.equal(int_digits, INT64_DIGITS)).to_pylist()
-        int64 = all(-(2**63) <= int(text) < 2**63 for text in longest)
-    return _NumberStats(int64, max_scale, max_int_digits)
-
-
-def _plain_integers(texts: pa.Array) -> pa.Array | None:
-    """The texts as int64 when every one is an integer in plain form (what int64's own text gives back), else None.
-
-    Several times cheaper than matching PLAIN_NUMBER_PATTERN (pyarrow compiles a regex per call). The round trip
-    refuses what the cast alone would take: leading zeros, `-0`, hexadecimal (`0x10`). Texts with a decimal point are
-    not tried: a failing cast costs as much as a dozen successful ones.
-    """
-    if pc.any(pc.match_substring(texts, ".")).as_py():
-        return None
-    try:
-        integers = pc.cast(texts, pa.int64())
-    except pa.ArrowInvalid:
-        return None
-    return integers if pc.all(pc.equal(pc.cast(integers, pa.string()), texts)).as_py() is not False else None
-
-
-def canonical_numbers(texts: pa.Array) -> pa.Array:
-    """Number texts in plain JSON form (the common case passes through untouched)."""
-    if _plain_integers(texts) is not None:
-        return texts
-    plain = pc.match_substring_regex(texts, PLAIN_NUMBER_PATTERN)
-    if pc.all(plain).as_py() is not False:
-        return texts
-    fixed = [text if text is None or ok else canonical_number(text) for text, ok in zip(texts.to_pylist(), plain.to_pylist(), strict=True)]
-    return pa.array(fixed, pa.string())
