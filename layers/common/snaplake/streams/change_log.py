@@ -52,8 +52,6 @@ from snaplake.streams.settings import CHANGE_LOG_FOLDER
 TTL_DELETE_COLUMN = "is_ttl_delete"
 SEQUENCE_NUMBER_COLUMN = "sequence_number"
 SYSTEM_COLUMNS = (CHANGE_TYPE_COLUMN, WRITE_TIME_COLUMN, TTL_DELETE_COLUMN, SEQUENCE_NUMBER_COLUMN, EVENT_ID_COLUMN)
-# Column name prefix of each image, as the export conversion names them.
-_SECTIONS = {"Keys": "key", "NewImage": "new", "OldImage": "old"}
 
 
 @dataclass(frozen=True)
