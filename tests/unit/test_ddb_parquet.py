@@ -154,6 +154,19 @@ def test_integral_numbers_within_int64_become_int64() -> None:
     assert column(table, "n") == [int(value) for value in values]
 
 
+def test_integers_written_with_leading_zeros_or_a_minus_zero_are_typed_and_quoted_by_their_plain_form() -> None:
+    # pyarrow's int64 cast takes these (and "0x10") as they are; the plain JSON form is what counts.
+    table = convert(full({"n": {"N": "007"}, "l": {"L": [{"N": "007"}, {"N": "-0"}]}}, {"n": {"N": "-0"}}))
+    assert types(table) == {"l": pa.string(), "n": pa.int64()}
+    assert column(table, "n") == [7, 0]
+    assert column(table, "l") == ["[7,-0]", None]
+
+
+def test_a_hexadecimal_number_is_refused_not_read_as_an_integer() -> None:
+    with pytest.raises((MalformedExportLine, InvalidAttributeValue), match="0x10"):
+        convert(full({"n": {"N": "1"}}, {"n": {"N": "0x10"}}))
+
+
 def test_one_integer_beyond_int64_makes_the_column_decimal() -> None:
     table = convert(full({"n": {"N": "1"}}, {"n": {"N": "9223372036854775808"}}))
     assert types(table) == {"n": pa.decimal128(38, 0)}
@@ -672,6 +685,18 @@ def test_convert_lines_gives_the_table_of_the_same_lines_as_json_text() -> None:
     assert convert_lines(_DECODED_LINES, "incremental", DEFAULT).equals(convert_block(block, schema, "incremental", DEFAULT))
 
 
+def test_convert_lines_observes_into_the_schema_it_is_given_which_names_each_columns_attribute_path() -> None:
+    schema = ExportSchema()
+
+    table = convert_lines(_DECODED_LINES, "incremental", DEFAULT, schema)
+
+    paths = schema.column_paths("incremental", DEFAULT)
+    assert sorted(paths) == table.column_names[2:]
+    assert paths["new__m__deep__y"] == ("new", "m", "deep", "y")
+    assert paths["key__pk"] == ("key", "pk")
+    assert sorted(paths.values()) == sorted(schema.attribute_paths("incremental", DEFAULT))
+
+
 def test_convert_lines_of_no_lines_is_an_empty_table_with_the_fixed_columns() -> None:
     assert convert_lines([], "incremental", DEFAULT).column_names == ["change_type", "write_time"]
 
@@ -682,6 +707,8 @@ def test_convert_lines_of_no_lines_is_an_empty_table_with_the_fixed_columns() ->
         ({"Keys": {"pk": {"BOOL": 1}}}, r"line 1: Keys\.pk: BOOL must hold true or false"),
         ({"Keys": {"pk": {"S": 5}}}, r"line 1: Keys\.pk: S must hold a string"),
         ({"Keys": {"pk": {"S": "a", "N": "1"}}}, r"line 1: Keys\.pk: an AttributeValue has exactly one type descriptor"),
+        # pyarrow, told list<string>, would take a string for the list of its characters.
+        ({"Keys": {"pk": {"SS": "ab"}}}, r"line 1: Keys\.pk: SS must hold a non-empty list of strings"),
         ({"Keys": ["pk"]}, r"line 1: Keys: .*object"),
         ({"Item": {"pk": {"S": "a"}}}, r"line 1: unexpected field 'Item'"),
     ],

@@ -36,9 +36,9 @@ import pyarrow.parquet as pq
 
 from snaplake.core import metrics
 from snaplake.core.errors import SnaplakeError
-from snaplake.core.names import assign_column_names, athena_name
-from snaplake.dynamodb import MAX_NESTING_DEPTH, InvalidAttributeValue, check_attributes, nested_too_deep
-from snaplake.dynamodb.parquet import CHANGE_TYPE_COLUMN, WRITE_TIME_COLUMN, WRITE_TIME_TYPE, ConvertOptions, convert_lines
+from snaplake.core.names import athena_name
+from snaplake.dynamodb import InvalidAttributeValue, check_attributes
+from snaplake.dynamodb.parquet import CHANGE_TYPE_COLUMN, WRITE_TIME_COLUMN, WRITE_TIME_TYPE, ConvertOptions, ExportSchema, convert_lines
 from snaplake.streams.errors import MalformedStreamRecord
 from snaplake.streams.landed import (
     EVENT_ID_COLUMN,
@@ -56,8 +56,6 @@ from snaplake.streams.settings import CHANGE_LOG_FOLDER
 TTL_DELETE_COLUMN = "is_ttl_delete"
 SEQUENCE_NUMBER_COLUMN = "sequence_number"
 SYSTEM_COLUMNS = (CHANGE_TYPE_COLUMN, WRITE_TIME_COLUMN, TTL_DELETE_COLUMN, SEQUENCE_NUMBER_COLUMN, EVENT_ID_COLUMN)
-# Column name prefix of each image, as the export conversion names them.
-_SECTIONS = {"Keys": "key", "NewImage": "new", "OldImage": "old"}
 
 
 @dataclass(frozen=True)
@@ -79,59 +77,20 @@ class BatchOutcome:
         return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in self.failed]}
 
 
-def _leaf_paths(levels: list[dict[str, Any]], path: tuple[str, ...], depth: int, max_depth: int, out: list[tuple[str, ...]]) -> None:
-    """The leaf paths under `path` of these attribute maps (all the items' images of one section, or all the members
-    of one map path), appended to `out`. The values are well-formed DynamoDB JSON (the conversion accepted them)."""
-    names: set[str] = set()
-    members: dict[str, list[dict[str, Any]]] = {}  # name -> the non-empty maps it holds
-    not_maps: set[str] = set()  # names that hold a value other than a map or NULL
-    for attributes in levels:
-        names.update(attributes)
-        for name, value in attributes.items():
-            if "M" in value:
-                if value["M"]:
-                    members.setdefault(name, []).append(value["M"])
-            elif "NULL" not in value:
-                not_maps.add(name)
-    for name in names:
-        if name in members and name not in not_maps and depth < max_depth:
-            _leaf_paths(members[name], (*path, name), depth + 1, max_depth, out)
-        else:
-            out.append((*path, name))
-
-
-def attribute_paths(records: list[StreamRecord], options: ConvertOptions) -> dict[str, tuple[str, ...]]:
-    """Column name the export conversion gives -> attribute path (`("new", "customer", "id")`), for these records.
-
-    The conversion's rule (snaplake.dynamodb.parquet): a map is flattened down to `max_depth` path segments
-    when every non-NULL value of its path is a non-empty map; the other paths are leaves, named by
-    `assign_column_names` over all leaves (which sorts them: the order found here does not matter).
-    """
-    paths: list[tuple[str, ...]] = []
-    for section, column_prefix in _SECTIONS.items():
-        images = [record.line[section] for record in records if section in record.line]
-        _leaf_paths(images, (column_prefix,), 1, options.max_depth, paths)
-    names = assign_column_names(paths, options.separator, frozenset({CHANGE_TYPE_COLUMN, WRITE_TIME_COLUMN}))
-    return {name: path for path, name in names.items()}
-
-
 @dataclass(frozen=True)
 class _Converted:
     records: list[StreamRecord]
     table: pa.Table  # attribute columns only, named by the conversion
-    paths: dict[str, tuple[str, ...]]  # conversion's column name -> attribute path
+    paths: dict[str, tuple[str, ...]]  # conversion's column name -> attribute path (`("new", "customer", "id")`)
 
 
 def _convert(records: list[StreamRecord], options: ConvertOptions) -> _Converted:
-    if nested_too_deep(*(section for record in records for section in record.line.values())):
-        # Refused before pyarrow, whose time grows with the square of the depth (5,000 levels: over a minute).
-        raise MalformedStreamRecord(f"an image nests maps and lists more than {MAX_NESTING_DEPTH} levels deep")
-    converted = convert_lines([record.line for record in records], "incremental", options)
+    # The conversion refuses maps and lists nested deeper than DynamoDB allows before pyarrow sees them (pyarrow's
+    # time grows with the square of the depth: 5,000 levels take over a minute).
+    schema = ExportSchema()
+    converted = convert_lines([record.line for record in records], "incremental", options, schema)
     attributes = converted.drop_columns([name for name in (CHANGE_TYPE_COLUMN, WRITE_TIME_COLUMN) if name in converted.column_names])
-    paths = attribute_paths(records, options)
-    if set(paths) != set(attributes.column_names):
-        raise RuntimeError(f"the conversion named columns {sorted(attributes.column_names)}, expected {sorted(paths)}")
-    return _Converted(records, attributes, paths)
+    return _Converted(records, attributes, schema.column_paths("incremental", options))
 
 
 def change_table(converted: _Converted, names: dict[tuple[str, ...], str]) -> pa.Table:

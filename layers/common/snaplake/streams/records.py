@@ -9,7 +9,6 @@ checked by the export conversion (see snaplake.streams.change_log).
 from __future__ import annotations
 
 import functools
-import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
 REQUIRED_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
 # The images each event needs under NEW_AND_OLD_IMAGES; a record without them is refused, never half-written.
 REQUIRED_IMAGES = {"INSERT": ("NewImage",), "MODIFY": ("NewImage", "OldImage"), "REMOVE": ("OldImage",)}
+_REQUIRED_IMAGE_SETS = {event: frozenset(images) for event, images in REQUIRED_IMAGES.items()}
 _STREAM_ARN = re.compile(
     r"^(?P<table_arn>arn:[a-z0-9-]+:dynamodb:[a-z0-9-]+:\d{12}:table/(?P<table>[A-Za-z0-9_.-]{1,255}))/stream/(?P<label>[^/]+)$"
 )
@@ -32,9 +32,9 @@ _SEQUENCE = re.compile(r"^[0-9]{1,40}$")
 _MAX_EPOCH_SECONDS = 10**11
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ took a third of the parsing time (benchmarks/README.md)
 class StreamRecord:
-    """One stream record, validated, in the incremental export's line shape."""
+    """One stream record, validated, in the incremental export's line shape (not changed once made)."""
 
     position: int  # index in the batch
     sequence_number: str
@@ -88,12 +88,8 @@ def sequence_number_of(record: Any) -> str | None:
 
 def _created_micros(dynamodb: dict[str, Any]) -> int:
     created = dynamodb.get("ApproximateCreationDateTime")
-    if (
-        isinstance(created, bool)
-        or not isinstance(created, int | float)
-        or not math.isfinite(created)
-        or not 0 <= created < _MAX_EPOCH_SECONDS
-    ):
+    # type() rather than isinstance(): True is not a time; NaN and infinity fail the range check.
+    if (type(created) is not int and type(created) is not float) or not 0 <= created < _MAX_EPOCH_SECONDS:
         raise MalformedStreamRecord(f"dynamodb.ApproximateCreationDateTime {created!r} is not epoch seconds")
     return round(created * 1_000_000)
 
@@ -104,14 +100,15 @@ def _sections(dynamodb: dict[str, Any], event_name: str) -> dict[str, Any]:
         raise UnsupportedStreamViewType(f"dynamodb.StreamViewType is {view_type!r}, not {REQUIRED_VIEW_TYPE}: the images are incomplete")
     sections: dict[str, Any] = {}
     for name in ("Keys", "NewImage", "OldImage"):
-        if name in dynamodb and dynamodb[name] is not None:
-            if not isinstance(dynamodb[name], dict):
+        section = dynamodb.get(name)
+        if section is not None:
+            if type(section) is not dict:
                 raise MalformedStreamRecord(f"dynamodb.{name} is not an object of attributes")
-            sections[name] = dynamodb[name]
+            sections[name] = section
     if "Keys" not in sections:
         raise MalformedStreamRecord("dynamodb.Keys is missing")
-    missing = [name for name in REQUIRED_IMAGES[event_name] if name not in sections]
-    if missing:
+    if not sections.keys() >= _REQUIRED_IMAGE_SETS[event_name]:
+        missing = [name for name in REQUIRED_IMAGES[event_name] if name not in sections]
         raise MissingStreamImage(f"a {event_name} record needs {' and '.join(missing)} (is the stream {REQUIRED_VIEW_TYPE}?)")
     return sections
 

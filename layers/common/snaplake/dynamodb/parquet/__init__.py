@@ -47,7 +47,8 @@ attribute names, and a block that brings new names is read again with the
 extended explicit schema.
 """
 
-from snaplake.dynamodb.parquet.files import convert_block, convert_file, convert_lines, iter_blocks, scan_file
+from snaplake.dynamodb.parquet.decoded import convert_lines
+from snaplake.dynamodb.parquet.files import convert_block, convert_file, iter_blocks, scan_file
 from snaplake.dynamodb.parquet.options import (
     CHANGE_TYPE_COLUMN,
     WRITE_TIME_COLUMN,

@@ -1,5 +1,5 @@
 """Whole data files: cut into blocks of complete lines (read ahead on a helper thread), scanned for their schema
-or converted to Parquet row groups with bounded memory; and decoded lines (stream records) converted in one go."""
+or converted to Parquet row groups with bounded memory."""
 
 from __future__ import annotations
 
@@ -7,20 +7,15 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from snaplake.core.errors import SnaplakeError
-from snaplake.dynamodb.errors import (
-    MalformedExportLine,
-)
-from snaplake.dynamodb.parquet.columns import convert, convert_sections
+from snaplake.dynamodb.parquet.columns import convert
 from snaplake.dynamodb.parquet.options import BinaryStream, ConvertOptions, ExportKind
-from snaplake.dynamodb.parquet.reading import line_problem, normalized_row
 from snaplake.dynamodb.parquet.schema import ColumnPlan, ExportSchema
 
 
@@ -126,43 +121,6 @@ def scan_file(stream: BinaryStream, kind: ExportKind, options: ConvertOptions) -
 def convert_block(block: bytes, schema: ExportSchema, kind: ExportKind, options: ConvertOptions) -> pa.Table:
     """One block of complete lines as a table with exactly schema.arrow_schema(kind, options)."""
     return convert(block, schema, kind, options, first_line=1)
-
-
-def convert_lines(lines: Sequence[Mapping[str, Any]], kind: ExportKind, options: ConvertOptions) -> pa.Table:
-    """Export lines already decoded from JSON (dicts, e.g. from a Lambda event) -> a table typed by their own schema.
-
-    The same table as `observe_block` then `convert_block` on their JSON text, without the JSON round trip:
-    pyarrow converts the Python objects once, with the explicit type of the DynamoDB JSON grammar (which is
-    as strict as the JSON reader: a wrong type fails instead of being coerced).
-    """
-    schema = ExportSchema()
-    schema.bind(kind, options)
-    if not lines:
-        return schema.column_plan(kind, options).arrow_schema.empty_table()
-    try:
-        inferred = pa.array(lines)
-        if not pa.types.is_struct(inferred.type) or inferred.null_count:
-            raise MalformedExportLine("an export line is a JSON object")
-        row_type = pa.struct(list(normalized_row(pa.schema(list(inferred.type)), kind)))
-        rows = inferred if inferred.type == row_type else pa.array(lines, type=row_type)
-        sections = {field.name: rows.field(index) for index, field in enumerate(row_type)}
-        schema.observe_sections(sections, kind, options)
-        return convert_sections(sections, len(rows), schema.column_plan(kind, options), kind)
-    except (SnaplakeError, pa.ArrowException, UnicodeError, RecursionError, OverflowError, TypeError, ValueError) as error:
-        # pyarrow raises UnicodeEncodeError for a string with a lone surrogate and OverflowError for an integer beyond
-        # int64 where text belongs; the schema code recurses per map level.
-        raise _located_line_problem(lines, kind, error) from None
-
-
-def _located_line_problem(lines: Sequence[Any], kind: ExportKind, cause: Exception) -> SnaplakeError:
-    """A named error for the first of the decoded lines that is wrong (slow; only on the error path)."""
-    for number, line in enumerate(lines, 1):
-        problem = line_problem(line, kind)
-        if problem:
-            return MalformedExportLine(f"line {number}: {problem}")
-    if isinstance(cause, SnaplakeError):
-        return cause
-    return MalformedExportLine(f"lines from 1: {cause}")
 
 
 def convert_file(stream: BinaryStream, schema: ExportSchema, kind: ExportKind, options: ConvertOptions, sink: Any) -> int:

@@ -14,6 +14,7 @@ import pyarrow.json as pj
 
 from snaplake.core.errors import SnaplakeError
 from snaplake.dynamodb.attribute_values import (
+    SET_DESCRIPTORS,
     check_attributes,
 )
 from snaplake.dynamodb.errors import (
@@ -108,6 +109,9 @@ def _normalized_value(inferred: pa.DataType, path: str) -> pa.StructType:
     for f in inferred:
         descriptor = f.name
         if descriptor in READ_TYPES:
+            if descriptor in SET_DESCRIPTORS and not (pa.types.is_list(f.type) or pa.types.is_null(f.type)):
+                # Told list<string>, pyarrow would turn a Python string into a list of its characters.
+                raise InvalidAttributeValue(f"{path}: {descriptor} must hold a list of strings")
             fields.append(pa.field(descriptor, READ_TYPES[descriptor]))
         elif descriptor == "L":
             if pa.types.is_null(f.type):

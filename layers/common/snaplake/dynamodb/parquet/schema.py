@@ -16,18 +16,15 @@ from snaplake.core.errors import SnaplakeError
 from snaplake.core.names import assign_column_names
 from snaplake.dynamodb.attribute_values import (
     DESCRIPTORS,
-    PLAIN_NUMBER_PATTERN,
-    canonical_number,
 )
 from snaplake.dynamodb.errors import (
     IncompatibleSchemas,
     InvalidAttributeValue,
 )
+from snaplake.dynamodb.parquet.numbers import NumberStats, merged_stats, number_stats
 from snaplake.dynamodb.parquet.options import (
     CHANGE_TYPE_COLUMN,
     COLUMN_SECTIONS,
-    INT64_DIGITS,
-    MAX_DECIMAL_DIGITS,
     READ_TYPES,
     SCHEMA_FORMAT,
     SECTIONS,
@@ -39,44 +36,6 @@ from snaplake.dynamodb.parquet.options import (
 from snaplake.dynamodb.parquet.reading import combined, located_problem, parse_discovering, require_items
 
 
-@dataclass(frozen=True)
-class _NumberStats:
-    """What the N values (or NS members) of one path need: int64 or the decimal's scale and integer digits."""
-
-    int64: bool
-    max_scale: int
-    max_int_digits: int
-
-    def merged(self, other: _NumberStats | None) -> _NumberStats:
-        if other is None:
-            return self
-        return _NumberStats(
-            int64=self.int64 and other.int64,
-            max_scale=max(self.max_scale, other.max_scale),
-            max_int_digits=max(self.max_int_digits, other.max_int_digits),
-        )
-
-    def arrow_type(self, options: ConvertOptions) -> pa.DataType:
-        if self.int64:
-            return pa.int64()
-        if options.float_numbers:
-            return pa.float64()
-        if self.max_int_digits + self.max_scale <= MAX_DECIMAL_DIGITS:
-            return pa.decimal128(MAX_DECIMAL_DIGITS, self.max_scale)
-        return pa.string()
-
-    def to_json(self) -> dict[str, Any]:
-        return {"int64": self.int64, "max_scale": self.max_scale, "max_int_digits": self.max_int_digits}
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> _NumberStats:
-        return cls(bool(raw["int64"]), int(raw["max_scale"]), int(raw["max_int_digits"]))
-
-
-def _merged_stats(a: _NumberStats | None, b: _NumberStats | None) -> _NumberStats | None:
-    return b if a is None else a.merged(b)
-
-
 @dataclass
 class _Node:
     """One attribute path: the DynamoDB types seen there and, for M and L, what is inside.
@@ -85,8 +44,8 @@ class _Node:
     """
 
     types: set[str] = field(default_factory=set)
-    number: _NumberStats | None = None  # N values, tracked where the path can be a column
-    set_number: _NumberStats | None = None  # NS members, likewise
+    number: NumberStats | None = None  # N values, tracked where the path can be a column
+    set_number: NumberStats | None = None  # NS members, likewise
     children: dict[str, _Node] = field(default_factory=dict)  # M
     element: _Node | None = None  # L: the union of the elements' shapes
 
@@ -105,8 +64,8 @@ class _Node:
         element = self.element.merged(other.element) if self.element and other.element else self.element or other.element
         return _Node(
             types=self.types | other.types,
-            number=_merged_stats(self.number, other.number),
-            set_number=_merged_stats(self.set_number, other.set_number),
+            number=merged_stats(self.number, other.number),
+            set_number=merged_stats(self.set_number, other.set_number),
             children=children,
             element=element.copy() if element is not None else None,
         )
@@ -134,8 +93,8 @@ class _Node:
             raise IncompatibleSchemas(f"schema names unknown DynamoDB types {sorted(unknown)}")
         return cls(
             types=types,
-            number=_NumberStats.from_json(raw["number"]) if "number" in raw else None,
-            set_number=_NumberStats.from_json(raw["set_number"]) if "set_number" in raw else None,
+            number=NumberStats.from_json(raw["number"]) if "number" in raw else None,
+            set_number=NumberStats.from_json(raw["set_number"]) if "set_number" in raw else None,
             children={name: cls.from_json(child) for name, child in raw.get("children", {}).items()},
             element=cls.from_json(raw["element"]) if "element" in raw else None,
         )
@@ -356,6 +315,11 @@ class ExportSchema:
         `key`, `new` or `old` for incremental exports (`("new", "address", "city")`). These are what is named."""
         return [raw for _, raw, _, _, _ in self._leaves(kind, options)]
 
+    def column_paths(self, kind: ExportKind, options: ConvertOptions) -> dict[str, tuple[str, ...]]:
+        """Column name -> attribute path (as `attribute_paths` gives it) of each attribute column."""
+        prefixes = COLUMN_SECTIONS[kind]
+        return {column.name: (*prefixes[column.section], *column.path) for column in self.column_plan(kind, options).columns if column.path}
+
     def name_columns(self, names: dict[tuple[str, ...], str]) -> None:
         """Fix the column name of each attribute path (a name for every path of `attribute_paths`, all distinct)."""
         if len(set(names.values())) != len(names):
@@ -427,8 +391,8 @@ def _same(what: str, a: Any, b: Any) -> Any:
 
 def _observe_attributes(node: _Node, attributes: pa.Array, path: str, depth: int, stats: bool, max_depth: int) -> None:
     """Observe a struct array of attributes (an item, or the members of maps) into node.children."""
-    for index, attribute in enumerate(attributes.type):
-        values = pc.struct_field(attributes, [index])
+    # StructArray.flatten: every field with the struct's nulls, for about the cost of one pc.struct_field call.
+    for attribute, values in zip(attributes.type, attributes.flatten(), strict=True):
         if values.null_count == len(values):
             continue
         _observe_value(node.child(attribute.name), values, f"{path}.{attribute.name}", depth, stats, max_depth)
@@ -437,17 +401,16 @@ def _observe_attributes(node: _Node, attributes: pa.Array, path: str, depth: int
 def _observe_value(node: _Node, values: pa.Array, path: str, depth: int, stats: bool, max_depth: int) -> None:
     """Observe a struct array of AttributeValue objects (one path, many items)."""
     present = []
-    for index, descriptor_field in enumerate(values.type):
+    for descriptor_field, payload in zip(values.type, values.flatten(), strict=True):
         descriptor = descriptor_field.name
-        payload = pc.struct_field(values, [index])
         if payload.null_count == len(payload):
             continue
         present.append(payload)
         node.types.add(descriptor)
         if descriptor == "N" and stats:
-            node.number = _merged_stats(node.number, _number_stats(payload, path))
+            node.number = merged_stats(node.number, number_stats(payload, path))
         elif descriptor == "NS" and stats:
-            node.set_number = _merged_stats(node.set_number, _number_stats(pc.list_flatten(payload), path))
+            node.set_number = merged_stats(node.set_number, number_stats(pc.list_flatten(payload), path))
         elif descriptor == "M":
             _observe_attributes(node, payload, path, depth + 1, stats and depth < max_depth, max_depth)
         elif descriptor == "L":
@@ -462,35 +425,3 @@ def _observe_value(node: _Node, values: pa.Array, path: str, depth: int, stats: 
             counts = pc.add(counts, pc.cast(pc.is_valid(payload), pa.int8()))
         if pc.max(counts).as_py() > 1:
             raise InvalidAttributeValue(f"{path}: an AttributeValue with several type descriptors")
-
-
-def _number_stats(texts: pa.Array, path: str) -> _NumberStats | None:
-    values = pc.drop_null(texts)
-    if len(values) == 0:
-        return None
-    try:
-        values = canonical_numbers(values)
-    except InvalidAttributeValue as error:
-        raise InvalidAttributeValue(f"{path}: {error}") from None
-    trimmed = pc.ascii_ltrim(values, characters="-0")
-    dot = pc.find_substring(trimmed, ".")
-    length = pc.binary_length(trimmed)
-    has_dot = pc.greater_equal(dot, 0)
-    int_digits = pc.if_else(has_dot, dot, length)
-    scale = pc.if_else(has_dot, pc.subtract(pc.subtract(length, dot), 1), 0)
-    max_scale = pc.max(scale).as_py()
-    max_int_digits = pc.max(int_digits).as_py()
-    int64 = max_scale == 0 and max_int_digits <= INT64_DIGITS
-    if int64 and max_int_digits == INT64_DIGITS:
-        longest = pc.filter(values, pc.equal(int_digits, INT64_DIGITS)).to_pylist()
-        int64 = all(-(2**63) <= int(text) < 2**63 for text in longest)
-    return _NumberStats(int64, max_scale, max_int_digits)
-
-
-def canonical_numbers(texts: pa.Array) -> pa.Array:
-    """Number texts in plain JSON form (the common case passes through untouched)."""
-    plain = pc.match_substring_regex(texts, PLAIN_NUMBER_PATTERN)
-    if pc.all(plain).as_py() is not False:
-        return texts
-    fixed = [text if text is None or ok else canonical_number(text) for text, ok in zip(texts.to_pylist(), plain.to_pylist(), strict=True)]
-    return pa.array(fixed, pa.string())
