@@ -4,6 +4,7 @@ Two functions share this code (see template.yaml): one for RDS exports (the
 copy's landed manifest), one for DynamoDB exports (the published partitions).
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -12,6 +13,8 @@ from snaplake.catalog import (
     CatalogSettings,
     LandedManifestInvalid,
     dynamodb_partitions,
+    expire_change_log,
+    expire_snapshots,
     parse_landed_manifest,
     register_landed,
     register_partition,
@@ -23,6 +26,7 @@ logger = Logger()
 SETTINGS = CatalogSettings.from_env()
 GLUE = aws.client("glue")
 S3 = aws.client("s3")
+LAKE = Bucket(S3, SETTINGS.lake_bucket, SETTINGS.options.expected_bucket_owner)
 
 
 @logger.inject_lambda_context
@@ -43,9 +47,10 @@ def rds_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     landed = parse_landed_manifest(body, plans.uri(key), lake_bucket=SETTINGS.lake_bucket)
     for table in landed["tables"]:
         table["database"] = f"{SETTINGS.database_prefix}{table['database']}"
-    registered = [r.as_json() for r in register_landed(GLUE, S3, landed, options=SETTINGS.options)]
-    logger.info("catalog registered", extra={"tables": len(registered)})
-    return {"registered": registered}
+    registrations = register_landed(GLUE, S3, landed, options=SETTINGS.options)
+    retention = expire_snapshots(GLUE, LAKE, registrations, SETTINGS.snapshot_retention, datetime.now(UTC), SETTINGS.options)
+    logger.info("catalog registered", extra={"tables": len(registrations)})
+    return {"registered": [r.as_json() for r in registrations], "retention": [r.as_json() for r in retention]}
 
 
 @logger.inject_lambda_context
@@ -71,5 +76,9 @@ def dynamodb_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         ).as_json()
         for prefix in prefixes
     ]
+    retention = []
+    if kind == "incremental":
+        database = f"{SETTINGS.database_prefix}{SETTINGS.dynamodb_database}"
+        retention = expire_change_log(GLUE, LAKE, database, name, SETTINGS.change_log_retention, datetime.now(UTC), SETTINGS.options)
     logger.info("catalog registered", extra={"table": name, "partitions": len(registered)})
-    return {"registered": registered}
+    return {"registered": registered, "retention": [r.as_json() for r in retention]}

@@ -4,6 +4,8 @@
 - `footers`: columns and types from Parquet footers; `hive_types`: Hive type strings and merging snapshots' columns
 - `partitions`: landed partitions (table location + Hive key=value) and partition projection
 - `glue`: databases, tables and partitions in Glue (also used by the Athena jobs)
+- `latest`: `<table>_latest`, the newest complete snapshot of an RDS table
+- `retention`: expired partitions out of Glue, then (after a grace period) out of S3
 
 pyarrow is imported only where footers are read, so functions without the arrow layer can use `glue`.
 """
@@ -18,6 +20,7 @@ from snaplake.catalog.errors import (
     ParquetFooterUnreadable,
     PartitionKeysChanged,
     PartitionRegistrationFailed,
+    RetentionFailed,
     UnsupportedColumnType,
     UnsupportedPartitionLayout,
 )
@@ -35,6 +38,7 @@ from snaplake.catalog.glue import (
     upsert_table,
 )
 from snaplake.catalog.hive_types import Column, HiveType, merge_columns, parse_hive_type
+from snaplake.catalog.latest import LATEST_OF, LATEST_SNAPSHOT_TIME, LatestMove, latest_location, latest_table_name, point_latest
 from snaplake.catalog.partitions import (
     DEFAULT_PROJECTION_RULES,
     SNAPSHOT_TIME_FORMAT,
@@ -45,20 +49,27 @@ from snaplake.catalog.partitions import (
 from snaplake.catalog.register import (
     Registration,
     dynamodb_partitions,
+    expire_change_log,
+    expire_snapshots,
     parse_landed_manifest,
     register_landed,
     register_partition,
     register_projected_table,
 )
-from snaplake.catalog.settings import GLUE_DATABASE_PREFIX, CatalogOptions, CatalogSettings, database_prefix
+from snaplake.catalog.retention import EXPIRED, RetentionPass, apply_retention, change_hour_end, expired_partitions, snapshot_time
+from snaplake.catalog.settings import GLUE_DATABASE_PREFIX, QUERY_GRACE, CatalogOptions, CatalogSettings, RetentionPolicy, database_prefix
 
 __all__ = [
     "DEFAULT_PROJECTION_RULES",
+    "EXPIRED",
     "GLUE_DATABASE_PREFIX",
+    "LATEST_OF",
+    "LATEST_SNAPSHOT_TIME",
     "MANAGED_BY",
     "PARQUET_INPUT_FORMAT",
     "PARQUET_OUTPUT_FORMAT",
     "PARQUET_SERDE",
+    "QUERY_GRACE",
     "SNAPSHOT_TIME_FORMAT",
     "TABLE_TYPE",
     "CatalogError",
@@ -71,25 +82,37 @@ __all__ = [
     "IncompatibleColumnType",
     "LandedManifestInvalid",
     "LandedPartition",
+    "LatestMove",
     "NoDataFiles",
     "ParquetFooterUnreadable",
     "PartitionKeysChanged",
     "PartitionRegistrationFailed",
     "ProjectionRule",
     "Registration",
+    "RetentionFailed",
+    "RetentionPass",
+    "RetentionPolicy",
     "TableChange",
     "UnsupportedColumnType",
     "UnsupportedPartitionLayout",
+    "apply_retention",
+    "change_hour_end",
     "database_prefix",
     "dynamodb_partitions",
     "ensure_database",
+    "expire_change_log",
+    "expire_snapshots",
+    "expired_partitions",
     "get_table",
     "glue_type",
     "landed_columns",
+    "latest_location",
+    "latest_table_name",
     "list_data_files",
     "merge_columns",
     "parse_hive_type",
     "parse_landed_manifest",
+    "point_latest",
     "projection_parameters",
     "read_parquet_schema",
     "register_landed",
@@ -97,5 +120,6 @@ __all__ = [
     "register_partitions",
     "register_projected_table",
     "schema_columns",
+    "snapshot_time",
     "upsert_table",
 ]
