@@ -171,6 +171,7 @@ def register_landed(
     bucket = landed["lakeBucket"]
     tables: Iterable[Mapping[str, Any]] = landed["tables"]
     registrations = []
+    registration: Registration
     for entry in tables:
         prefix = str(entry["partition"])
         when = entry.get("snapshotTime") or next(
@@ -201,7 +202,10 @@ def expire_snapshots(
     """A retention pass over each table just registered, keeping the snapshot its `<table>_latest` reads."""
     if not policy.enabled:
         return []
-    tables = sorted({(r.database, r.table) for r in registrations})
+    tables: set[tuple[str, str]] = set()
+    registration: Registration
+    for registration in registrations:
+        tables.add((registration.database, registration.table))
     return [
         apply_retention(
             glue,
@@ -214,7 +218,7 @@ def expire_snapshots(
             options=options,
             keep_location=latest_location(glue, database, table, options),
         )
-        for database, table in tables
+        for database, table in sorted(tables)
     ]
 
 
