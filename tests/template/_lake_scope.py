@@ -71,7 +71,8 @@ NOTHING = LakeScope()
 
 LAKE_SCOPES: dict[str, LakeScope] = {
     # RDS: FilterSnapshot skips a snapshot whose claim names another export; PlanCopy claims, CopyBatch copies (and
-    # HEADs what is already there), FinalizeCopy writes the _SUCCESS markers, RegisterCatalog reads the footers (and deletes the snapshots retention expired).
+    # HEADs what is already there), FinalizeCopy writes the _SUCCESS markers, RegisterCatalog reads the footers
+    # (and deletes what retention expired).
     "SnapshotFilterFunction": LakeScope(reads=(RDS_SNAPSHOT_CLAIMS,)),
     "StartExportFunction": NOTHING,
     "PollExportFunction": NOTHING,

@@ -6,6 +6,7 @@ RegisterCatalog runs interleaved step by step meet the same conflict they would 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,7 +14,14 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from snaplake.catalog import LATEST_OF, LATEST_SNAPSHOT_TIME, GlueTableCollision, LandedManifestInvalid, parse_landed_manifest, register_landed
+from snaplake.catalog import (
+    LATEST_OF,
+    LATEST_SNAPSHOT_TIME,
+    GlueTableCollision,
+    LandedManifestInvalid,
+    parse_landed_manifest,
+    register_landed,
+)
 from snaplake_local.emulator import enforce_table_version_ids
 
 from tests.unit.helpers import REGION
@@ -138,7 +146,7 @@ def test_a_users_table_named_like_the_latest_view_is_never_taken_over(glue: Any,
     }
     glue.create_table(DatabaseName="shop", TableInput=mine)
 
-    with pytest.raises(GlueTableCollision, match="shop.customers_latest is not snaplake's latest-view of shop.customers"):
+    with pytest.raises(GlueTableCollision, match=r"shop\.customers_latest is not snaplake's latest-view of shop\.customers"):
         register_landed(glue, lake, land(lake, NEWER, 4))
 
     assert reads(glue) == f"s3://{LAKE}/analyst/customers/" and LATEST_OF not in latest(glue)["Parameters"]
@@ -168,6 +176,7 @@ def test_a_manifest_without_snapshot_times_takes_them_from_the_partition(glue: A
 
 
 def test_a_malformed_snapshot_time_in_the_manifest_is_refused() -> None:
-    body = b'{"lakeBucket": "snaplake-lake", "tables": [{"database": "shop", "table": "t", "partition": "rds/shop/t/k=1/", "snapshotTime": "2024-05-02"}]}'
+    entry = {"database": "shop", "table": "t", "partition": "rds/shop/t/k=1/", "snapshotTime": "2024-05-02"}
+    body = json.dumps({"lakeBucket": LAKE, "tables": [entry]}).encode()
     with pytest.raises(LandedManifestInvalid, match="snapshotTime"):
         parse_landed_manifest(body, "s3://plans/landed.json", lake_bucket=LAKE)

@@ -18,6 +18,7 @@ from snaplake.catalog import (
     RetentionPolicy,
     apply_retention,
     change_hour_end,
+    expire_snapshot_table,
     expire_snapshots,
     register_landed,
     register_partition,
@@ -82,15 +83,7 @@ def records(glue: Any, table: str = "customers", database: str = "shop") -> list
 
 
 def expire(glue: Any, s3: Any, policy: RetentionPolicy, now: datetime = NOW) -> Any:
-    passes = expire_snapshots(glue, Bucket(s3, LAKE), register_landed_tables(), policy, now, OPTIONS)
-    return passes[0] if passes else None
-
-
-def register_landed_tables() -> list[Any]:
-    class Registered:  # what expire_snapshots reads of a Registration
-        database, table = "shop", "customers"
-
-    return [Registered()]
+    return expire_snapshot_table(glue, Bucket(s3, LAKE), "shop", "customers", policy, now, OPTIONS)
 
 
 def test_keeps_the_newest_n_and_removes_the_rest_from_glue_then_from_s3_after_the_grace(glue: Any, lake: Any) -> None:
@@ -117,11 +110,22 @@ def test_retention_zero_deletes_nothing(glue: Any, lake: Any) -> None:
     land_snapshots(glue, lake, *DAYS)
     objects = in_s3(lake)
 
-    assert expire(glue, lake, RetentionPolicy(), NOW + timedelta(days=999)) is None
-    assert apply_retention(
-        glue, Bucket(lake, LAKE), database="shop", table="customers", policy=RetentionPolicy(), partition_time=change_hour_end,
-        now=NOW, options=OPTIONS,
-    ).expired == ()
+    registrations = register_landed(glue, lake, {"lakeBucket": LAKE, "tables": []})
+    assert expire_snapshots(glue, Bucket(lake, LAKE), registrations, RetentionPolicy(), NOW + timedelta(days=999), OPTIONS) == []
+    assert expire(glue, lake, RetentionPolicy(), NOW + timedelta(days=999)).expired == ()
+    assert (
+        apply_retention(
+            glue,
+            Bucket(lake, LAKE),
+            database="shop",
+            table="customers",
+            policy=RetentionPolicy(),
+            partition_time=change_hour_end,
+            now=NOW,
+            options=OPTIONS,
+        ).expired
+        == ()
+    )
     assert registered(glue) == DAYS and in_s3(lake) == objects
 
 
@@ -204,14 +208,14 @@ def test_a_rerun_after_a_crash_anywhere_converges(glue: Any, lake: Any, client: 
         expire(glue, lake, policy)
         crashing_s3 = CrashAfter(lake, operation, after)
         with pytest.raises(RuntimeError):
-            expire_snapshots(glue, Bucket(crashing_s3, LAKE), register_landed_tables(), policy, NOW + QUERY_GRACE, OPTIONS)
+            expire_snapshot_table(glue, Bucket(crashing_s3, LAKE), "shop", "customers", policy, NOW + QUERY_GRACE, OPTIONS)
         if after:
             assert f"{partition(DAYS[0])}_SUCCESS" not in in_s3(lake), "_SUCCESS goes first"
             assert f"{partition(DAYS[0])}1/part-00000.parquet" in in_s3(lake)
     else:
         crashing_glue = CrashAfter(glue, operation, after)
         with pytest.raises(RuntimeError):
-            expire_snapshots(crashing_glue, Bucket(lake, LAKE), register_landed_tables(), policy, NOW, OPTIONS)
+            expire_snapshot_table(crashing_glue, Bucket(lake, LAKE), "shop", "customers", policy, NOW, OPTIONS)
         assert snapshots_in_s3(lake) == DAYS, "nothing leaves S3 before it left Glue"
 
     if client == "s3":
@@ -257,8 +261,14 @@ def test_change_log_hours_older_than_the_days_leave_glue_then_s3(glue: Any, lake
 
     def run(at: datetime) -> Any:
         return apply_retention(
-            glue, Bucket(lake, LAKE), database="dynamodb", table="orders_changes", policy=policy, partition_time=change_hour_end,
-            now=at, options=OPTIONS,
+            glue,
+            Bucket(lake, LAKE),
+            database="dynamodb",
+            table="orders_changes",
+            policy=policy,
+            partition_time=change_hour_end,
+            now=at,
+            options=OPTIONS,
         )
 
     assert run(now).expired == ("2024-04-30/23",)

@@ -199,27 +199,32 @@ def register_landed(
 def expire_snapshots(
     glue: Any, lake: Bucket, registrations: Sequence[Registration], policy: RetentionPolicy, now: datetime, options: CatalogOptions
 ) -> list[RetentionPass]:
-    """A retention pass over each table just registered, keeping the snapshot its `<table>_latest` reads."""
+    """A retention pass over each table just registered (see expire_snapshot_table)."""
     if not policy.enabled:
         return []
     tables: set[tuple[str, str]] = set()
     registration: Registration
     for registration in registrations:
         tables.add((registration.database, registration.table))
-    return [
-        apply_retention(
-            glue,
-            lake,
-            database=database,
-            table=table,
-            policy=policy,
-            partition_time=snapshot_time,
-            now=now,
-            options=options,
-            keep_location=latest_location(glue, database, table, options),
-        )
-        for database, table in sorted(tables)
-    ]
+    return [expire_snapshot_table(glue, lake, database, table, policy, now, options) for database, table in sorted(tables)]
+
+
+def expire_snapshot_table(
+    glue: Any, lake: Bucket, database: str, table: str, policy: RetentionPolicy, now: datetime, options: CatalogOptions
+) -> RetentionPass:
+    """A retention pass over an RDS table by snapshot time, keeping the snapshot its `<table>_latest` reads."""
+    keep = latest_location(glue, database, table, options)
+    return apply_retention(
+        glue,
+        lake,
+        database=database,
+        table=table,
+        policy=policy,
+        partition_time=snapshot_time,
+        now=now,
+        options=options,
+        keep_location=keep,
+    )
 
 
 def expire_change_log(
