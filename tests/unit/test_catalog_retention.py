@@ -276,3 +276,15 @@ def test_change_log_hours_older_than_the_days_leave_glue_then_s3(glue: Any, lake
     later = run(now + QUERY_GRACE)
     assert later.purged == ("2024-04-30/23",) and later.expired == ("2024-05-01/00",), "05-01 00:00-01:00 is 3 days old by then"
     assert not in_s3(lake, "lake/dynamodb_changes/orders/dt=2024-04-30/")
+
+
+def test_turning_retention_off_still_finishes_what_an_earlier_pass_began(glue: Any, lake: Any) -> None:
+    land_snapshots(glue, lake, *DAYS)
+    expire(glue, lake, RetentionPolicy(keep_count=2))
+    land_snapshots(glue, lake, DAYS[0])  # its execution re-run: registered again, and with retention off it stays
+
+    off = expire(glue, lake, RetentionPolicy(), NOW + QUERY_GRACE)
+
+    assert off.expired == () and off.purged == (DAYS[1],)
+    assert registered(glue) == [DAYS[0], *DAYS[2:]] and snapshots_in_s3(lake) == [DAYS[0], *DAYS[2:]]
+    assert records(glue) == [], "the re-registered snapshot's record is dropped, not purged later"

@@ -200,8 +200,6 @@ def expire_snapshots(
     glue: Any, lake: Bucket, registrations: Sequence[Registration], policy: RetentionPolicy, now: datetime, options: CatalogOptions
 ) -> list[RetentionPass]:
     """A retention pass over each table just registered (see expire_snapshot_table)."""
-    if not policy.enabled:
-        return []
     tables: set[tuple[str, str]] = set()
     registration: Registration
     for registration in registrations:
@@ -231,8 +229,6 @@ def expire_change_log(
     glue: Any, lake: Bucket, database: str, table: str, policy: RetentionPolicy, now: datetime, options: CatalogOptions
 ) -> list[RetentionPass]:
     """A retention pass over a DynamoDB change-log table (`<t>_changes`, partitions `dt`/`hour`) by the end of each hour."""
-    if not policy.enabled:
-        return []
     return [
         apply_retention(glue, lake, database=database, table=table, policy=policy, partition_time=change_hour_end, now=now, options=options)
     ]

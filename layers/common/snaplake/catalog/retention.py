@@ -106,9 +106,14 @@ def apply_retention(
     options: CatalogOptions,
     keep_location: str | None = None,
 ) -> RetentionPass:
-    """One retention pass over `database.table` (see the module docstring); `keep_location` is never expired."""
-    if get_table(glue, database, table, options) is None:
-        return RetentionPass(database, table, (), ())  # nothing registered yet (an export without items)
+    """One retention pass over `database.table` (see the module docstring); `keep_location` is never expired.
+
+    With the policy off it still finishes what an earlier pass began (records of partitions that left Glue), so
+    turning retention off never strands objects outside Glue; a table without records costs one GetTable.
+    """
+    table_now = get_table(glue, database, table, options)
+    if table_now is None or (not policy.enabled and not _records(table_now)):
+        return RetentionPass(database, table, (), ())  # nothing registered yet, or nothing to do
     registered = [
         partition
         for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table, **options.catalog())
@@ -124,15 +129,18 @@ def apply_retention(
         _delete_partitions(glue, database, table, [p["Values"] for p in expired], options)
     still_registered = {_record_key(p["Values"]) for p in registered} - {_record_key(p["Values"]) for p in expired}
     existing = get_table(glue, database, table, options) or {}
+    records = _records(existing)
+    # A recorded partition registered again (its snapshot's execution re-run) and kept by the policy: not expired any more.
+    stale = {key for key in records if key in still_registered}
     due = {
         key: record
-        for key, record in _records(existing).items()
+        for key, record in records.items()
         if key not in still_registered and parse_iso_utc(record["expiredAt"]) + policy.grace <= now
     }
     for key, record in due.items():
         _purge(lake, database, table, existing, key, record["location"])
-    if due:
-        _update_records(glue, database, table, options, drop=set(due))
+    if due or stale:
+        _update_records(glue, database, table, options, drop=set(due) | stale)
     result = RetentionPass(database, table, tuple("/".join(p["Values"]) for p in expired), tuple(k[len(EXPIRED) :] for k in due))
     if expired or due:
         log.info("retention", extra=result.as_json())
