@@ -124,8 +124,8 @@ def apply_retention(
         policy, [(p, partition_time(p)) for p in registered], now, lambda p: bool(keep) and _location(p).rstrip("/") == keep
     )
     if expired:
-        records = {_record_key(p["Values"]): json.dumps({"location": _location(p), "expiredAt": iso_utc(now)}) for p in expired}
-        _update_records(glue, database, table, options, add=records)
+        added = {_record_key(p["Values"]): json.dumps({"location": _location(p), "expiredAt": iso_utc(now)}) for p in expired}
+        _update_records(glue, database, table, options, add=added)
         _delete_partitions(glue, database, table, [p["Values"] for p in expired], options)
     still_registered = {_record_key(p["Values"]) for p in registered} - {_record_key(p["Values"]) for p in expired}
     existing = get_table(glue, database, table, options) or {}
