@@ -214,9 +214,13 @@ class ExportSchema:
         return self.observe(block, kind, options, first_line=1)
 
     def observe(self, block: bytes, kind: ExportKind, options: ConvertOptions, first_line: int) -> int:
+        return self.observe_parsed(block, kind, options, first_line)[1]
+
+    def observe_parsed(self, block: bytes, kind: ExportKind, options: ConvertOptions, first_line: int) -> tuple[dict[str, pa.Array], int]:
+        """Like `observe`, also returning the block's parsed sections (what `convert_sections` types)."""
         self.bind(kind, options)
         if not block or block.isspace():
-            return 0
+            return {}, 0
         known = self._scan_parse_schema(kind)
         table = parse_discovering(block, known, kind, first_line)
         sections = {name: combined(table.column(name)) for name in table.column_names}
@@ -226,7 +230,7 @@ class ExportSchema:
             self.observe_sections(sections, kind, options)
         except SnaplakeError as error:
             raise located_problem(block, kind, first_line, None, error) from None
-        return rows
+        return sections, rows
 
     def observe_sections(self, sections: dict[str, pa.Array], kind: ExportKind, options: ConvertOptions) -> None:
         if kind == "full":
