@@ -34,7 +34,9 @@ def scanned(data: bytes, kind: ExportKind = "full", options: ConvertOptions = SM
     return schema, stage.getvalue()
 
 
-def both_ways(data: bytes, stage: bytes, merged: ExportSchema, kind: ExportKind = "full", options: ConvertOptions = SMALL_BLOCKS) -> tuple[bytes, bytes]:
+def both_ways(
+    data: bytes, stage: bytes, merged: ExportSchema, kind: ExportKind = "full", options: ConvertOptions = SMALL_BLOCKS
+) -> tuple[bytes, bytes]:
     """(Parquet from the JSON, Parquet from the stage) with the merged schema."""
     from_json, from_stage = io.BytesIO(), io.BytesIO()
     convert_file(io.BytesIO(data), merged, kind, options, from_json)
@@ -116,7 +118,10 @@ def test_a_truncated_stage_is_not_carried_over_and_leaves_no_file(tmp_path: Any)
 def test_incremental_lines_give_the_same_parquet_bytes_from_their_stage() -> None:
     records = []
     for i in range(30):
-        record: dict[str, Any] = {"Metadata": {"WriteTimestampMicros": {"N": str(1_700_000_000_000_000 + i * 10**9)}}, "Keys": {"pk": {"S": f"k{i}"}}}
+        record: dict[str, Any] = {
+            "Metadata": {"WriteTimestampMicros": {"N": str(1_700_000_000_000_000 + i * 10**9)}},
+            "Keys": {"pk": {"S": f"k{i}"}},
+        }
         if i % 3:
             record["NewImage"] = {"pk": {"S": f"k{i}"}, "qty": {"N": str(i)}, "tags": {"SS": ["a"]}}
         if i % 2:

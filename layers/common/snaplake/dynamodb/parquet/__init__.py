@@ -54,7 +54,7 @@ extended explicit schema.
 """
 
 from snaplake.dynamodb.parquet.decoded import convert_lines
-from snaplake.dynamodb.parquet.files import convert_block, convert_file, convert_staged, iter_blocks, scan_file
+from snaplake.dynamodb.parquet.files import convert_block, convert_file, convert_staged, iter_blocks, scan_file, staged_blocks
 from snaplake.dynamodb.parquet.options import (
     CHANGE_TYPE_COLUMN,
     WRITE_TIME_COLUMN,
@@ -81,4 +81,5 @@ __all__ = [
     "convert_staged",
     "iter_blocks",
     "scan_file",
+    "staged_blocks",
 ]

@@ -168,6 +168,12 @@ def convert_staged(stage: BinaryStream, schema: ExportSchema, kind: ExportKind, 
     return _to_sink(staged_tables(stage, plan), plan, sink)
 
 
+def staged_blocks(stage: BinaryStream, schema: ExportSchema, kind: ExportKind, options: ConvertOptions) -> Iterator[pa.Table]:
+    """The tables `convert_block` gives for each block of the file, from what `scan_file` staged; NotCarriedOver
+    where a block does not fit the merged schema exactly."""
+    return staged_tables(stage, schema.column_plan(kind, options))
+
+
 def _to_sink(tables: Iterator[pa.Table], plan: ColumnPlan, sink: Any) -> int:
     if isinstance(sink, str | bytes | os.PathLike):
         try:

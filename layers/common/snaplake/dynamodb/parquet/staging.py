@@ -27,7 +27,7 @@ _LENGTH = struct.Struct("<Q")
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
-class NotCarriedOver(Exception):  # noqa: N818 - a control-flow signal (convert from the JSON instead), not an error
+class NotCarriedOver(Exception):
     """A staged block whose columns cannot be carried over exactly to the merged schema."""
 
 
