@@ -390,13 +390,17 @@ def convert_files(
             return {**_carry(request), "cursor": index, "done": False}
         source, items = files[index]
         with tempfile.TemporaryDirectory() as scratch:
+            converted_from = "stage"
             try:
                 staged = _staged_tables(export, plan.staged(index), schema, kind)
-                rows, writers, partition_rows = _landed(staged, scratch, "staged", arrow_schema, split)
+                rows, writers, partition_rows = _landed(staged, scratch, converted_from, arrow_schema, split)
             except NotCarriedOver as reason:
                 # The JSON, converted with the merged schema, is always exact: the file starts over from it.
                 log.info("converting %s from its JSON (%s)", source, reason)
-                rows, writers, partition_rows = _landed(_json_tables(export, source, schema, kind), scratch, "json", arrow_schema, split)
+                converted_from = "json"
+                rows, writers, partition_rows = _landed(
+                    _json_tables(export, source, schema, kind), scratch, converted_from, arrow_schema, split
+                )
             if rows != items:
                 raise CountMismatch(f"{source}: wrote {rows} rows, manifest-files.json says {items} items")
             keys, landed, size = [], {}, 0
@@ -407,7 +411,7 @@ def convert_files(
                 keys.append(key)
                 landed[key] = {"rows": partition_rows[partition], "bytes": os.path.getsize(path)}
                 size += landed[key]["bytes"]
-        result = {"rows": rows, "keys": keys, "landed": landed, "bytes": size}
+        result = {"rows": rows, "keys": keys, "landed": landed, "bytes": size, "from": converted_from}
         export.write_bytes(plan.file_result("converted", index), json.dumps(result).encode())
         index += workers
         done_one = True
