@@ -884,6 +884,7 @@ def test_the_duckdb_comparison_runs_at_smoke_size_on_identical_output_types(caps
         "snaplake scan + convert / duckdb",
         "snaplake scan / duckdb",
         "before: scan + convert from JSON / duckdb",
+        "floor (gunzip + parse, once) / duckdb",
     }
 
 
