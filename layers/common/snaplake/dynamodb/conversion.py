@@ -3,8 +3,11 @@ ScanFiles, MergeSchema, ConvertFiles); FinalizeConversion (snaplake.dynamodb.pub
 
 Data files are chosen only through the export's `manifest-files.json` (an
 incremental export's data sits in a folder shared with other exports). Every
-data file is read twice, streaming: once to learn its columns and types (so
-one export has one schema across all its files) and once to write Parquet.
+data file is parsed once, streaming: ScanFiles learns its columns and types (so
+one export has one schema across all its files) and stages its own conversion
+of the file (`staged/<n>.arrows` in the plan folder); ConvertFiles carries that
+over to the merged schema and writes Parquet, reading the data file again only
+where the stage is missing or does not carry over exactly.
 Rows are reconciled against the manifest per file and in total; a mismatch
 fails naming the file. Work is fanned out to shares (Map children) that each
 take every Nth file; plans, schemas and per-file results live in S3, not in
@@ -241,7 +244,7 @@ def scan_files(
     and where the next invocation starts), so MergeSchema reads one object per invocation, not one per file. A
     retry starts from the same cursor and overwrites it; MergeSchema follows each share's chain from its first file.
     """
-    from snaplake.dynamodb.parquet import ConvertOptions, ExportSchema, scan_file
+    from snaplake.dynamodb.parquet import CappedStage, ConvertOptions, ExportSchema, scan_file
 
     plan, worker, workers, count, index = share_of(request)
     kind = request.get("kind", FULL)
@@ -255,7 +258,7 @@ def scan_files(
             break
         key, items = files[index]
         with _stream(export, key) as stream, tempfile.TemporaryFile() as staged:
-            stage = _Stage(staged, STAGE_LIMIT_BYTES)
+            stage = CappedStage(staged, STAGE_LIMIT_BYTES)
             schema, rows = scan_file(stream, kind, ConvertOptions(), stage)
             if rows != items:
                 raise CountMismatch(f"{key}: manifest-files.json says {items} items, the file holds {rows}")
@@ -273,19 +276,6 @@ def scan_files(
 # ScanFiles keeps what it converted of a data file in /tmp (512 MB by default) until it uploads it; a file whose staged
 # conversion outgrows this is converted from its JSON by ConvertFiles instead.
 STAGE_LIMIT_BYTES = 256 * 1024**2
-
-
-class _Stage:
-    """A stage file that stops taking blocks once they pass `limit` bytes (what was written is then not used)."""
-
-    def __init__(self, file: Any, limit: int) -> None:
-        self.file, self.limit, self.size, self.overflowed = file, limit, 0, False
-
-    def write(self, data: Any) -> None:
-        self.size += memoryview(data).nbytes
-        self.overflowed = self.overflowed or self.size > self.limit
-        if not self.overflowed:
-            self.file.write(data)
 
 
 def merge_schemas(s3: Any, request: dict[str, Any], settings: ConversionSettings) -> dict[str, Any]:

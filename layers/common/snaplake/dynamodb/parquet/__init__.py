@@ -64,13 +64,14 @@ from snaplake.dynamodb.parquet.options import (
     ExportKind,
 )
 from snaplake.dynamodb.parquet.schema import ExportSchema
-from snaplake.dynamodb.parquet.staging import NotCarriedOver
+from snaplake.dynamodb.parquet.staging import CappedStage, NotCarriedOver
 
 __all__ = [
     "CHANGE_TYPE_COLUMN",
     "WRITE_TIME_COLUMN",
     "WRITE_TIME_TYPE",
     "BinaryStream",
+    "CappedStage",
     "ConvertOptions",
     "ExportKind",
     "ExportSchema",

@@ -31,6 +31,19 @@ class NotCarriedOver(Exception):
     """A staged block whose columns cannot be carried over exactly to the merged schema."""
 
 
+class CappedStage:
+    """A stage file that stops taking blocks once they pass `limit` bytes; `overflowed` then says not to use it."""
+
+    def __init__(self, file: Any, limit: int) -> None:
+        self.file, self.limit, self.size, self.overflowed = file, limit, 0, False
+
+    def write(self, data: Any) -> None:
+        self.size += memoryview(data).nbytes
+        self.overflowed = self.overflowed or self.size > self.limit
+        if not self.overflowed:
+            self.file.write(data)
+
+
 def write_staged(stage: Any, table: pa.Table, plan: ColumnPlan) -> int:
     """Append one block's typed table (columns as `plan` gives them) to `stage`; returns the bytes written."""
     tags = [[column.kind, column.section, list(column.path)] for column in plan.columns]
