@@ -137,6 +137,20 @@ def test_real_files_convert_from_the_scans_stage_to_the_same_parquet_bytes_as_fr
     assert from_json == from_stage
 
 
+def test_a_stage_over_its_limit_is_not_uploaded_and_the_file_converts_from_its_json(export_s3: Any, monkeypatch: Any) -> None:
+    from snaplake.dynamodb import conversion
+
+    monkeypatch.setattr(conversion, "STAGE_LIMIT_BYTES", 1)
+    converted = convert_export(export_s3, FULL_ID)
+    prefix = converted["planned"]["plan"]["prefix"]
+    staged = export_s3.list_objects_v2(Bucket=EXPORT_BUCKET, Prefix=f"{prefix}staged/").get("Contents", [])
+    assert {entry["Size"] for entry in staged} == {0}  # only the empty data files' (nothing to stage, nothing over)
+    results = [json.loads(export_s3.get_object(Bucket=EXPORT_BUCKET, Key=f"{prefix}converted/{index:06d}.json")["Body"].read())
+               for index in range(converted["planned"]["files"])]  # fmt: skip
+    assert {result["from"] for result in results if result["rows"]} == {"json"}
+    assert converted["landed"]["rows"] == converted["planned"]["expectedItems"]
+
+
 def lake_keys(s3: Any) -> list[str]:
     return sorted(obj["Key"] for obj in s3.list_objects_v2(Bucket=LAKE_BUCKET).get("Contents", []))
 
