@@ -1,12 +1,13 @@
 """The scan's own conversion of each block, kept so the convert pass need not parse the JSON a second time.
 
 While `scan_file` learns a data file's schema it converts every block it has parsed with the schema learned so far
-and appends the typed table to a *stage* (`write_staged`): Arrow IPC, one length-prefixed stream per block, each
-column tagged with its attribute path and kind. The convert pass (`staged_tables`) then only carries each staged
-column over to the export's merged schema, by attribute path: renamed, an absent path as nulls, an int64 column
-cast to the decimal or number text a wider schema gives, a decimal to a larger scale. Anything else (a path whose
-column kind changed, e.g. to JSON text because another file holds another type there) is not carried over
-(`NotCarriedOver`): the caller converts that file from its JSON instead, which is always exact.
+and appends the typed table to a *stage* (`write_staged`): per block, its columns' kinds and attribute paths
+(JSON), then the table as an Arrow IPC stream (zstd), each behind its length. The convert pass (`staged_tables`)
+then only carries each staged column over to the export's merged schema, by attribute path: renamed, an absent
+path as nulls, an int64 column cast to the decimal or number text a wider schema gives, a decimal to a larger
+scale. Anything else (a path whose column kind changed, e.g. to JSON text because another file holds another type
+there) is not carried over (`NotCarriedOver`): the caller converts that file from its JSON instead, which is
+always exact.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import pyarrow.compute as pc
 from snaplake.dynamodb.parquet.options import BinaryStream
 from snaplake.dynamodb.parquet.schema import ColumnPlan, LeafColumn
 
-_COLUMNS_KEY = b"snaplake.staged-columns"
 _LENGTH = struct.Struct("<Q")
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")  # cheaper than lz4 here (Arrow 26), and smaller
 
@@ -44,17 +44,17 @@ class CappedStage:
             self.file.write(data)
 
 
-def write_staged(stage: Any, table: pa.Table, plan: ColumnPlan) -> int:
-    """Append one block's typed table (columns as `plan` gives them) to `stage`; returns the bytes written."""
-    tags = [[column.kind, column.section, list(column.path)] for column in plan.columns]
-    tagged = table.replace_schema_metadata({_COLUMNS_KEY: json.dumps(tags)})
+def write_staged(stage: Any, table: pa.Table, plan: ColumnPlan) -> None:
+    """Append one block's typed table (columns as `plan` gives them) to `stage`: its column tags (JSON), then the
+    table (an Arrow IPC stream), each behind its length."""
+    tags = json.dumps([[column.kind, column.section, list(column.path)] for column in plan.columns]).encode()
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, tagged.schema, options=_IPC_OPTIONS) as writer:
-        writer.write_table(tagged)
+    with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
+        writer.write_table(table)
     body = sink.getvalue()
+    stage.write(_LENGTH.pack(len(tags)) + tags)
     stage.write(_LENGTH.pack(body.size))
     stage.write(body)
-    return _LENGTH.size + body.size
 
 
 def staged_tables(stage: BinaryStream, plan: ColumnPlan) -> Iterator[pa.Table]:
@@ -63,13 +63,19 @@ def staged_tables(stage: BinaryStream, plan: ColumnPlan) -> Iterator[pa.Table]:
         header = stage.read(_LENGTH.size)
         if not header:
             return
-        if len(header) != _LENGTH.size:
-            raise NotCarriedOver("the stage ends inside a block's length")
-        (size,) = _LENGTH.unpack(header)
-        body = _read_exactly(stage, size)
+        tags = _tags(_read_exactly(stage, _length(header)))
+        body = _read_exactly(stage, _length(stage.read(_LENGTH.size)))
         table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
         del body
-        yield carried_over(table, plan)
+        if len(tags) != table.num_columns:
+            raise NotCarriedOver("a staged block's column tags do not match its columns")
+        yield carried_over(table, tags, plan)
+
+
+def _length(header: bytes) -> int:
+    if len(header) != _LENGTH.size:
+        raise NotCarriedOver("the stage ends inside a block's length")
+    return int(_LENGTH.unpack(header)[0])
 
 
 def _read_exactly(stream: BinaryStream, size: int) -> bytes:
@@ -83,21 +89,16 @@ def _read_exactly(stream: BinaryStream, size: int) -> bytes:
     return b"".join(pieces)
 
 
-def _tags(table: pa.Table) -> list[tuple[str, str, tuple[str, ...]]]:
-    raw = (table.schema.metadata or {}).get(_COLUMNS_KEY)
-    if raw is None:
-        raise NotCarriedOver("a staged block without its column tags")
-    tags = [(kind, section, tuple(path)) for kind, section, path in json.loads(raw)]
-    if len(tags) != table.num_columns:
-        raise NotCarriedOver("a staged block's column tags do not match its columns")
-    return tags
+def _tags(raw: bytes) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(column kind, section, attribute path) of each column of a staged block."""
+    return [(kind, section, tuple(path)) for kind, section, path in json.loads(raw)]
 
 
-def carried_over(table: pa.Table, plan: ColumnPlan) -> pa.Table:
-    """A staged block's table with the merged plan's columns, or NotCarriedOver."""
+def carried_over(table: pa.Table, tags: list[tuple[str, str, tuple[str, ...]]], plan: ColumnPlan) -> pa.Table:
+    """A staged block's table (its columns tagged) with the merged plan's columns, or NotCarriedOver."""
     rows = table.num_rows
     staged: dict[tuple[str, str, tuple[str, ...]], tuple[str, pa.ChunkedArray]] = {}
-    for (kind, section, path), column in zip(_tags(table), table.columns, strict=True):
+    for (kind, section, path), column in zip(tags, table.columns, strict=True):
         key = (section, kind, ()) if not path else (section, "", path)  # the two system columns have no path
         staged[key] = (kind, column)
     arrays = []
