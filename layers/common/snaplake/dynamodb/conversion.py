@@ -408,17 +408,17 @@ def convert_files(
     return {**_carry(request), "cursor": None, "done": True}
 
 
-def _json_tables(export: Bucket, source: str, schema: Any, kind: str) -> Iterator[Any]:
+def _json_tables(export: Bucket, source: str, schema: Any, kind: Literal["full", "incremental"]) -> Iterator[Any]:
     """The data file's blocks, converted from its JSON with the merged schema."""
     from snaplake.dynamodb.parquet import ConvertOptions, convert_block, iter_blocks
 
     options = ConvertOptions()
     with _stream(export, source) as stream:
         for block in iter_blocks(stream, options.block_bytes):
-            yield convert_block(block, schema, kind, options)  # type: ignore[arg-type]
+            yield convert_block(block, schema, kind, options)
 
 
-def _staged_tables(export: Bucket, key: str, schema: Any, kind: str) -> Iterator[Any]:
+def _staged_tables(export: Bucket, key: str, schema: Any, kind: Literal["full", "incremental"]) -> Iterator[Any]:
     """The data file's blocks as ScanFiles converted them, carried over to the merged schema; NotCarriedOver when
     there is no staged conversion or it does not carry over exactly."""
     from snaplake.dynamodb.parquet import ConvertOptions, NotCarriedOver, staged_blocks
@@ -430,7 +430,7 @@ def _staged_tables(export: Bucket, key: str, schema: Any, kind: str) -> Iterator
             raise NotCarriedOver("no staged conversion") from None
         raise
     with contextlib.closing(stream):
-        yield from staged_blocks(stream, schema, kind, ConvertOptions())  # type: ignore[arg-type]
+        yield from staged_blocks(stream, schema, kind, ConvertOptions())
 
 
 def _landed(
