@@ -4,11 +4,14 @@
   uncompressed JSON, for: snaplake (scan pass, convert pass to Parquet, both; from the gzip file and from the
   decompressed file), a pure-Python baseline (gzip + json + boto3 TypeDeserializer + pa.Table.from_pylist, no
   Parquet), and raw pyarrow.json.read_json of the decompressed file (parse only, whole file at once)
-- peak RSS of scan + convert of 0.5 / 1 / 2 GB (uncompressed) files, each in a fresh subprocess
+- peak RSS of scan + convert of 0.5 / 1 / 2 GB (uncompressed) files, each in a fresh subprocess (the scan staging its
+  conversion in a file, the convert carrying it over, as the pipeline runs them)
 
 - with `--vs-duckdb` only: per-core throughput (MB of uncompressed JSON per CPU second, every thread counted) of
-  snaplake's scan + convert and of DuckDB (one thread) unwrapping the same gzip file's type descriptors by
-  hand-written SQL into the same types and writing Parquet, alternating runs, best of each, and the ratio
+  snaplake's scan + convert as the pipeline runs them (the scan stages its conversion, the convert carries it
+  over; and, for reference, the convert that parses the JSON again) and of DuckDB (one thread) unwrapping the same
+  gzip file's type descriptors by hand-written SQL into the same types and writing Parquet, alternating runs, best
+  of each, and the ratios
 
 Run: `python benchmarks/ddb_convert.py [--mb 100] [--rss-sizes 0.5,1,2] [--smoke] [--vs-duckdb]`.
 """
@@ -255,8 +258,12 @@ def _cpu_timed(action: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def versus_duckdb(mb: float, scratch: Path, repeats: int) -> dict[str, Any]:
-    """snaplake scan + convert and DuckDB's typed unwrap of the same gzip file, alternating, best CPU time of each."""
-    from snaplake.dynamodb.parquet import ConvertOptions, convert_file, scan_file
+    """snaplake scan + convert and DuckDB's typed unwrap of the same gzip file, alternating, best CPU time of each.
+
+    snaplake runs as the pipeline does: the scan (ScanFiles) also stages its conversion of each block, and the
+    convert (ConvertFiles) carries the stage over to the schema. For reference, in the same alternation: the scan
+    without a stage and the convert that parses the JSON again (the two passes before; ConvertFiles' fallback)."""
+    from snaplake.dynamodb.parquet import ConvertOptions, convert_file, convert_staged, scan_file
 
     options = ConvertOptions()
     lines = generate_lines(int(mb * MB), seed=11)
@@ -264,6 +271,7 @@ def versus_duckdb(mb: float, scratch: Path, repeats: int) -> dict[str, Any]:
     gz_path = scratch / "data.json.gz"
     gz_path.write_bytes(gzip.compress(lines, compresslevel=1))
     del lines
+    stage_path = scratch / "stage.arrows"
     seconds: dict[str, float] = {}
     counts: dict[str, int] = {}
 
@@ -273,29 +281,57 @@ def versus_duckdb(mb: float, scratch: Path, repeats: int) -> dict[str, Any]:
         return result
 
     def scan() -> Any:
+        with gzip.open(gz_path, "rb") as stream, stage_path.open("wb") as stage:
+            return scan_file(stream, "full", options, stage)
+
+    def convert(schema: Any) -> int:
+        with stage_path.open("rb") as stage:
+            return convert_staged(stage, schema, "full", options, scratch / "snaplake.parquet")
+
+    def convert_json(schema: Any) -> int:
+        with gzip.open(gz_path, "rb") as stream:
+            return convert_file(stream, schema, "full", options, scratch / "snaplake-json.parquet")
+
+    def scan_only() -> Any:
         with gzip.open(gz_path, "rb") as stream:
             return scan_file(stream, "full", options)
 
-    def convert(schema: Any) -> int:
-        with gzip.open(gz_path, "rb") as stream:
-            return convert_file(stream, schema, "full", options, scratch / "snaplake.parquet")
+    def floor() -> int:
+        """What any pass over the file with pyarrow's JSON reader costs at least: gunzip and parse, nothing else."""
+        from snaplake.dynamodb.parquet import iter_blocks
+        from snaplake.dynamodb.parquet.reading import read_exact
 
+        parse_schema = schema.column_plan("full", options).parse_schema
+        with gzip.open(gz_path, "rb") as stream:
+            return sum(read_exact(block, parse_schema, "full", 1).num_rows for block in iter_blocks(stream, options.block_bytes))
+
+    scan_name, staged_name = "snaplake scan (staging its conversion)", "snaplake convert (from the stage)"
+    plain_scan_name, json_name = "snaplake scan (no stage)", "snaplake convert from JSON"
     for _ in range(repeats):
         counts["duckdb"] = record("duckdb typed unwrap", lambda: _duckdb_unwrap(gz_path, scratch / "duckdb.parquet"))
-        schema, counts["scan"] = record("snaplake scan", scan)
-        counts["convert"] = record("snaplake convert", lambda: convert(schema))  # noqa: B023 - called at once
+        schema, counts["scan"] = record(scan_name, scan)
+        counts["convert"] = record(staged_name, lambda: convert(schema))  # noqa: B023 - called at once
+        counts["plain scan"] = record(plain_scan_name, scan_only)[1]
+        counts["json"] = record(json_name, lambda: convert_json(schema))  # noqa: B023 - called at once
+        counts["floor"] = record("floor: gunzip + pyarrow JSON parse only", floor)
     if len(set(counts.values())) != 1:
         raise SystemExit(f"row counts differ: {counts}")
-    seconds["snaplake scan + convert"] = seconds["snaplake scan"] + seconds["snaplake convert"]
+    if (scratch / "snaplake.parquet").read_bytes() != (scratch / "snaplake-json.parquet").read_bytes():
+        raise SystemExit("the Parquet file from the stage differs from the one from the JSON")
+    seconds["snaplake scan + convert"] = seconds[scan_name] + seconds[staged_name]
+    seconds["before: scan (no stage) + convert from JSON"] = seconds[plain_scan_name] + seconds[json_name]
     rates = {name: round(size_mb / value, 1) for name, value in seconds.items()}
     duck = rates["duckdb typed unwrap"]
     return {
         "file_mb_uncompressed": round(size_mb, 1),
+        "stage_mb": round(stage_path.stat().st_size / MB, 1),
         "rows": counts["duckdb"],
         "mb_per_cpu_second": rates,
         "ratios": {
             "snaplake scan + convert / duckdb": round(rates["snaplake scan + convert"] / duck, 2),
-            "snaplake convert / duckdb": round(rates["snaplake convert"] / duck, 2),
+            "snaplake scan / duckdb": round(rates[scan_name] / duck, 2),
+            "before: scan + convert from JSON / duckdb": round(rates["before: scan (no stage) + convert from JSON"] / duck, 2),
+            "floor (gunzip + parse, once) / duckdb": round(rates["floor: gunzip + pyarrow JSON parse only"] / duck, 2),
         },
     }
 
@@ -318,17 +354,20 @@ def _peak_rss_mb() -> dict[str, float]:
 
 
 def rss_child(path: str, out: str) -> dict[str, Any]:
-    """Scan then convert one file in this (fresh) process; report time and peak memory."""
-    from snaplake.dynamodb.parquet import ConvertOptions, convert_file, scan_file
+    """Scan (staging its conversion) then convert (from the stage) one file in this (fresh) process; report time and
+    peak memory."""
+    from snaplake.dynamodb.parquet import ConvertOptions, convert_staged, scan_file
 
     options = ConvertOptions()
     after_import = _peak_rss_mb()
     started = time.perf_counter()
-    with gzip.open(path, "rb") as stream:
-        schema, rows = scan_file(stream, "full", options)
+    stage_path = f"{out}.stage"
+    with gzip.open(path, "rb") as stream, open(stage_path, "wb") as stage:
+        schema, rows = scan_file(stream, "full", options, stage)
     scanned = time.perf_counter()
-    with gzip.open(path, "rb") as stream:
-        written = convert_file(stream, schema, "full", options, out)
+    with open(stage_path, "rb") as stage:
+        written = convert_staged(stage, schema, "full", options, out)
+    os.remove(stage_path)
     finished = time.perf_counter()
     if rows != written:
         raise SystemExit(f"scan counted {rows} rows, convert wrote {written}")

@@ -43,16 +43,16 @@ def largest_state_payload(execution: Execution) -> int:
 
 
 def test_a_convert_child_that_fails_for_good_fails_the_map_by_name_before_anything_is_published(stack: EmulatedStack) -> None:
-    original = parquet.convert_block
+    originals = parquet.convert_block, parquet.staged_blocks
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise CountMismatch("injected: this file never converts")
 
-    parquet.convert_block = broken
+    parquet.convert_block = parquet.staged_blocks = broken  # from its JSON or from the scan's stage alike
     try:
         execution = full_export(stack)
     finally:
-        parquet.convert_block = original
+        parquet.convert_block, parquet.staged_blocks = originals
 
     assert execution.status == "FAILED"
     # PipelineFailed re-raises the Map's error through ErrorPath, which moto's Fail state refuses for a `States.` name.

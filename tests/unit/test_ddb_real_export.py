@@ -96,6 +96,61 @@ def convert_export(s3: Any, export_id: str) -> dict[str, Any]:
     return {"planned": planned, "landed": landed}
 
 
+@pytest.mark.parametrize("export_id", [FULL_ID, FIRST_WINDOW_ID, SECOND_WINDOW_ID])
+def test_real_files_convert_from_the_scans_stage_to_the_same_parquet_bytes_as_from_their_json(export_s3: Any, export_id: str) -> None:
+    """ConvertFiles carries ScanFiles' staged conversion over (no second JSON parse); without the stage it converts
+    the JSON: the lake objects are byte for byte the same."""
+    planned = plan_conversion(
+        export_s3,
+        {
+            "tableArn": TABLE_ARN,
+            "exportArn": f"{TABLE_ARN}/export/{export_id}",
+            "bucket": EXPORT_BUCKET,
+            "manifestSummaryKey": f"AWSDynamoDB/{export_id}/manifest-summary.json",
+        },
+        SETTINGS,
+    )
+    carried = {key: planned[key] for key in ("plan", "kind", "table", "exportedTo", "exportId")}
+    for share in planned["workers"]:
+        scan_files(export_s3, {**carried, "share": share}, SETTINGS, never_late)
+    merge_schemas(export_s3, {"plan": planned["plan"], "files": planned["files"], "expectedItems": planned["expectedItems"]}, SETTINGS)
+    prefix = planned["plan"]["prefix"]
+
+    def converted() -> tuple[dict[str, bytes], list[str]]:
+        for share in planned["workers"]:
+            assert convert_files(export_s3, {**carried, "share": share}, SETTINGS, never_late)["done"] is True
+        staged = [key for key in lake_keys(export_s3) if key.endswith(".parquet")]
+        objects = {key: export_s3.get_object(Bucket=LAKE_BUCKET, Key=key)["Body"].read() for key in staged}
+        results = [json.loads(export_s3.get_object(Bucket=EXPORT_BUCKET, Key=f"{prefix}converted/{index:06d}.json")["Body"].read())
+                   for index in range(planned["files"])]  # fmt: skip
+        return objects, [result["from"] for result in results]
+
+    from_stage, sources = converted()
+    assert sources == ["stage"] * planned["files"]
+    assert from_stage
+    for index in range(planned["files"]):
+        export_s3.delete_object(Bucket=EXPORT_BUCKET, Key=f"{prefix}staged/{index:06d}.arrows")
+    for key in from_stage:
+        export_s3.delete_object(Bucket=LAKE_BUCKET, Key=key)
+    from_json, sources = converted()
+    assert sources == ["json"] * planned["files"]
+    assert from_json == from_stage
+
+
+def test_a_stage_over_its_limit_is_not_uploaded_and_the_file_converts_from_its_json(export_s3: Any, monkeypatch: Any) -> None:
+    from snaplake.dynamodb import conversion
+
+    monkeypatch.setattr(conversion, "STAGE_LIMIT_BYTES", 1)
+    converted = convert_export(export_s3, FULL_ID)
+    prefix = converted["planned"]["plan"]["prefix"]
+    staged = export_s3.list_objects_v2(Bucket=EXPORT_BUCKET, Prefix=f"{prefix}staged/").get("Contents", [])
+    assert {entry["Size"] for entry in staged} == {0}  # only the empty data files' (nothing to stage, nothing over)
+    results = [json.loads(export_s3.get_object(Bucket=EXPORT_BUCKET, Key=f"{prefix}converted/{index:06d}.json")["Body"].read())
+               for index in range(converted["planned"]["files"])]  # fmt: skip
+    assert {result["from"] for result in results if result["rows"]} == {"json"}
+    assert converted["landed"]["rows"] == converted["planned"]["expectedItems"]
+
+
 def lake_keys(s3: Any) -> list[str]:
     return sorted(obj["Key"] for obj in s3.list_objects_v2(Bucket=LAKE_BUCKET).get("Contents", []))
 

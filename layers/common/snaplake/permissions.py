@@ -158,6 +158,7 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "scan_files": ("s3.put_object dynamodb-export",),
         "merge_schemas": ("s3.get_object dynamodb-export", "s3.put_object dynamodb-export"),
         "convert_files": ("s3.get_object dynamodb-export", "s3.put_object dynamodb-export", "s3.upload_file lake"),
+        "_staged_tables": ("s3.get_object dynamodb-export",),  # ScanFiles' staged conversion, in the plan folder
     },
     "snaplake.dynamodb.publish": {
         "publish": ("s3.copy lake -> lake", "s3.head_object lake"),

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from snaplake.core.aws import client_error_of, error_code, error_message, is_access_denied, is_not_found
 from snaplake.core.errors import KmsAccessDenied, LakeAccessDenied, PlanMissing
@@ -161,9 +161,16 @@ class Bucket:
 
     # ---------------------------------------------------------------- writing
     def write_bytes(
-        self, key: str, body: bytes, content_type: str | None = None, *, if_none_match: bool = False, if_match: str | None = None
+        self,
+        key: str,
+        body: bytes | IO[bytes],
+        content_type: str | None = None,
+        *,
+        if_none_match: bool = False,
+        if_match: str | None = None,
     ) -> None:
-        """PutObject; `if_none_match` writes only when the key is absent, `if_match` only over that ETag (S3 answers 412 otherwise)."""
+        """PutObject (body: bytes, or a file read from its position); `if_none_match` writes only when the key is
+        absent, `if_match` only over that ETag (S3 answers 412 otherwise)."""
         extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
         if if_none_match:
             extra["IfNoneMatch"] = "*"

@@ -3,8 +3,11 @@ ScanFiles, MergeSchema, ConvertFiles); FinalizeConversion (snaplake.dynamodb.pub
 
 Data files are chosen only through the export's `manifest-files.json` (an
 incremental export's data sits in a folder shared with other exports). Every
-data file is read twice, streaming: once to learn its columns and types (so
-one export has one schema across all its files) and once to write Parquet.
+data file is parsed once, streaming: ScanFiles learns its columns and types (so
+one export has one schema across all its files) and stages its own conversion
+of the file (`staged/<n>.arrows` in the plan folder); ConvertFiles carries that
+over to the merged schema and writes Parquet, reading the data file again only
+where the stage is missing or does not carry over exactly.
 Rows are reconciled against the manifest per file and in total; a mismatch
 fails naming the file. Work is fanned out to shares (Map children) that each
 take every Nth file; plans, schemas and per-file results live in S3, not in
@@ -22,18 +25,21 @@ loops on its time-budget cursor).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
 import json
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from snaplake.core.aws import is_not_found
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import athena_identifier, bucket, integer, s3_key, text, timestamp
 from snaplake.core.names import athena_name, join_key
@@ -74,6 +80,10 @@ class Plan:
         """What one ScanFiles invocation of the share found, starting at file `start`: the files' merged schema, their
         rows, and where the next invocation started (`next`), so MergeSchema follows the share from its first file."""
         return f"{self.prefix}schemas/share-{worker:06d}-from-{start:06d}.json"
+
+    def staged(self, index: int) -> str:
+        """ScanFiles' own conversion of data file `index` (snaplake.dynamodb.parquet.staging), for ConvertFiles."""
+        return f"{self.prefix}staged/{index:06d}.arrows"
 
     def share_files_key(self, worker: int) -> str:
         """The share's data files, as PlanConversion listed them."""
@@ -234,7 +244,7 @@ def scan_files(
     and where the next invocation starts), so MergeSchema reads one object per invocation, not one per file. A
     retry starts from the same cursor and overwrites it; MergeSchema follows each share's chain from its first file.
     """
-    from snaplake.dynamodb.parquet import ConvertOptions, ExportSchema, scan_file
+    from snaplake.dynamodb.parquet import CappedStage, ConvertOptions, ExportSchema, scan_file
 
     plan, worker, workers, count, index = share_of(request)
     kind = request.get("kind", FULL)
@@ -247,16 +257,25 @@ def scan_files(
         if scanned and remaining_ms() < reserve_ms:
             break
         key, items = files[index]
-        with _stream(export, key) as stream:
-            schema, rows = scan_file(stream, kind, ConvertOptions())
-        if rows != items:
-            raise CountMismatch(f"{key}: manifest-files.json says {items} items, the file holds {rows}")
+        with _stream(export, key) as stream, tempfile.TemporaryFile() as staged:
+            stage = CappedStage(staged, STAGE_LIMIT_BYTES)
+            schema, rows = scan_file(stream, kind, ConvertOptions(), stage)
+            if rows != items:
+                raise CountMismatch(f"{key}: manifest-files.json says {items} items, the file holds {rows}")
+            if not stage.overflowed:
+                staged.seek(0)
+                export.write_bytes(plan.staged(index), staged)
         merged, scanned, rows_seen = merged.merge(schema), scanned + 1, rows_seen + rows
         index += workers
     done = index >= count
     found = {"files": scanned, "rows": rows_seen, "next": None if done else index, "schema": merged.to_json()}
     export.write_bytes(plan.scanned(worker, start), json.dumps(found).encode())
     return {**_carry(request), "cursor": None if done else index, "done": done}
+
+
+# ScanFiles keeps what it converted of a data file in /tmp (512 MB by default) until it uploads it; a file whose staged
+# conversion outgrows this is converted from its JSON by ConvertFiles instead.
+STAGE_LIMIT_BYTES = 256 * 1024**2
 
 
 def merge_schemas(s3: Any, request: dict[str, Any], settings: ConversionSettings) -> dict[str, Any]:
@@ -345,9 +364,7 @@ def convert_files(
 
     A data file without rows (DynamoDB writes one per empty table partition) lands nothing:
     its result lists no keys, so an export without rows publishes no data file."""
-    import pyarrow.parquet as pq
-
-    from snaplake.dynamodb.parquet import ConvertOptions, ExportSchema, convert_block, iter_blocks
+    from snaplake.dynamodb.parquet import ConvertOptions, ExportSchema, NotCarriedOver
 
     plan, worker, workers, count, index = share_of(request)
     kind, table, exported_to, export_id = conversion_of(request)
@@ -356,46 +373,94 @@ def convert_files(
     schema = ExportSchema.from_json(export.read_plan(f"{plan.prefix}schema.json"))
     options = ConvertOptions()
     arrow_schema = schema.arrow_schema(kind, options)
+    split = functools.partial(_split, kind=kind, settings=settings, name=table, exported_to=exported_to)
     done_one = False
     while index < count:
         if done_one and remaining_ms() < reserve_ms:
             return {**_carry(request), "cursor": index, "done": False}
         source, items = files[index]
         with tempfile.TemporaryDirectory() as scratch:
-            writers: dict[str, Any] = {}
-            partition_rows: dict[str, int] = {}
-            rows = 0
+            converted_from = "stage"
             try:
-                with _stream(export, source) as stream:
-                    for block in iter_blocks(stream, options.block_bytes):
-                        converted = convert_block(block, schema, kind, options)
-                        rows += converted.num_rows
-                        for partition, part in _split(converted, kind, settings, table, exported_to):
-                            if not part.num_rows:
-                                continue
-                            if partition not in writers:
-                                path = os.path.join(scratch, f"{len(writers)}.parquet")
-                                writers[partition] = (pq.ParquetWriter(path, arrow_schema, compression="zstd"), path)
-                            writers[partition][0].write_table(part)
-                            partition_rows[partition] = partition_rows.get(partition, 0) + part.num_rows
-            finally:
-                for writer, _ in writers.values():
-                    writer.close()
+                staged = _staged_tables(export, plan.staged(index), schema, kind)
+                rows, writers, partition_rows = _landed(staged, scratch, converted_from, arrow_schema, split)
+            except NotCarriedOver as reason:
+                # The JSON, converted with the merged schema, is always exact: the file starts over from it.
+                log.info("converting %s from its JSON (%s)", source, reason)
+                converted_from = "json"
+                rows, writers, partition_rows = _landed(
+                    _json_tables(export, source, schema, kind), scratch, converted_from, arrow_schema, split
+                )
             if rows != items:
                 raise CountMismatch(f"{source}: wrote {rows} rows, manifest-files.json says {items} items")
             keys, landed, size = [], {}, 0
-            for partition, (_, path) in sorted(writers.items()):
+            for partition, path in sorted(writers.items()):
                 name = f"part-{index:05d}.parquet" if kind == FULL else f"{export_id}-{index:05d}.parquet"
                 key = f"{partition}/{name}"
                 lake.write_file(path, staging_key(settings, export_id, key))
                 keys.append(key)
                 landed[key] = {"rows": partition_rows[partition], "bytes": os.path.getsize(path)}
                 size += landed[key]["bytes"]
-        result = {"rows": rows, "keys": keys, "landed": landed, "bytes": size}
+        result = {"rows": rows, "keys": keys, "landed": landed, "bytes": size, "from": converted_from}
         export.write_bytes(plan.file_result("converted", index), json.dumps(result).encode())
         index += workers
         done_one = True
     return {**_carry(request), "cursor": None, "done": True}
+
+
+def _json_tables(export: Bucket, source: str, schema: Any, kind: Literal["full", "incremental"]) -> Iterator[Any]:
+    """The data file's blocks, converted from its JSON with the merged schema."""
+    from snaplake.dynamodb.parquet import ConvertOptions, convert_block, iter_blocks
+
+    options = ConvertOptions()
+    with _stream(export, source) as stream:
+        for block in iter_blocks(stream, options.block_bytes):
+            yield convert_block(block, schema, kind, options)
+
+
+def _staged_tables(export: Bucket, key: str, schema: Any, kind: Literal["full", "incremental"]) -> Iterator[Any]:
+    """The data file's blocks as ScanFiles converted them, carried over to the merged schema; NotCarriedOver when
+    there is no staged conversion or it does not carry over exactly."""
+    from snaplake.dynamodb.parquet import ConvertOptions, NotCarriedOver, staged_blocks
+
+    try:
+        stream = export.open_stream(key)
+    except Exception as error:
+        if is_not_found(error):
+            raise NotCarriedOver("no staged conversion") from None
+        raise
+    with contextlib.closing(stream):
+        yield from staged_blocks(stream, schema, kind, ConvertOptions())
+
+
+def _landed(
+    tables: Iterator[Any], scratch: str, attempt: str, arrow_schema: Any, split: Callable[[Any], list[tuple[str, Any]]]
+) -> tuple[int, dict[str, str], dict[str, int]]:
+    """The tables' rows written to one zstd Parquet file per lake partition under scratch/attempt:
+    (rows, partition -> path, partition -> rows)."""
+    import pyarrow.parquet as pq
+
+    folder = os.path.join(scratch, attempt)
+    os.makedirs(folder)
+    writers: dict[str, Any] = {}
+    paths: dict[str, str] = {}
+    partition_rows: dict[str, int] = {}
+    rows = 0
+    try:
+        for converted in tables:
+            rows += converted.num_rows
+            for partition, part in split(converted):
+                if not part.num_rows:
+                    continue
+                if partition not in writers:
+                    paths[partition] = os.path.join(folder, f"{len(writers)}.parquet")
+                    writers[partition] = pq.ParquetWriter(paths[partition], arrow_schema, compression="zstd")
+                writers[partition].write_table(part)
+                partition_rows[partition] = partition_rows.get(partition, 0) + part.num_rows
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return rows, paths, partition_rows
 
 
 def staging_key(settings: ConversionSettings, export_id: str, key: str) -> str:

@@ -10,6 +10,12 @@ export gets the same columns and types:
 2. `convert_file` reads each data file again and writes one Parquet file whose
    columns are exactly `ExportSchema.arrow_schema(...)`.
 
+The JSON need not be parsed twice: given a stage, `scan_file` also converts
+each block it parsed with the schema learned so far, and `convert_staged` carries
+those tables over to the merged schema (`snaplake.dynamodb.parquet.staging`),
+giving the same Parquet file as `convert_file`; where a block does not carry
+over exactly (`NotCarriedOver`), the file is converted from its JSON.
+
 Both passes stream: the decompressed file is cut into blocks of complete lines
 (`iter_blocks`, about `ConvertOptions.block_bytes` each), every block is parsed
 by pyarrow's C++ JSON reader and turned into typed columns with
@@ -48,7 +54,7 @@ extended explicit schema.
 """
 
 from snaplake.dynamodb.parquet.decoded import convert_lines
-from snaplake.dynamodb.parquet.files import convert_block, convert_file, iter_blocks, scan_file
+from snaplake.dynamodb.parquet.files import convert_block, convert_file, convert_staged, iter_blocks, scan_file, staged_blocks
 from snaplake.dynamodb.parquet.options import (
     CHANGE_TYPE_COLUMN,
     WRITE_TIME_COLUMN,
@@ -58,18 +64,23 @@ from snaplake.dynamodb.parquet.options import (
     ExportKind,
 )
 from snaplake.dynamodb.parquet.schema import ExportSchema
+from snaplake.dynamodb.parquet.staging import CappedStage, NotCarriedOver
 
 __all__ = [
     "CHANGE_TYPE_COLUMN",
     "WRITE_TIME_COLUMN",
     "WRITE_TIME_TYPE",
     "BinaryStream",
+    "CappedStage",
     "ConvertOptions",
     "ExportKind",
     "ExportSchema",
+    "NotCarriedOver",
     "convert_block",
     "convert_file",
     "convert_lines",
+    "convert_staged",
     "iter_blocks",
     "scan_file",
+    "staged_blocks",
 ]

@@ -14,9 +14,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from snaplake.dynamodb.parquet.columns import convert
+from snaplake.core.errors import SnaplakeError
+from snaplake.dynamodb.parquet.columns import convert, convert_sections
 from snaplake.dynamodb.parquet.options import BinaryStream, ConvertOptions, ExportKind
+from snaplake.dynamodb.parquet.reading import located_problem
 from snaplake.dynamodb.parquet.schema import ColumnPlan, ExportSchema
+from snaplake.dynamodb.parquet.staging import staged_tables, write_staged
 
 
 def iter_blocks(stream: BinaryStream, block_bytes: int) -> Iterator[bytes]:
@@ -106,14 +109,28 @@ def _read_ahead(blocks: Iterator[bytes]) -> Iterator[bytes]:
         helper.join()
 
 
-def scan_file(stream: BinaryStream, kind: ExportKind, options: ConvertOptions) -> tuple[ExportSchema, int]:
-    """Schema and row count of one data file (stream: the decompressed file)."""
+def scan_file(stream: BinaryStream, kind: ExportKind, options: ConvertOptions, stage: Any = None) -> tuple[ExportSchema, int]:
+    """Schema and row count of one data file (stream: the decompressed file).
+
+    With a `stage` (a writable binary file), each block is also converted with the schema learned so far and
+    appended to it (`snaplake.dynamodb.parquet.staging`), so that `convert_staged` need not parse the JSON again.
+    """
     schema = ExportSchema()
     schema.bind(kind, options)
     rows = 0
     first_line = 1
     for block in iter_blocks(stream, options.block_bytes):
-        rows += schema.observe(block, kind, options, first_line)
+        sections, block_rows = schema.observe_parsed(block, kind, options, first_line)
+        if stage is not None and block_rows:
+            plan = schema.column_plan(kind, options)
+            try:
+                table = convert_sections(sections, block_rows, plan, kind)
+            except SnaplakeError as error:
+                raise located_problem(block, kind, first_line, None, error) from None
+            write_staged(stage, table, plan)
+            del table
+        del sections
+        rows += block_rows
         first_line += block.count(b"\n")
     return schema, rows
 
@@ -131,15 +148,42 @@ def convert_file(stream: BinaryStream, schema: ExportSchema, kind: ExportKind, o
     so a partial file can never pass for a complete one; a path sink is removed.
     """
     plan = schema.column_plan(kind, options)
+
+    def tables() -> Iterator[pa.Table]:
+        first_line = 1
+        for block in iter_blocks(stream, options.block_bytes):
+            table = convert(block, schema, kind, options, first_line)
+            first_line += block.count(b"\n")
+            del block
+            yield table
+
+    return _to_sink(tables(), plan, sink)
+
+
+def convert_staged(stage: BinaryStream, schema: ExportSchema, kind: ExportKind, options: ConvertOptions, sink: Any) -> int:
+    """`convert_file` from what `scan_file` staged instead of the JSON: the same Parquet file, or NotCarriedOver
+    (nothing usable reaches the sink, as after any failure) when a staged block does not fit the merged schema
+    exactly; then convert the JSON."""
+    plan = schema.column_plan(kind, options)
+    return _to_sink(staged_tables(stage, plan), plan, sink)
+
+
+def staged_blocks(stage: BinaryStream, schema: ExportSchema, kind: ExportKind, options: ConvertOptions) -> Iterator[pa.Table]:
+    """The tables `convert_block` gives for each block of the file, from what `scan_file` staged; NotCarriedOver
+    where a block does not fit the merged schema exactly."""
+    return staged_tables(stage, schema.column_plan(kind, options))
+
+
+def _to_sink(tables: Iterator[pa.Table], plan: ColumnPlan, sink: Any) -> int:
     if isinstance(sink, str | bytes | os.PathLike):
         try:
             with open(sink, "wb") as file:
-                return _write_parquet(stream, schema, kind, options, plan, file)
+                return _write_parquet(tables, plan, file)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.remove(sink)
             raise
-    return _write_parquet(stream, schema, kind, options, plan, sink)
+    return _write_parquet(tables, plan, sink)
 
 
 class _SinkGuard:
@@ -183,22 +227,16 @@ class _SinkGuard:
         self.closed = True
 
 
-def _write_parquet(
-    stream: BinaryStream, schema: ExportSchema, kind: ExportKind, options: ConvertOptions, plan: ColumnPlan, sink: Any
-) -> int:
+def _write_parquet(tables: Iterator[pa.Table], plan: ColumnPlan, sink: Any) -> int:
     guard = _SinkGuard(sink)
     writer = pq.ParquetWriter(guard, plan.arrow_schema)
     rows = 0
-    first_line = 1
     # Row group k is encoded and written on a helper thread while block k+1 is parsed
     # and converted; at most one write is in flight, so memory stays bounded.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="snaplake-parquet") as background:
         pending: Future[None] | None = None
         try:
-            for block in iter_blocks(stream, options.block_bytes):
-                table = convert(block, schema, kind, options, first_line)
-                first_line += block.count(b"\n")
-                del block
+            for table in tables:
                 if pending is not None:
                     pending.result()
                     pending = None

@@ -211,22 +211,21 @@ class ExportSchema:
 
     def observe_block(self, block: bytes, kind: ExportKind, options: ConvertOptions) -> int:
         """Add one block of complete lines to the schema; returns the number of rows (items) in it."""
-        return self.observe(block, kind, options, first_line=1)
+        return self.observe_parsed(block, kind, options, first_line=1)[1]
 
-    def observe(self, block: bytes, kind: ExportKind, options: ConvertOptions, first_line: int) -> int:
+    def observe_parsed(self, block: bytes, kind: ExportKind, options: ConvertOptions, first_line: int) -> tuple[dict[str, pa.Array], int]:
+        """Add one block (its first line's number given) to the schema; returns its parsed sections and rows."""
         self.bind(kind, options)
         if not block or block.isspace():
-            return 0
-        known = self._scan_parse_schema(kind)
-        table = parse_discovering(block, known, kind, first_line)
-        sections = {name: combined(table.column(name)) for name in table.column_names}
-        rows = table.num_rows
+            return {}, 0
+        table = parse_discovering(block, self._scan_parse_schema(kind), kind, first_line)
+        sections, rows = {name: combined(table.column(name)) for name in table.column_names}, table.num_rows
         del table
         try:
             self.observe_sections(sections, kind, options)
         except SnaplakeError as error:
             raise located_problem(block, kind, first_line, None, error) from None
-        return rows
+        return sections, rows
 
     def observe_sections(self, sections: dict[str, pa.Array], kind: ExportKind, options: ConvertOptions) -> None:
         if kind == "full":
