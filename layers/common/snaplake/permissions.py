@@ -53,6 +53,10 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "Bucket.read_json_with_etag": ("s3.get_object",),
     },
     # Claims and column registries live in the lake, under _snaplake/ (LakePrefix).
+    # The PII hashing key: its ciphertext (PII_KEY_CIPHERTEXT) decrypted once per container.
+    "snaplake.core.pii": {
+        "PiiKey._decrypt": ("kms.decrypt",),
+    },
     "snaplake.core.claims": {
         "Claims.claim": ("s3.put_object lake", "s3.get_object lake"),
         "Claims.release": ("s3.delete_objects lake",),

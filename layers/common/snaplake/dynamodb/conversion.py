@@ -37,6 +37,7 @@ from typing import Any, Literal
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import athena_identifier, bucket, integer, s3_key, text, timestamp
 from snaplake.core.names import athena_name, join_key
+from snaplake.core.pii import CHANGE_IMAGES, DYNAMODB, PiiProtector
 from snaplake.core.s3 import Bucket
 from snaplake.core.times import iso_utc, parse_iso_utc, snapshot_time_value
 from snaplake.dynamodb.errors import CountMismatch, ManifestMissing
@@ -338,10 +339,18 @@ def lake_partition(settings: ConversionSettings, kind: str, table: str, exported
 
 
 def convert_files(
-    s3: Any, request: dict[str, Any], settings: ConversionSettings, remaining_ms: Callable[[], int], reserve_ms: int = 180_000
+    s3: Any,
+    request: dict[str, Any],
+    settings: ConversionSettings,
+    remaining_ms: Callable[[], int],
+    reserve_ms: int = 180_000,
+    pii: PiiProtector | None = None,
 ) -> dict[str, Any]:
     """Write each assigned data file as Parquet in the lake under a deterministic key, so a
     re-run overwrites instead of duplicating. Incremental rows are split by write hour.
+
+    The table's PII rule (`pii`, snaplake.core.pii) is applied to each converted block before it is written:
+    dropped columns never reach the Parquet writer, hashed ones reach it as HMAC strings.
 
     A data file without rows (DynamoDB writes one per empty table partition) lands nothing:
     its result lists no keys, so an export without rows publishes no data file."""
@@ -356,6 +365,10 @@ def convert_files(
     schema = ExportSchema.from_json(export.read_plan(f"{plan.prefix}schema.json"))
     options = ConvertOptions()
     arrow_schema = schema.arrow_schema(kind, options)
+    rule = pii.rule(DYNAMODB, table, reserved_names(kind)) if pii is not None else None
+    images = CHANGE_IMAGES if kind == INCREMENTAL else ()
+    if pii is not None and rule is not None:
+        arrow_schema = pii.protect_schema(arrow_schema, rule, images)
     done_one = False
     while index < count:
         if done_one and remaining_ms() < reserve_ms:
@@ -369,6 +382,8 @@ def convert_files(
                 with _stream(export, source) as stream:
                     for block in iter_blocks(stream, options.block_bytes):
                         converted = convert_block(block, schema, kind, options)
+                        if pii is not None and rule is not None:
+                            converted = pii.protect_table(converted, rule, images)
                         rows += converted.num_rows
                         for partition, part in _split(converted, kind, settings, table, exported_to):
                             if not part.num_rows:

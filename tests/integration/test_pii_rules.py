@@ -1,0 +1,137 @@
+"""PII column rules on the emulated stack (PiiRules, PiiKeyCiphertext, PiiKmsKeyArn): each pipeline runs with rules,
+then every object in the lake bucket is read back (its bytes, and every value of every Parquet file) and none holds
+a raw value of a dropped or hashed column; equal values hash alike across the pipelines."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from snaplake.core.pii import KEY_CONTEXT
+from snaplake_local.sample_data import orders_items
+from snaplake_local.sources import (
+    ORDERS_TABLE,
+    ORDERS_TABLE_ARN,
+    create_orders_table,
+    default_parameters,
+    seed_sample_sources,
+)
+from snaplake_local.stack import EmulatedStack
+from snaplake_local.streams import create_stream_table, stream_events
+
+# Distinctive raw values: none can turn up in a lake object by chance.
+EMAIL = "ana.pii-raw-7f3a@example.com"
+PHONE = "+31-PII-RAW-PHONE-0099"
+CARD = "4111-PII-RAW-CARD-2222"
+RAW_VALUES = (EMAIL, PHONE, CARD, "ana@example.com", "bo@example.com", "chen@example.com", "dee@example.com")
+RULES = {
+    "rds": {"shop.customers": {"hash": ["email"]}},
+    "dynamodb": {
+        ORDERS_TABLE: {"hash": ["customer__email"], "drop": ["customer__phone"]},
+        "shop-carts": {"hash": ["owner__email"], "drop": ["card"]},
+    },
+}
+
+
+def _items() -> list[dict[str, Any]]:
+    items = orders_items(count=4)
+    for item in items:
+        item["customer"]["M"].update(email={"S": EMAIL}, phone={"S": PHONE})
+    return items
+
+
+@pytest.fixture
+def stack() -> Iterator[EmulatedStack]:
+    with EmulatedStack(default_parameters(PiiRules=json.dumps(RULES)), function_log_level="WARNING") as deployed:
+        seed_sample_sources(deployed)
+        yield deployed
+
+
+def _secret(stack: EmulatedStack) -> bytes:
+    """The data key behind the functions' PII_KEY_CIPHERTEXT (the test's own look at it, to check the hashes)."""
+    import base64
+
+    environment = stack.environment("ConvertFilesFunction")
+    blob = base64.b64decode(environment["PII_KEY_CIPHERTEXT"])
+    return bytes(stack.client("kms").decrypt(CiphertextBlob=blob, EncryptionContext=KEY_CONTEXT)["Plaintext"])
+
+
+def _lake(stack: EmulatedStack) -> dict[str, bytes]:
+    s3 = stack.client("s3")
+    return {key: s3.get_object(Bucket=stack.lake_bucket, Key=key)["Body"].read() for key in stack.lake_objects()}
+
+
+def _parquet_rows(body: bytes) -> list[dict[str, Any]]:
+    return list(pq.read_table(pa.BufferReader(body)).to_pylist())
+
+
+def _assert_no_raw_value(lake: dict[str, bytes]) -> None:
+    """Neither the bytes of any object nor any value of any Parquet file (compressed pages hide bytes) holds a raw value."""
+    for key, body in lake.items():
+        texts = [body.decode("latin-1")]
+        if key.endswith(".parquet"):
+            texts.append(json.dumps(_parquet_rows(body), default=str))
+        for text in texts:
+            found = [value for value in RAW_VALUES if value in text]
+            assert not found, f"{key} holds {found}"
+
+
+def test_no_raw_value_of_a_dynamodb_table_reaches_the_lake_from_its_exports_or_its_stream(stack: EmulatedStack) -> None:
+    # DynamoDB: a full export, then an incremental one carrying changes of the same items.
+    create_orders_table(stack, _items())
+    stack.clock.advance(20 * 60)
+    full = stack.run("DynamoDbExportStateMachine", {"tableArn": ORDERS_TABLE_ARN})
+    assert full.status == "SUCCEEDED", full.cause
+    changed = copy.deepcopy(_items()[0])
+    changed["quantity"] = {"N": "99"}
+    stack.client("dynamodb").put_item(TableName=ORDERS_TABLE, Item=changed)
+    stack.clock.advance(20 * 60)
+    incremental = stack.run("DynamoDbExportStateMachine", {"tableArn": ORDERS_TABLE_ARN})
+    assert incremental.status == "SUCCEEDED", incremental.cause
+    # The stream change log, each batch delivered twice.
+    stream_arn = create_stream_table(stack)
+    ddb = stack.client("dynamodb")
+    ddb.put_item(TableName="shop-carts", Item={"cart": {"S": "C1"}, "owner": {"M": {"email": {"S": EMAIL}}}, "card": {"S": CARD}})
+    ddb.put_item(
+        TableName="shop-carts", Item={"cart": {"S": "C1"}, "owner": {"M": {"email": {"S": EMAIL}}}, "card": {"S": CARD}, "n": {"N": "2"}}
+    )
+    function = stack.function("StreamFlattenFunction")
+    for event in list(stream_events(stack, stream_arn)) * 2:
+        assert function.invoke(event) == ({"batchItemFailures": []}, False)
+
+    lake = _lake(stack)
+    _assert_no_raw_value(lake)
+
+    secret = _secret(stack)
+    hashed = hmac.new(secret, EMAIL.encode(), hashlib.sha256).hexdigest()
+    rows = {
+        prefix: [row for key, body in lake.items() if key.startswith(prefix) and key.endswith(".parquet") for row in _parquet_rows(body)]
+        for prefix in ("dynamodb/shop_orders/", "dynamodb_changes/shop_orders/", "dynamodb_stream_changes/shop_carts/")
+    }
+    assert {row["customer__email"] for row in rows["dynamodb/shop_orders/"]} == {hashed}
+    assert not any("phone" in column for row in rows["dynamodb/shop_orders/"] for column in row)
+    assert {row["new__customer__email"] for row in rows["dynamodb_changes/shop_orders/"]} == {hashed}
+    assert {row["new__owner__email"] for row in rows["dynamodb_stream_changes/shop_carts/"]} == {hashed}
+    assert len(rows["dynamodb_stream_changes/shop_carts/"]) == 2  # the redelivered batches landed nothing more
+    assert not any("card" in column for row in rows["dynamodb_stream_changes/shop_carts/"] for column in row)
+    # The catalog registers what landed: the hashed columns as strings, the dropped ones not at all.
+    glue = stack.client("glue")
+    columns = {
+        c["Name"]: c["Type"] for c in glue.get_table(DatabaseName="dynamodb", Name="shop_orders")["Table"]["StorageDescriptor"]["Columns"]
+    }
+    assert columns["customer__email"] == "string" and "customer__phone" not in columns
+
+
+def test_a_bad_rules_document_stops_the_functions_at_their_start_before_anything_lands() -> None:
+    from snaplake.core.errors import InvalidPiiRules
+
+    bad = json.dumps({"dynamodb": {ORDERS_TABLE: {"mask": ["customer__email"]}}})
+    with pytest.raises(InvalidPiiRules, match="unknown action 'mask'"), EmulatedStack(default_parameters(PiiRules=bad)):
+        pass
