@@ -21,6 +21,7 @@ from snaplake_local.sources import (
     ORDERS_TABLE_ARN,
     create_orders_table,
     default_parameters,
+    sample_event,
     seed_sample_sources,
 )
 from snaplake_local.stack import EmulatedStack
@@ -127,6 +128,39 @@ def test_no_raw_value_of_a_dynamodb_table_reaches_the_lake_from_its_exports_or_i
         c["Name"]: c["Type"] for c in glue.get_table(DatabaseName="dynamodb", Name="shop_orders")["Table"]["StorageDescriptor"]["Columns"]
     }
     assert columns["customer__email"] == "string" and "customer__phone" not in columns
+
+
+def test_an_rds_table_with_a_rule_is_rewritten_the_others_copied_and_a_rerun_lands_nothing_twice(stack: EmulatedStack) -> None:
+    first = stack.run("RdsExportStateMachine", sample_event("rds_manual_instance_snapshot.json"))
+    assert first.status == "SUCCEEDED", first.cause
+    landed = stack.lake_objects()
+
+    again = stack.run("RdsExportStateMachine", sample_event("rds_manual_instance_snapshot.json"))
+
+    assert again.status == "SUCCEEDED", again.cause
+    assert stack.lake_objects() == landed
+    lake = _lake(stack)
+    _assert_no_raw_value(lake)
+    secret = _secret(stack)
+    rows = {
+        table: [
+            row
+            for key, body in lake.items()
+            if key.startswith(f"rds/shop/{table}/") and key.endswith(".parquet")
+            for row in _parquet_rows(body)
+        ]
+        for table in ("customers", "orders")
+    }
+    customers = {row["id"]: row["email"] for row in rows["customers"]}
+    assert customers[1] == hmac.new(secret, b"ana@example.com", hashlib.sha256).hexdigest()
+    assert len(customers) == 4 and all(len(email) == 64 for email in customers.values())
+    assert [row["country"] for row in rows["customers"]] == ["ESP", "NLD", "JPN", "KEN"]  # the other columns as they were
+    assert len(rows["orders"]) == 10  # a table without a rule: copied server-side, as before
+    s3 = stack.client("s3")
+    heads = {key: s3.head_object(Bucket=stack.lake_bucket, Key=key)["Metadata"] for key in landed if key.endswith(".parquet")}
+    assert {key.split("/")[2] for key, meta in heads.items() if "snaplake-pii" in meta} == {"customers"}
+    described = stack.client("glue").get_table(DatabaseName="shop", Name="customers")["Table"]
+    assert {c["Name"]: c["Type"] for c in described["StorageDescriptor"]["Columns"]}["email"] == "string"
 
 
 def test_a_bad_rules_document_stops_the_functions_at_their_start_before_anything_lands() -> None:

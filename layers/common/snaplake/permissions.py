@@ -183,6 +183,11 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "batch_progress": ("s3.list_objects_v2 rds-export",),
         "copy_batches": ("s3.get_object rds-export", "s3.put_object rds-export"),
     },
+    # A data file of a table with a PII rule: read from the export, rewritten, uploaded to its lake key.
+    "snaplake.rds.rewrite": {
+        "already_rewritten": ("s3.head_object lake",),
+        "rewrite_item": ("s3.get_object rds-export", "s3.upload_file lake"),
+    },
     "snaplake.rds.finalize": {
         # the plan's files are read and landed.json written in the export bucket; the _SUCCESS markers go to the lake
         "finalize_copy": (
