@@ -269,13 +269,25 @@ class PiiProtector:
             if action == DROP:
                 continue
             if action == HASH:
-                column = pa.array([self.hash_value(value) for value in column.to_pylist()], pa.string())
+                column = self._hashed(column)
             columns.append(column)
             names.append(name)
         schema = self.protect_schema(table.schema, rule, images)
         if isinstance(table, pa.RecordBatch):
             return pa.RecordBatch.from_arrays(columns, schema=schema)
         return pa.Table.from_arrays(columns, schema=schema)
+
+    def _hashed(self, column: Any) -> Any:
+        """A column's HMAC hex strings; each distinct value is hashed once (dictionary-encoded where Arrow can)."""
+        import pyarrow as pa
+
+        values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        try:
+            encoded = values.dictionary_encode()
+        except pa.ArrowNotImplementedError:  # nested types: hashed value by value
+            return pa.array([self.hash_value(value) for value in values.to_pylist()], pa.string())
+        hashed = pa.array([self.hash_value(value) for value in encoded.dictionary.to_pylist()], pa.string())
+        return hashed.take(encoded.indices)
 
     def protect_record(self, flat: Mapping[str, Any], rule: TableRule) -> dict[str, Any]:
         """A flattened JSON record as it lands: dropped fields left out, hashed ones HMAC hex strings."""

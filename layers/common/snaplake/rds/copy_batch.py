@@ -35,8 +35,10 @@ from snaplake.rds.settings import CopySettings
 MAX_SINGLE_COPY_BYTES = S3_COPY_OBJECT_MAX_BYTES
 # Planning figure for the time budget: server-side copy throughput of one CopyObject / UploadPartCopy stream.
 COPY_BYTES_PER_SECOND = 50 * 1024**2
-# ... and of a rewrite with PII rules (download, decode, hash, encode, upload, in this function).
-REWRITE_BYTES_PER_SECOND = 5 * 1024**2
+# ... and of a rewrite with PII rules (download, decode, hash, encode, upload, in this function): measured about 2.7 MB/s
+# of source for a file of one hashed string column in three (docs/governance.md#cost), so a file of up to ~1.5 GB fits one
+# invocation.
+REWRITE_BYTES_PER_SECOND = 2 * 1024**2
 
 
 def already_copied(lake: Bucket, item: CopyItem) -> bool:

@@ -49,7 +49,7 @@ def rewrite_item(lake: Bucket, export: Bucket, item: CopyItem, pii: PiiProtector
         with open(source, "wb") as file:
             shutil.copyfileobj(body, file, _READ_CHUNK)
         reader = pq.ParquetFile(source)
-        with pq.ParquetWriter(target, pii.protect_schema(reader.schema_arrow, rule), compression="gzip") as writer:
+        with pq.ParquetWriter(target, pii.protect_schema(reader.schema_arrow, rule), compression="zstd") as writer:
             for index in range(reader.num_row_groups):
                 writer.write_table(pii.protect_table(reader.read_row_group(index), rule))
         lake.write_file(target, item.dest, metadata={SOURCE_ETAG_METADATA: item.etag, PII_METADATA: item.rewrite})
