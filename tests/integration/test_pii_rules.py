@@ -4,6 +4,7 @@ a raw value of a dropped or hashed column; equal values hash alike across the pi
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import hmac
@@ -37,7 +38,9 @@ RULES = {
     "dynamodb": {
         ORDERS_TABLE: {"hash": ["customer__email"], "drop": ["customer__phone"]},
         "shop-carts": {"hash": ["owner__email"], "drop": ["card"]},
+        "orders": {"hash": ["customer__id"]},  # the table of events/dynamodb_stream_batch.json
     },
+    "firehose": {"orders-changes": {"hash": ["customer__id"]}},  # the stream of events/dynamodb_firehose_batch.json
 }
 
 
@@ -57,8 +60,6 @@ def stack() -> Iterator[EmulatedStack]:
 
 def _secret(stack: EmulatedStack) -> bytes:
     """The data key behind the functions' PII_KEY_CIPHERTEXT (the test's own look at it, to check the hashes)."""
-    import base64
-
     environment = stack.environment("ConvertFilesFunction")
     blob = base64.b64decode(environment["PII_KEY_CIPHERTEXT"])
     return bytes(stack.client("kms").decrypt(CiphertextBlob=blob, EncryptionContext=KEY_CONTEXT)["Plaintext"])
@@ -161,6 +162,25 @@ def test_an_rds_table_with_a_rule_is_rewritten_the_others_copied_and_a_rerun_lan
     assert {key.split("/")[2] for key, meta in heads.items() if "snaplake-pii" in meta} == {"customers"}
     described = stack.client("glue").get_table(DatabaseName="shop", Name="customers")["Table"]
     assert {c["Name"]: c["Type"] for c in described["StorageDescriptor"]["Columns"]}["email"] == "string"
+
+
+def test_the_stream_change_log_and_the_firehose_transform_hash_one_value_alike(stack: EmulatedStack) -> None:
+    stream_arn = create_stream_table(stack, "orders")
+    batch = sample_event("dynamodb_stream_batch.json")
+    event = {"Records": [{**record, "eventSourceARN": stream_arn} for record in batch["Records"]]}
+    assert stack.function("StreamFlattenFunction").invoke(event) == ({"batchItemFailures": []}, False)
+    answered, errored = stack.function("FirehoseFlattenFunction").invoke(sample_event("dynamodb_firehose_batch.json"))
+    assert not errored, answered
+
+    lake = _lake(stack)
+    for key, body in lake.items():
+        assert b"C0001" not in body and (not key.endswith(".parquet") or "C0001" not in json.dumps(_parquet_rows(body), default=str))
+    delivered = [json.loads(base64.b64decode(r["data"])) for r in answered["records"] if r["result"] == "Ok"]
+    assert delivered and not any("C000" in json.dumps(record) for record in delivered)
+    hashed = hmac.new(_secret(stack), b"C0001", hashlib.sha256).hexdigest()
+    changes = [row for key, body in lake.items() if key.endswith(".parquet") for row in _parquet_rows(body)]
+    assert {row.get("new__customer__id") for row in changes} - {None} == {hashed}
+    assert delivered[0]["customer__id"] == hashed
 
 
 def test_a_bad_rules_document_stops_the_functions_at_their_start_before_anything_lands() -> None:
