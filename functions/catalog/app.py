@@ -4,6 +4,7 @@ Two functions share this code (see template.yaml): one for RDS exports (the
 copy's landed manifest), one for DynamoDB exports (the published partitions).
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -13,6 +14,8 @@ from snaplake.catalog import (
     LandedManifestInvalid,
     dynamodb_landings,
     dynamodb_partitions,
+    expire_change_log,
+    expire_snapshots,
     landing_event_bus,
     parse_landed_manifest,
     put_landing_events,
@@ -28,6 +31,7 @@ SETTINGS = CatalogSettings.from_env()
 GLUE = aws.client("glue")
 S3 = aws.client("s3")
 EVENTS, LANDING_EVENT_BUS = aws.client("events"), landing_event_bus()
+LAKE = Bucket(S3, SETTINGS.lake_bucket, SETTINGS.options.expected_bucket_owner)
 
 
 @logger.inject_lambda_context
@@ -48,10 +52,12 @@ def rds_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     landed = parse_landed_manifest(body, plans.uri(key), lake_bucket=SETTINGS.lake_bucket)
     for table in landed["tables"]:
         table["database"] = f"{SETTINGS.database_prefix}{table['database']}"
-    registered = [r.as_json() for r in register_landed(GLUE, S3, landed, options=SETTINGS.options)]
+    registrations = register_landed(GLUE, S3, landed, options=SETTINGS.options)
+    registered = [r.as_json() for r in registrations]
     put_landing_events(EVENTS, LANDING_EVENT_BUS, rds_landings(event_object(event), landed, registered))
-    logger.info("catalog registered", extra={"tables": len(registered)})
-    return {"registered": registered}
+    retention = expire_snapshots(GLUE, LAKE, registrations, SETTINGS.snapshot_retention, datetime.now(UTC), SETTINGS.options)
+    logger.info("catalog registered", extra={"tables": len(registrations)})
+    return {"registered": registered, "retention": [r.as_json() for r in retention]}
 
 
 @logger.inject_lambda_context
@@ -78,5 +84,9 @@ def dynamodb_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         for prefix in prefixes
     ]
     put_landing_events(EVENTS, LANDING_EVENT_BUS, dynamodb_landings(request, prefixes, registered))
+    retention = []
+    if kind == "incremental":
+        database = f"{SETTINGS.database_prefix}{SETTINGS.dynamodb_database}"
+        retention = expire_change_log(GLUE, LAKE, database, name, SETTINGS.change_log_retention, datetime.now(UTC), SETTINGS.options)
     logger.info("catalog registered", extra={"table": name, "partitions": len(registered)})
-    return {"registered": registered}
+    return {"registered": registered, "retention": [r.as_json() for r in retention]}

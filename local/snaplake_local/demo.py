@@ -196,6 +196,9 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
         ok &= run_stream_demo(stack, echo)
         # --- end of the DynamoDB Streams addition
         ok &= _run_athena(stack, echo)
+        from snaplake_local.latest_demo import run_latest_demo
+
+        ok &= run_latest_demo(stack, echo)
         echo("\n".join(landing_event_lines(stack.event_bridge.of("Lake Partition Landed"))))
         notifications = stack.notifications()
         echo(f"\nfailure notifications: {len(notifications)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from snaplake_local.sample_data import orders_items
@@ -21,11 +22,34 @@ def test_rds_export_registers_one_table_per_exported_table_with_its_snapshot_par
     assert execution.status == "SUCCEEDED", execution.cause
     glue = stack.client("glue")
     tables = {t["Name"]: t for t in glue.get_tables(DatabaseName="world")["TableList"]}
-    assert set(tables) == {"city", "country", "countrylanguage", "sales_invoice_lines"}
+    names = {"city", "country", "countrylanguage", "sales_invoice_lines"}
+    assert set(tables) == names | {f"{name}_latest" for name in names}
     city = tables["city"]
     assert [c["Name"] for c in city["StorageDescriptor"]["Columns"]] == ["id", "name", "countrycode", "district", "population"]
     assert [k["Name"] for k in city["PartitionKeys"]] == ["snapshot_time"]
     assert partitions(stack, "world", "city") == [["20240502T024019Z"]]
+    latest = tables["city_latest"]
+    assert latest["StorageDescriptor"]["Location"] == f"s3://{stack.lake_bucket}/rds/world/city/snapshot_time=20240502T024019Z/"
+    assert latest["PartitionKeys"] == [] and latest["Parameters"]["snaplake_snapshot_time"] == "20240502T024019Z"
+
+
+def test_with_snapshot_retention_the_next_snapshot_takes_the_oldest_out_of_glue_and_keeps_its_objects_for_the_grace(
+    stack_factory: Callable[..., EmulatedStack],
+) -> None:
+    stack = stack_factory(SnapshotRetentionCount="1")
+    first = stack.run("RdsExportStateMachine", sample_event("rds_manual_instance_snapshot.json"))
+    second = stack.run("RdsExportStateMachine", sample_event("rds_latest_snapshot_request.json"))
+
+    assert first.status == second.status == "SUCCEEDED", second.cause
+    left = partitions(stack, "shop", "customers")
+    assert len(left) == 1, "only the newest snapshot stays in Glue"
+    glue = stack.client("glue")
+    latest = glue.get_table(DatabaseName="shop", Name="customers_latest")["Table"]
+    assert latest["Parameters"]["snaplake_snapshot_time"] == left[0][0]
+    expired = [k for k in glue.get_table(DatabaseName="shop", Name="customers")["Table"]["Parameters"] if k.startswith("snaplake_expired.")]
+    assert len(expired) == 1 and expired[0] != f"snaplake_expired.{left[0][0]}"
+    snapshot_folders = {key.split("/")[3] for key in stack.lake_objects() if key.startswith("rds/shop/customers/")}
+    assert len(snapshot_folders) == 2, "the expired snapshot's objects wait out the query grace"
 
 
 def test_same_snapshot_delivered_twice_registers_nothing_twice(stack: EmulatedStack) -> None:

@@ -64,7 +64,7 @@ def parquet_rows(folder: Path) -> int:
 def test_the_replays_keep_their_catalog_next_to_the_lake(lake: Path) -> None:
     saved = json.loads((lake / CATALOG_FILE).read_text())
     assert {database: sorted(tables) for database, tables in saved["databases"].items()} == {
-        "world": sorted(TABLES),
+        "world": sorted([*TABLES, *(f"{table}_latest" for table in TABLES)]),
         "dynamodb": ["shop_orders"],
     }
     city = saved["databases"]["world"]["city"]
@@ -86,6 +86,37 @@ def test_a_count_over_a_replayed_rds_export_is_the_exported_row_count(capsys: py
     ]
     code, out, _ = query(capsys, lake, f"SELECT count(*) FROM world.{table}", "--format", "csv")
     assert out.splitlines() == ["_col0", str(2 * parquet_rows(snapshot))], "both snapshots"
+
+
+@pytest.fixture(scope="module")
+def two_snapshots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
+    """Two different snapshots of world replayed into one --out, the newer first (an older one completing late)."""
+    root = tmp_path_factory.mktemp("two-snapshots")
+    tables = world_postgres_tables()
+    newer_tables = {**tables, "public.city": tables["public.city"].slice(0, 5)}
+    newer = write_export_tree(root / "newer", TablesSource("aurora-postgresql", "world", newer_tables), "export-newer")
+    older = write_export_tree(root / "older", TablesSource("aurora-postgresql", "world", tables), "export-older")
+    out = root / "lake"
+    assert main(["local", "rds", "--export-dir", str(newer), "--out", str(out), "--snapshot-time", "2024-06-02T01:02:03Z"]) == 0
+    assert main(["local", "rds", "--export-dir", str(older), "--out", str(out), "--snapshot-time", "2024-06-01T01:02:03Z"]) == 0
+    return out, tables["public.city"].num_rows, 5
+
+
+def test_two_replays_accumulate_and_latest_answers_the_newest_snapshot(
+    capsys: pytest.CaptureFixture[str], two_snapshots: tuple[Path, int, int]
+) -> None:
+    out, older_rows, newer_rows = two_snapshots
+    saved = json.loads((out / CATALOG_FILE).read_text())["databases"]["world"]
+    assert sorted(p["Values"][0] for p in saved["city"]["partitions"]) == ["20240601T010203Z", "20240602T010203Z"]
+
+    code, both, err = query(capsys, out, "SELECT count(*) FROM world.city", "--format", "csv")
+    assert code == 0, err
+    assert both.splitlines() == ["_col0", str(older_rows + newer_rows)], "the base table holds both snapshots"
+
+    code, latest, err = query(capsys, out, "SELECT count(*) FROM world.city_latest", "--format", "csv")
+    assert code == 0, err
+    assert latest.splitlines() == ["_col0", str(newer_rows)], "the older snapshot, replayed last, did not move _latest back"
+    assert saved["city_latest"]["table"]["Parameters"]["snaplake_snapshot_time"] == "20240602T010203Z"
 
 
 def test_a_count_over_a_replayed_dynamodb_export_is_the_exported_item_count(capsys: pytest.CaptureFixture[str], lake: Path) -> None:
@@ -123,7 +154,7 @@ def test_a_query_naming_a_missing_table_lists_the_lakes_tables(capsys: pytest.Ca
     code, _, err = query(capsys, lake, "SELECT * FROM world.citty")
 
     assert code == 1
-    assert "TABLE_NOT_FOUND" in err and "the lake's tables: dynamodb.shop_orders, world.city, world.country" in err
+    assert "TABLE_NOT_FOUND" in err and "the lake's tables: dynamodb.shop_orders, world.city, world.city_latest, world.country" in err
 
 
 def test_a_folder_no_replay_wrote_is_refused_clearly(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -74,14 +74,15 @@ NOTHING = LakeScope()
 
 LAKE_SCOPES: dict[str, LakeScope] = {
     # RDS: FilterSnapshot skips a snapshot whose claim names another export; PlanCopy claims, CopyBatch copies (and
-    # HEADs what is already there), FinalizeCopy writes the _SUCCESS markers, RegisterCatalog reads the footers.
+    # HEADs what is already there), FinalizeCopy writes the _SUCCESS markers, RegisterCatalog reads the footers
+    # (and deletes what retention expired).
     "SnapshotFilterFunction": LakeScope(reads=(RDS_SNAPSHOT_CLAIMS,)),
     "StartExportFunction": NOTHING,
     "PollExportFunction": NOTHING,
     "PlanCopyFunction": LakeScope(reads=(RDS_CLAIMS,), writes=(RDS_CLAIMS,)),
     "CopyBatchFunction": LakeScope(reads=(RDS_DATA,), writes=(RDS_DATA,)),
     "FinalizeCopyFunction": LakeScope(writes=(RDS_DATA,)),
-    "RdsCatalogFunction": LakeScope(reads=(RDS_DATA,)),
+    "RdsCatalogFunction": LakeScope(reads=(RDS_DATA,), deletes=(RDS_DATA,)),  # deletes: snapshots retention expired
     # DynamoDB exports: StartExport claims the table's folders; MergeSchema names the columns; ConvertFiles stages;
     # PublishFiles copies its share's staged files into place and drops them; FinalizeConversion writes _SUCCESS and
     # sweeps what is left in staging.
@@ -97,7 +98,7 @@ LAKE_SCOPES: dict[str, LakeScope] = {
     "ConvertFilesFunction": LakeScope(writes=(DYNAMODB_STAGING,)),
     "ConvertPublishFunction": LakeScope(reads=(DYNAMODB_STAGING, *DYNAMODB_DATA), writes=DYNAMODB_DATA, deletes=(DYNAMODB_STAGING,)),
     "ConvertFinalizeFunction": LakeScope(writes=DYNAMODB_DATA, deletes=(DYNAMODB_STAGING,)),
-    "DynamoDbCatalogFunction": LakeScope(reads=DYNAMODB_DATA),
+    "DynamoDbCatalogFunction": LakeScope(reads=DYNAMODB_DATA, deletes=("dynamodb_changes/",)),  # change hours retention expired
     # MergeCurrent: Athena reads the exports' tables and writes the _current Iceberg tables; the function keeps the record
     # of what each table applied (and Athena the results) under _snaplake/current/.
     "DynamoDbCurrentFunction": LakeScope(reads=(*DYNAMODB_DATA, DYNAMODB_CURRENT, CURRENT_WORK), writes=(DYNAMODB_CURRENT, CURRENT_WORK)),

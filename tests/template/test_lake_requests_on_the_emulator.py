@@ -13,6 +13,7 @@ test_lake_write_scope.py hold its grants; its S3 writes are Athena's).
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,3 +135,33 @@ def test_the_checker_reports_a_request_the_policy_refuses() -> None:
             stack.function("StreamFlattenFunction").invoke(event)
     assert any("PutObject needs s3:PutObject" in line and "/_snaplake/claims/dynamodb_stream_changes/" in line for line in checker.refused)
     assert all("/_snaplake/" in line for line in checker.refused), checker.refused  # the change log itself is still granted
+
+
+def _aged(record: str) -> str:
+    """A retention record as if its partition left Glue long ago (past the query grace)."""
+    return json.dumps({**json.loads(record), "expiredAt": "2000-01-01T00:00:00Z"})
+
+
+@pytest.mark.parametrize("layout", list(DEPLOYMENTS.values()), ids=list(DEPLOYMENTS))
+def test_the_retention_deletes_of_the_real_catalog_handler_are_granted_and_stay_in_the_rds_data_folder(layout: dict[str, str]) -> None:
+    """SnapshotRetentionCount=1: two shop snapshots land, the older leaves Glue; with its record aged past the query
+    grace, the next RegisterCatalog deletes its objects, each DeleteObject decided against the function's policy."""
+    with EmulatedStack(default_parameters(SnapshotRetentionCount="1", **layout), function_log_level="CRITICAL") as stack:
+        seed_sample_sources(stack)
+        checker = RequestChecker()
+        assert checker.attach(stack, "RdsCatalogFunction") == 1
+        for event in ("rds_manual_instance_snapshot.json", "rds_latest_snapshot_request.json"):
+            assert stack.run("RdsExportStateMachine", sample_event(event)).status == "SUCCEEDED"
+        glue = stack.client("glue")
+        for table in glue.get_tables(DatabaseName="shop")["TableList"]:
+            aged = {k: _aged(v) if k.startswith("snaplake_expired.") else v for k, v in table["Parameters"].items()}
+            fields = ("Name", "TableType", "PartitionKeys", "StorageDescriptor", "Description")
+            glue.update_table(DatabaseName="shop", TableInput={**{k: table[k] for k in fields if k in table}, "Parameters": aged})
+        assert stack.run("RdsExportStateMachine", sample_event("rds_latest_snapshot_request.json")).status == "SUCCEEDED"
+        parameters = dict(stack.params)
+    deletes = [r for r in checker.requests if r.action == "s3:DeleteObject"]
+    assert deletes, "the aged snapshot's objects were deleted by the handler"
+    assert not checker.refused, sorted(set(checker.refused))[:20]
+    prefix = parameters["LakePrefix"]
+    rds_data = resolve(LAKE_SCOPES["RdsCatalogFunction"].deletes[0], parameters)
+    assert all(str(r.key).removeprefix(f"{prefix}/" if prefix else "").startswith(rds_data) for r in deletes)

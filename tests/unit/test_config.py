@@ -243,3 +243,39 @@ def test_the_lake_owner_itself_writes_anywhere_under_its_prefix() -> None:
     env = {"LAKE_BUCKET": "central-lake", "LAKE_PREFIX": "lake", "STACK_ACCOUNT_ID": "123456789012"}
     assert LakeSettings.from_env({**env, "LAKE_BUCKET_OWNER": "123456789012"}).prefix == "lake"
     assert LakeSettings.from_env(env).prefix == "lake"
+
+
+# ---------------------------------------------------------------- CatalogSettings: retention
+
+
+def test_retention_defaults_to_keeping_everything() -> None:
+    from snaplake.catalog import CatalogSettings
+
+    settings = CatalogSettings.from_env(LAKE_ENV)
+
+    assert not settings.snapshot_retention.enabled and not settings.change_log_retention.enabled
+
+
+def test_retention_parameters_are_read_into_the_policies() -> None:
+    from snaplake.catalog import CatalogSettings
+
+    env = {**LAKE_ENV, "SNAPSHOT_RETENTION_COUNT": "3", "SNAPSHOT_RETENTION_DAYS": "30", "CHANGE_LOG_RETENTION_DAYS": "7"}
+    settings = CatalogSettings.from_env(env)
+
+    assert (settings.snapshot_retention.keep_count, settings.snapshot_retention.keep_days) == (3, 30)
+    assert (settings.change_log_retention.keep_count, settings.change_log_retention.keep_days) == (0, 7)
+
+
+@pytest.mark.parametrize("variable", ["SNAPSHOT_RETENTION_COUNT", "SNAPSHOT_RETENTION_DAYS", "CHANGE_LOG_RETENTION_DAYS"])
+def test_retention_with_partition_projection_is_a_config_error(variable: str) -> None:
+    from snaplake.catalog import CatalogSettings
+
+    with pytest.raises(ConfigError, match="CATALOG_MODE=projection"):
+        CatalogSettings.from_env({**LAKE_ENV, "CATALOG_MODE": "projection", variable: "1"})
+
+
+def test_a_negative_retention_is_a_config_error_naming_the_variable() -> None:
+    from snaplake.catalog import CatalogSettings
+
+    with pytest.raises(ConfigError, match="SNAPSHOT_RETENTION_COUNT"):
+        CatalogSettings.from_env({**LAKE_ENV, "SNAPSHOT_RETENTION_COUNT": "-1"})

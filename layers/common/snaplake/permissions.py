@@ -109,6 +109,16 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     "snaplake.catalog.landing": {
         "_put_batch": ("events.put_events",),
     },
+    "snaplake.catalog.latest": {
+        "point_latest": ("glue.create_table", "glue.update_table"),
+    },
+    # Retention: expired partitions out of Glue, their records in the table's parameters, then their objects.
+    "snaplake.catalog.retention": {
+        "apply_retention": ("glue.get_partitions",),
+        "_update_records": ("glue.update_table",),
+        "_delete_partitions": ("glue.batch_delete_partition",),
+        "_purge": ("s3.list_objects_v2 lake", "s3.delete_objects lake"),
+    },
     "snaplake.catalog.glue": {
         "ensure_database": ("glue.get_database", "glue.create_database"),
         "get_table": ("glue.get_table",),

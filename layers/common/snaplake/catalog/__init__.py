@@ -5,6 +5,8 @@
 - `partitions`: landed partitions (table location + Hive key=value) and partition projection
 - `glue`: databases, tables and partitions in Glue (also used by the Athena jobs)
 - `landing`: the EventBridge event put for each partition once it is queryable (docs/events.md)
+- `latest`: `<table>_latest`, the newest complete snapshot of an RDS table
+- `retention`: expired partitions out of Glue, then (after a grace period) out of S3
 
 pyarrow is imported only where footers are read, so functions without the arrow layer can use `glue`.
 """
@@ -20,6 +22,7 @@ from snaplake.catalog.errors import (
     ParquetFooterUnreadable,
     PartitionKeysChanged,
     PartitionRegistrationFailed,
+    RetentionFailed,
     UnsupportedColumnType,
     UnsupportedPartitionLayout,
 )
@@ -46,6 +49,7 @@ from snaplake.catalog.landing import (
     put_landing_events,
     rds_landings,
 )
+from snaplake.catalog.latest import LATEST_OF, LATEST_SNAPSHOT_TIME, LatestMove, latest_location, latest_table_name, point_latest
 from snaplake.catalog.partitions import (
     DEFAULT_PROJECTION_RULES,
     SNAPSHOT_TIME_FORMAT,
@@ -56,21 +60,29 @@ from snaplake.catalog.partitions import (
 from snaplake.catalog.register import (
     Registration,
     dynamodb_partitions,
+    expire_change_log,
+    expire_snapshot_table,
+    expire_snapshots,
     parse_landed_manifest,
     register_landed,
     register_partition,
     register_projected_table,
 )
-from snaplake.catalog.settings import GLUE_DATABASE_PREFIX, CatalogOptions, CatalogSettings, database_prefix
+from snaplake.catalog.retention import EXPIRED, RetentionPass, apply_retention, change_hour_end, expired_partitions, snapshot_time
+from snaplake.catalog.settings import GLUE_DATABASE_PREFIX, QUERY_GRACE, CatalogOptions, CatalogSettings, RetentionPolicy, database_prefix
 
 __all__ = [
     "DEFAULT_PROJECTION_RULES",
     "DETAIL_TYPE",
+    "EXPIRED",
     "GLUE_DATABASE_PREFIX",
+    "LATEST_OF",
+    "LATEST_SNAPSHOT_TIME",
     "MANAGED_BY",
     "PARQUET_INPUT_FORMAT",
     "PARQUET_OUTPUT_FORMAT",
     "PARQUET_SERDE",
+    "QUERY_GRACE",
     "SNAPSHOT_TIME_FORMAT",
     "SOURCE",
     "TABLE_TYPE",
@@ -86,27 +98,40 @@ __all__ = [
     "LandedPartition",
     "Landing",
     "LandingEventsNotPut",
+    "LatestMove",
     "NoDataFiles",
     "ParquetFooterUnreadable",
     "PartitionKeysChanged",
     "PartitionRegistrationFailed",
     "ProjectionRule",
     "Registration",
+    "RetentionFailed",
+    "RetentionPass",
+    "RetentionPolicy",
     "TableChange",
     "UnsupportedColumnType",
     "UnsupportedPartitionLayout",
+    "apply_retention",
+    "change_hour_end",
     "database_prefix",
     "dynamodb_landings",
     "dynamodb_partitions",
     "ensure_database",
+    "expire_change_log",
+    "expire_snapshot_table",
+    "expire_snapshots",
+    "expired_partitions",
     "get_table",
     "glue_type",
     "landed_columns",
     "landing_event_bus",
+    "latest_location",
+    "latest_table_name",
     "list_data_files",
     "merge_columns",
     "parse_hive_type",
     "parse_landed_manifest",
+    "point_latest",
     "projection_parameters",
     "put_landing_events",
     "rds_landings",
@@ -116,5 +141,6 @@ __all__ = [
     "register_partitions",
     "register_projected_table",
     "schema_columns",
+    "snapshot_time",
     "upsert_table",
 ]

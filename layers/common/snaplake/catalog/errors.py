@@ -44,6 +44,11 @@ class PartitionRegistrationFailed(CatalogError):
     """BatchCreatePartition reported an error other than AlreadyExists for a partition."""
 
 
+class RetentionFailed(CatalogError):
+    """A retention pass could not remove an expired partition (a Glue or S3 error per entry, or a retention record
+    that names no partition of the table's own folder); what it had not removed yet stays for the next pass."""
+
+
 class LandedManifestInvalid(SnaplakeError):
     """The landed manifest named by RegisterCatalog's input is missing, unreadable or not what FinalizeCopy writes."""
 

@@ -183,7 +183,13 @@ def _check_table_folder(database: str, table: str, existing: Mapping[str, Any], 
 
 
 def register_partitions(
-    glue: Any, database: str, table: str, partitions: Sequence[LandedPartition], columns: Sequence[Column], options: CatalogOptions
+    glue: Any,
+    database: str,
+    table: str,
+    partitions: Sequence[LandedPartition],
+    columns: Sequence[Column],
+    options: CatalogOptions,
+    parameters: Mapping[str, str] | None = None,
 ) -> list[tuple[str, ...]]:
     """BatchCreatePartition in calls of ≤ 100; returns the values actually created.
 
@@ -194,7 +200,8 @@ def register_partitions(
     for start in range(0, len(partitions), GLUE_BATCH_CREATE_PARTITION_MAX):
         chunk = partitions[start : start + GLUE_BATCH_CREATE_PARTITION_MAX]
         entries = [
-            {"Values": list(p.values), "StorageDescriptor": storage_descriptor(columns, p.location), "Parameters": {}} for p in chunk
+            {"Values": list(p.values), "StorageDescriptor": storage_descriptor(columns, p.location), "Parameters": dict(parameters or {})}
+            for p in chunk
         ]
         response = glue.batch_create_partition(DatabaseName=database, TableName=table, PartitionInputList=entries, **options.catalog())
         existed: set[tuple[str, ...]] = set()

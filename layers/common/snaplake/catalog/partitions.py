@@ -11,6 +11,7 @@ from snaplake.catalog.errors import UnsupportedPartitionLayout
 
 # Partition value formats of the lake layout and their projection settings.
 SNAPSHOT_TIME_FORMAT = "yyyyMMdd'T'HHmmss'Z'"  # 20240502T120555Z, no ':'
+SNAPSHOT_TIME_VALUE = re.compile(r"^\d{8}T\d{6}Z$")  # a value of that format (canonical: such strings sort as times)
 _KEY_VALUE = re.compile(r"^([a-z0-9_]+)=([^=/]+)$")
 
 

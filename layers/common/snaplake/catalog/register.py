@@ -30,17 +30,21 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from snaplake.catalog.errors import DuplicateColumn, LandedManifestInvalid, UnsupportedPartitionLayout
 from snaplake.catalog.footers import landed_columns
 from snaplake.catalog.glue import TableChange, ensure_database, register_partitions, upsert_table
 from snaplake.catalog.hive_types import Column
-from snaplake.catalog.partitions import LandedPartition
-from snaplake.catalog.settings import CatalogOptions
+from snaplake.catalog.latest import LATEST_SNAPSHOT_TIME, LatestMove, latest_location, point_latest
+from snaplake.catalog.partitions import SNAPSHOT_TIME_VALUE, LandedPartition
+from snaplake.catalog.retention import RetentionPass, apply_retention, change_hour_end, snapshot_time
+from snaplake.catalog.settings import CatalogOptions, RetentionPolicy
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import athena_identifier, s3_key
 from snaplake.core.names import athena_name
+from snaplake.core.s3 import Bucket
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +60,11 @@ class Registration:
     added_columns: tuple[str, ...]
     widened_columns: tuple[str, ...]
     partition_registered: bool  # False: it already existed, or projection mode
+    latest: LatestMove | None = None  # an RDS snapshot's `<table>_latest`
 
     def as_json(self) -> dict[str, Any]:
         return {
+            **({"latest": self.latest.as_json()} if self.latest else {}),
             "database": self.database,
             "table": self.table,
             "partitionValues": list(self.partition_values),
@@ -87,7 +93,20 @@ def register_partition(
     `lake/rds/world/users/snapshot_time=20240502T120555Z/` (the `partition` of
     a landed.json table entry) or `lake/dynamodb_changes/orders/dt=2024-05-02/hour=07/`.
     """
-    options = options or CatalogOptions()
+    return _register(glue, s3, database, table, bucket, partition_prefix, options or CatalogOptions())[0]
+
+
+def _register(
+    glue: Any,
+    s3: Any,
+    database: str,
+    table: str,
+    bucket: str,
+    partition_prefix: str,
+    options: CatalogOptions,
+    partition_parameters: Mapping[str, str] | None = None,
+) -> tuple[Registration, list[Column], LandedPartition]:
+    """register_partition, also returning the partition's own columns (from its footers) and the partition."""
     database, table = athena_name(database), athena_name(table)
     partition = LandedPartition.parse(bucket, partition_prefix)
     columns = landed_columns(s3, table, partition, options.expected_bucket_owner)
@@ -98,9 +117,9 @@ def register_partition(
     change = upsert_table(glue, database, table, partition, columns, options)
     registered = False
     if not options.projection:
-        registered = bool(register_partitions(glue, database, table, [partition], change.columns, options))
+        registered = bool(register_partitions(glue, database, table, [partition], change.columns, options, partition_parameters))
     log.info("catalog registered", extra={"database": database, "table": table, "partition": partition.values, "new": registered})
-    return Registration(
+    registration = Registration(
         database=database,
         table=table,
         partition_values=partition.values,
@@ -111,6 +130,7 @@ def register_partition(
         widened_columns=tuple(c.name for c in change.widened),
         partition_registered=registered,
     )
+    return registration, list(columns), partition
 
 
 def register_projected_table(
@@ -142,23 +162,75 @@ def register_projected_table(
 def register_landed(
     glue: Any, s3: Any, landed: Mapping[str, Any], *, database: str | None = None, options: CatalogOptions | None = None
 ) -> list[Registration]:
-    """Register every table of a landed manifest (`landed.json` of lake_copy.finalize_copy).
+    """Register every table of a landed manifest (`landed.json` of FinalizeCopy), each snapshot also as its table's
+    `<table>_latest` when it is the newest (see catalog.latest).
 
     `database` overrides the per-source database named in the manifest.
     """
+    options = options or CatalogOptions()
     bucket = landed["lakeBucket"]
     tables: Iterable[Mapping[str, Any]] = landed["tables"]
-    return [
-        register_partition(
+    registrations = []
+    registration: Registration
+    for entry in tables:
+        prefix = str(entry["partition"])
+        when = entry.get("snapshotTime") or next(
+            (v for v in LandedPartition.parse(bucket, prefix).values if SNAPSHOT_TIME_VALUE.match(v)), None
+        )
+        registration, columns, partition = _register(
             glue,
             s3,
-            database=database or str(entry["database"]),
-            table=str(entry["table"]),
-            bucket=bucket,
-            partition_prefix=str(entry["partition"]),
-            options=options,
+            database or str(entry["database"]),
+            str(entry["table"]),
+            bucket,
+            prefix,
+            options,
+            {LATEST_SNAPSHOT_TIME: when} if when else None,
         )
-        for entry in tables
+        if when is None:  # a manifest of a plan made before snapshotTime was recorded, with a template naming no time
+            log.warning("no snapshot time: <table>_latest not moved", extra={"table": registration.table, "partition": prefix})
+        else:
+            latest = point_latest(glue, registration.database, registration.table, partition, when, columns, options)
+            registration = replace(registration, latest=latest)
+        registrations.append(registration)
+    return registrations
+
+
+def expire_snapshots(
+    glue: Any, lake: Bucket, registrations: Sequence[Registration], policy: RetentionPolicy, now: datetime, options: CatalogOptions
+) -> list[RetentionPass]:
+    """A retention pass over each table just registered (see expire_snapshot_table)."""
+    tables: set[tuple[str, str]] = set()
+    registration: Registration
+    for registration in registrations:
+        tables.add((registration.database, registration.table))
+    return [expire_snapshot_table(glue, lake, database, table, policy, now, options) for database, table in sorted(tables)]
+
+
+def expire_snapshot_table(
+    glue: Any, lake: Bucket, database: str, table: str, policy: RetentionPolicy, now: datetime, options: CatalogOptions
+) -> RetentionPass:
+    """A retention pass over an RDS table by snapshot time, keeping the snapshot its `<table>_latest` reads."""
+    keep = latest_location(glue, database, table, options)
+    return apply_retention(
+        glue,
+        lake,
+        database=database,
+        table=table,
+        policy=policy,
+        partition_time=snapshot_time,
+        now=now,
+        options=options,
+        keep_location=keep,
+    )
+
+
+def expire_change_log(
+    glue: Any, lake: Bucket, database: str, table: str, policy: RetentionPolicy, now: datetime, options: CatalogOptions
+) -> list[RetentionPass]:
+    """A retention pass over a DynamoDB change-log table (`<t>_changes`, partitions `dt`/`hour`) by the end of each hour."""
+    return [
+        apply_retention(glue, lake, database=database, table=table, policy=policy, partition_time=change_hour_end, now=now, options=options)
     ]
 
 
@@ -183,6 +255,8 @@ def parse_landed_manifest(body: bytes, where: str, *, lake_bucket: str) -> dict[
                 raise InvalidEvent(f"the entry is a {type(entry).__name__}, not an object")
             athena_identifier(entry.get("database"), "database")
             athena_identifier(entry.get("table"), "table")
+            if entry.get("snapshotTime") is not None and not SNAPSHOT_TIME_VALUE.fullmatch(str(entry["snapshotTime"])):
+                raise InvalidEvent(f"snapshotTime {str(entry['snapshotTime'])[:40]!r} is not YYYYMMDDTHHMMSSZ")
             LandedPartition.parse(lake_bucket, s3_key(entry.get("partition"), "partition", folder=True))
         except (InvalidEvent, UnsupportedPartitionLayout) as error:
             raise LandedManifestInvalid(f"landed manifest {where} tables[{index}]: {error}") from None

@@ -4,19 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from snaplake.catalog.partitions import DEFAULT_PROJECTION_RULES, ProjectionRule
+from snaplake.core.errors import ConfigError
 from snaplake.core.names import athena_name
 from snaplake.core.settings import EXPORT_BUCKET_OWNER, LAKE_BUCKET, LAKE_BUCKET_OWNER, Env, Setting, environ
 
 CATALOG_MODE = Setting("CATALOG_MODE", "partitions", "'partitions' registers each landed partition, 'projection' uses partition projection")
 GLUE_CATALOG_ID = Setting("GLUE_CATALOG_ID", "", "the Glue Data Catalog (account id) tables go to, when not this account's")
 GLUE_DATABASE_PREFIX = Setting("GLUE_DATABASE_PREFIX", "", "prefix of every Glue database the pipelines and jobs use")
+SNAPSHOT_RETENTION_COUNT = Setting("SNAPSHOT_RETENTION_COUNT", "0", "keep the newest N snapshots of each RDS table (0: keep all)")
+SNAPSHOT_RETENTION_DAYS = Setting("SNAPSHOT_RETENTION_DAYS", "0", "keep the RDS snapshots younger than D days (0: off)")
+CHANGE_LOG_RETENTION_DAYS = Setting("CHANGE_LOG_RETENTION_DAYS", "0", "keep the DynamoDB change-log hours of the last D days (0: keep all)")
 DYNAMODB_GLUE_DATABASE = Setting("DYNAMODB_GLUE_DATABASE", "dynamodb", "the Glue database of DynamoDB tables (after the prefix)")
 
 
 def database_prefix(env: Env) -> str:
     return GLUE_DATABASE_PREFIX.matching(env, r"[a-z0-9_]*", "may hold only a-z, 0-9 and _")
+
+
+# Athena's DML query timeout can be raised to at most 240 minutes: an expired partition's objects stay that long and an
+# hour more after it left Glue, so a query that planned it before it left has ended when they go.
+QUERY_GRACE = timedelta(hours=5)
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Keep the newest `keep_count` partitions and/or those younger than `keep_days` (0 turns a rule off); a partition
+    is let go only when every rule that is on lets it go, and its objects go `grace` after it left Glue."""
+
+    keep_count: int = 0
+    keep_days: int = 0
+    grace: timedelta = QUERY_GRACE
+
+    @property
+    def enabled(self) -> bool:
+        return self.keep_count > 0 or self.keep_days > 0
 
 
 @dataclass(frozen=True)
@@ -48,14 +72,27 @@ class CatalogSettings:
     dynamodb_database: str
     export_bucket_owner: str | None
     options: CatalogOptions
+    snapshot_retention: RetentionPolicy = RetentionPolicy()
+    change_log_retention: RetentionPolicy = RetentionPolicy()
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> CatalogSettings:
         env = environ() if env is None else env
+        options = CatalogOptions.from_env(env)
+        snapshots = RetentionPolicy(SNAPSHOT_RETENTION_COUNT.integer(env, 0, 100_000), SNAPSHOT_RETENTION_DAYS.integer(env, 0, 36_500))
+        changes = RetentionPolicy(0, CHANGE_LOG_RETENTION_DAYS.integer(env, 0, 36_500))
+        if options.projection and (snapshots.enabled or changes.enabled):
+            raise ConfigError(
+                f"environment variable {CATALOG_MODE.name}=projection registers no partitions, so retention cannot take them out of "
+                f"Glue before deleting their data: set {SNAPSHOT_RETENTION_COUNT.name}, {SNAPSHOT_RETENTION_DAYS.name} and "
+                f"{CHANGE_LOG_RETENTION_DAYS.name} to 0, or use CATALOG_MODE=partitions"
+            )
         return cls(
+            snapshot_retention=snapshots,
+            change_log_retention=changes,
             lake_bucket=LAKE_BUCKET.bucket(env),
             database_prefix=database_prefix(env),
             dynamodb_database=athena_name(DYNAMODB_GLUE_DATABASE.text(env)),
             export_bucket_owner=EXPORT_BUCKET_OWNER.account(env),
-            options=CatalogOptions.from_env(env),
+            options=options,
         )

@@ -182,6 +182,8 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings, pii: PiiProt
                 "table": values["table"],
                 "sourceTable": located.table_folder,
                 "partition": partition + "/",
+                # What RegisterCatalog orders snapshots by (<table>_latest, retention), whatever the key template names.
+                "snapshotTime": values["snapshot_time"],
                 "objects": 0,
                 "bytes": 0,
             },
