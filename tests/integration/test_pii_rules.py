@@ -29,10 +29,10 @@ from snaplake_local.stack import EmulatedStack
 from snaplake_local.streams import create_stream_table, stream_events
 
 # Distinctive raw values: none can turn up in a lake object by chance.
-EMAIL = "ana.pii-raw-7f3a@example.com"
+EMAIL = "ana@example.com"  # customer 1 of the shop database's customers (RDS), and the DynamoDB items' customer
 PHONE = "+31-PII-RAW-PHONE-0099"
 CARD = "4111-PII-RAW-CARD-2222"
-RAW_VALUES = (EMAIL, PHONE, CARD, "ana@example.com", "bo@example.com", "chen@example.com", "dee@example.com")
+RAW_VALUES = (EMAIL, PHONE, CARD, "bo@example.com", "chen@example.com", "dee@example.com")
 RULES = {
     "rds": {"shop.customers": {"hash": ["email"]}},
     "dynamodb": {
@@ -85,7 +85,10 @@ def _assert_no_raw_value(lake: dict[str, bytes]) -> None:
             assert not found, f"{key} holds {found}"
 
 
-def test_no_raw_value_of_a_dynamodb_table_reaches_the_lake_from_its_exports_or_its_stream(stack: EmulatedStack) -> None:
+def test_no_raw_value_reaches_the_lake_from_any_pipeline_and_one_value_hashes_alike_in_each(stack: EmulatedStack) -> None:
+    # RDS: the shop snapshot (customers.email hashed).
+    rds = stack.run("RdsExportStateMachine", sample_event("rds_manual_instance_snapshot.json"))
+    assert rds.status == "SUCCEEDED", rds.cause
     # DynamoDB: a full export, then an incremental one carrying changes of the same items.
     create_orders_table(stack, _items())
     stack.clock.advance(20 * 60)
@@ -115,8 +118,14 @@ def test_no_raw_value_of_a_dynamodb_table_reaches_the_lake_from_its_exports_or_i
     hashed = hmac.new(secret, EMAIL.encode(), hashlib.sha256).hexdigest()
     rows = {
         prefix: [row for key, body in lake.items() if key.startswith(prefix) and key.endswith(".parquet") for row in _parquet_rows(body)]
-        for prefix in ("dynamodb/shop_orders/", "dynamodb_changes/shop_orders/", "dynamodb_stream_changes/shop_carts/")
+        for prefix in (
+            "dynamodb/shop_orders/",
+            "dynamodb_changes/shop_orders/",
+            "dynamodb_stream_changes/shop_carts/",
+            "rds/shop/customers/",
+        )
     }
+    assert [row["email"] for row in rows["rds/shop/customers/"] if row["id"] == 1] == [hashed]
     assert {row["customer__email"] for row in rows["dynamodb/shop_orders/"]} == {hashed}
     assert not any("phone" in column for row in rows["dynamodb/shop_orders/"] for column in row)
     assert {row["new__customer__email"] for row in rows["dynamodb_changes/shop_orders/"]} == {hashed}
