@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from snaplake.core import aws
 from snaplake.core.handler_input import event_object
+from snaplake.core.pii import PiiSettings
 from snaplake.dynamodb import (
     ConversionSettings,
     convert_files,
@@ -23,6 +24,7 @@ from snaplake.dynamodb import (
 logger = Logger()
 SETTINGS = ConversionSettings.from_env()
 S3 = aws.client("s3")
+PII = PiiSettings.from_env().protector()
 
 
 @logger.inject_lambda_context
@@ -50,7 +52,7 @@ def merge_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 @logger.inject_lambda_context
 @aws.named_errors
 def convert_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    return convert_files(S3, event_object(event), SETTINGS, context.get_remaining_time_in_millis)
+    return convert_files(S3, event_object(event), SETTINGS, context.get_remaining_time_in_millis, pii=PII)
 
 
 @logger.inject_lambda_context

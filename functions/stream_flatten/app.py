@@ -21,6 +21,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from snaplake.catalog import CatalogSettings, Column, register_projected_table, schema_columns
 from snaplake.core import LakeSettings, aws
+from snaplake.core.pii import PiiSettings
 from snaplake.dynamodb.parquet import ConvertOptions
 from snaplake.streams.change_log import ChangeObject, plan_batch, publish_metrics, write_batch
 from snaplake.streams.landed import STREAM_TABLE_SUFFIX, LakeChangeLog
@@ -31,6 +32,7 @@ logger = Logger()
 SETTINGS = LakeSettings.from_env()
 CATALOG = CatalogSettings.from_env()
 OPTIONS = ConvertOptions()
+PII = PiiSettings.from_env().protector()
 GLUE = aws.client("glue")
 STREAMS = aws.client("dynamodbstreams")
 LAKE = SETTINGS.lake_bucket(aws.client("s3"))
@@ -66,7 +68,7 @@ def replay_failure(event: Any, context: LambdaContext) -> dict[str, Any]:
     """Replay the range of one StreamFailureQueue message; the answer says whether every record is now in the lake."""
     failure = replay_request(event, context.invoked_function_arn)
     deadline = time.time() + context.get_remaining_time_in_millis() / 1000
-    replay = FailureReplay(failure, SETTINGS.prefix, OPTIONS, STORE, LEASES, STREAMS, context.aws_request_id, deadline)
+    replay = FailureReplay(failure, SETTINGS.prefix, OPTIONS, STORE, LEASES, STREAMS, context.aws_request_id, deadline, pii=PII)
     outcome = replay.run(register_tables)
     for sequence, why in outcome.not_landed.items():
         logger.warning("stream record not processed", extra={"sequenceNumber": sequence, "reason": why, "replay": True})
@@ -80,7 +82,7 @@ def replay_failure(event: Any, context: LambdaContext) -> dict[str, Any]:
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     if is_replay_request(event):
         return replay_failure(event, context)
-    plan = plan_batch(event, SETTINGS.prefix, OPTIONS, STORE)
+    plan = plan_batch(event, SETTINGS.prefix, OPTIONS, STORE, PII)
     register_tables(plan.objects)
     outcome = write_batch(plan, STORE)
     publish_metrics(event, outcome)

@@ -152,3 +152,7 @@ def create_orders_table(
 
 def events_path(name: str) -> Path:
     return EVENTS_DIR / name
+
+
+# The demo's PII rules (PiiRules, docs/governance.md): the shop customers' e-mail addresses land hashed.
+PII_RULES = {"rds": {"shop.customers": {"hash": ["email"]}}}

@@ -9,6 +9,7 @@ snaplake_local.emulator package for what is emulated).
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -92,6 +93,8 @@ class _Deployment:
     def _deploy(self) -> None:
         s3, kms, sns, sqs, iam = (self.client(s) for s in ("s3", "kms", "sns", "sqs", "iam"))
         arn = f"arn:aws:{{}}:{self.region}:{self.account}:{{}}"
+        if self.evaluator.params.get("PiiRules") and not self.evaluator.params.get("PiiKeyCiphertext"):
+            self._make_pii_key(kms)
         resources = dict(self.evaluator.resources())
         for logical_id, spec in resources.items():
             kind = spec["Type"]
@@ -170,6 +173,15 @@ class _Deployment:
         for logical_id, spec in resources.items():
             if spec["Type"] == "AWS::Events::Rule":
                 self._create_rule(logical_id, self.evaluator.evaluate(spec["Properties"]))
+
+    def _make_pii_key(self, kms: Any) -> None:
+        """PiiKmsKeyArn and PiiKeyCiphertext, made as docs/governance.md says (a deployment is given them; the emulator's
+        keys exist only once it runs, so a local stack with PiiRules makes its own)."""
+        from snaplake.core.pii import KEY_CONTEXT
+
+        key_arn = kms.create_key(Description="PiiKmsKeyArn (local)")["KeyMetadata"]["Arn"]
+        made = kms.generate_data_key_without_plaintext(KeyId=key_arn, KeySpec="AES_256", EncryptionContext=KEY_CONTEXT)
+        self.evaluator.params.update(PiiKmsKeyArn=key_arn, PiiKeyCiphertext=base64.b64encode(made["CiphertextBlob"]).decode())
 
     def _create_rule(self, logical_id: str, props: dict[str, Any]) -> None:
         """An EventBridge rule and its targets (on a bus of its own name, created here as the stack's user would)."""

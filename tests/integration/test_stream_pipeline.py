@@ -104,7 +104,10 @@ def test_both_functions_run_on_the_globals_runtime_and_only_the_stream_function_
     assert RESOURCES["StreamFlattenFunction"]["Properties"]["Layers"] == [{"Ref": "ArrowLayer"}]
     assert "Layers" not in RESOURCES["FirehoseFlattenFunction"]["Properties"]  # Globals: the common layer only
     environment = RESOURCES["StreamFlattenFunction"]["Properties"]["Environment"]["Variables"]
-    assert set(environment) == {"LAKE_BUCKET", "LAKE_PREFIX", "LAKE_BUCKET_OWNER", "LAKE_KMS_KEY_ARN", "GLUE_DATABASE_PREFIX"}
+    assert set(environment) == {
+        *("LAKE_BUCKET", "LAKE_PREFIX", "LAKE_BUCKET_OWNER", "LAKE_KMS_KEY_ARN", "GLUE_DATABASE_PREFIX"),
+        *("PII_RULES", "PII_KEY_CIPHERTEXT", "PII_KMS_KEY_ARN"),
+    }
     assert "Events" not in RESOURCES["FirehoseFlattenFunction"]["Properties"]
 
 

@@ -99,6 +99,8 @@ NEEDS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
         ("glue:GetTable", "any"),
         ("glue:GetPartitions", "any"),
     ),
+    # The PII key: decrypted only with the key the function is configured with (PII_KMS_KEY_ARN).
+    ("kms", "decrypt"): (("kms:Decrypt", "env:PII_KMS_KEY_ARN"),),
     # Landing events go to the one bus the function is configured with (LANDING_EVENT_BUS holds its ARN).
     ("events", "put_events"): (("events:PutEvents", "env:LANDING_EVENT_BUS"),),
     ("dynamodb", "export_table_to_point_in_time"): (

@@ -53,6 +53,10 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "Bucket.read_json_with_etag": ("s3.get_object",),
     },
     # Claims and column registries live in the lake, under _snaplake/ (LakePrefix).
+    # The PII hashing key: its ciphertext (PII_KEY_CIPHERTEXT) decrypted once per container.
+    "snaplake.core.pii": {
+        "PiiKey._decrypt": ("kms.decrypt",),
+    },
     "snaplake.core.claims": {
         "Claims.claim": ("s3.put_object lake", "s3.get_object lake"),
         "Claims.release": ("s3.delete_objects lake",),
@@ -151,14 +155,16 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "poll_export": ("dynamodb.describe_export",),
         "start_table_executions": ("stepfunctions.start_execution", "stepfunctions.describe_execution"),
     },
+    "snaplake.dynamodb.data_files": {
+        "open_data_file": ("s3.get_object dynamodb-export",),
+        "tables_from_stage": ("s3.get_object dynamodb-export",),  # ScanFiles' staged conversion, in the plan folder
+    },
     "snaplake.dynamodb.conversion": {
         "plan_conversion": ("s3.get_object dynamodb-export", "s3.put_object dynamodb-export"),
         "plan_files": ("s3.get_object dynamodb-export",),
-        "_stream": ("s3.get_object dynamodb-export",),
         "scan_files": ("s3.put_object dynamodb-export",),
         "merge_schemas": ("s3.get_object dynamodb-export", "s3.put_object dynamodb-export"),
         "convert_files": ("s3.get_object dynamodb-export", "s3.put_object dynamodb-export", "s3.upload_file lake"),
-        "_staged_tables": ("s3.get_object dynamodb-export",),  # ScanFiles' staged conversion, in the plan folder
     },
     "snaplake.dynamodb.publish": {
         "publish": ("s3.copy lake -> lake", "s3.head_object lake"),
@@ -189,6 +195,11 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "batch_progress": ("s3.list_objects_v2 rds-export",),
         "copy_batches": ("s3.get_object rds-export", "s3.put_object rds-export"),
+    },
+    # A data file of a table with a PII rule: read from the export, rewritten, uploaded to its lake key.
+    "snaplake.rds.rewrite": {
+        "already_rewritten": ("s3.head_object lake",),
+        "rewrite_item": ("s3.get_object rds-export", "s3.upload_file lake"),
     },
     "snaplake.rds.finalize": {
         # the plan's files are read and landed.json written in the export bucket; the _SUCCESS markers go to the lake

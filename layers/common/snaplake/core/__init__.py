@@ -1,6 +1,7 @@
 """What every pipeline stands on: AWS clients and what their error codes mean (`aws`), the one S3 adapter (`s3`),
 configuration (`settings`), the errors every pipeline shares (`errors`), AWS limits (`limits`), names and times of
-the lake (`names`, `times`) and the checks of a step's input (`handler_input`)."""
+the lake (`names`, `times`), the checks of a step's input (`handler_input`) and the PII column rules every pipeline
+applies at landing (`pii`)."""
 
 from snaplake.core.aws import client, error_code, is_access_denied, is_not_found, is_transient, named_errors
 from snaplake.core.errors import (
@@ -8,8 +9,10 @@ from snaplake.core.errors import (
     ExportFailed,
     ExportNotFound,
     InvalidEvent,
+    InvalidPiiRules,
     KmsAccessDenied,
     LakeAccessDenied,
+    PiiKeyUnavailable,
     PlanMissing,
     SnaplakeError,
     TransientAwsError,
@@ -23,9 +26,11 @@ __all__ = [
     "ExportFailed",
     "ExportNotFound",
     "InvalidEvent",
+    "InvalidPiiRules",
     "KmsAccessDenied",
     "LakeAccessDenied",
     "LakeSettings",
+    "PiiKeyUnavailable",
     "PlanMissing",
     "Setting",
     "SnaplakeError",

@@ -15,6 +15,15 @@ class ConfigError(SnaplakeError):
     """An environment variable is missing or invalid."""
 
 
+class InvalidPiiRules(ConfigError):
+    """The PII column rules (PII_RULES, the PiiRules parameter) are not a valid rules document; nothing lands until fixed."""
+
+
+class PiiKeyUnavailable(SnaplakeError):
+    """The PII hashing key could not be decrypted with KMS (no ciphertext configured, the key refused it, or this role
+    may not use it); nothing with a hashed column lands."""
+
+
 class InvalidEvent(SnaplakeError):
     """The input event is malformed or of an unsupported kind."""
 

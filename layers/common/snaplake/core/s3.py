@@ -179,9 +179,9 @@ class Bucket:
         with self._refused("write"):
             self.s3.put_object(Key=key, Body=body, **extra, **self.write_args())
 
-    def write_file(self, path: str, key: str) -> None:
-        """Upload a local file (multipart when large)."""
-        args = self.write_args()
+    def write_file(self, path: str, key: str, metadata: dict[str, str] | None = None) -> None:
+        """Upload a local file (multipart when large), with `metadata` (x-amz-meta-*) if given."""
+        args = {**self.write_args(), **({"Metadata": metadata, "ContentType": CONTENT_TYPE} if metadata else {})}
         bucket = args.pop("Bucket")
         args.pop("BucketKeyEnabled", None)  # not an upload_file argument; the bucket's default applies
         with self._refused("write"):

@@ -130,6 +130,9 @@ COPY_WORKERS = Setting("COPY_WORKERS", "8", "copy or conversion workers running 
 STACK_ACCOUNT_ID = Setting("STACK_ACCOUNT_ID", "", "the account this stack runs in (to tell a source account's stack)")
 # Powertools reads it too; declared here so the metrics have the same namespace when it is unset (tests, tools).
 POWERTOOLS_METRICS_NAMESPACE = Setting("POWERTOOLS_METRICS_NAMESPACE", "snaplake", "the CloudWatch namespace of snaplake's metrics")
+PII_RULES = Setting("PII_RULES", "", "the PII column rules: which columns of which tables are dropped or hashed at landing")
+PII_KEY_CIPHERTEXT = Setting("PII_KEY_CIPHERTEXT", "", "the PII hashing key: a KMS data key's CiphertextBlob, base64")
+PII_KMS_KEY_ARN = Setting("PII_KMS_KEY_ARN", "", "the KMS key PII_KEY_CIPHERTEXT was encrypted under")
 SOURCE_ACCOUNTS_FOLDER = "accounts"
 
 

@@ -2,7 +2,8 @@
 
 - StartExport, PollExport, the schedule's fan-out: `export` (windows from the checkpoint, PITR, ClientToken)
 - the checkpoint table: `checkpoint` (export lease, MarkPublishing, CommitCheckpoint, ReleaseLease)
-- PlanConversion, ScanFiles, MergeSchema, ConvertFiles: `conversion`
+- PlanConversion, ScanFiles, MergeSchema, ConvertFiles: `conversion`; one data file read (JSON or staged) and
+  written per lake partition: `data_files`
 - FinalizeConversion: `publish`
 - DynamoDB JSON values: `attribute_values`; DynamoDB JSON lines -> Parquet: the `parquet` subpackage (needs pyarrow,
   so it is not imported here: functions without the arrow layer import this package)

@@ -25,26 +25,25 @@ loops on its time-budget cursor).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gzip
 import json
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from snaplake.core.aws import is_not_found
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import athena_identifier, bucket, integer, s3_key, text, timestamp
 from snaplake.core.names import athena_name, join_key
+from snaplake.core.pii import CHANGE_IMAGES, DYNAMODB, PiiProtector
 from snaplake.core.s3 import Bucket
 from snaplake.core.times import iso_utc, parse_iso_utc, snapshot_time_value
+from snaplake.dynamodb.data_files import open_data_file, tables_from_json, tables_from_stage, write_partitions
 from snaplake.dynamodb.errors import CountMismatch, ManifestMissing
 from snaplake.dynamodb.export import EXPORT_ARN, table_name
 from snaplake.dynamodb.settings import ConversionSettings
@@ -231,10 +230,6 @@ def share_of(request: dict[str, Any]) -> tuple[Plan, int, int, int, int]:
     return plan, worker, workers, count, start
 
 
-def _stream(export: Bucket, key: str) -> gzip.GzipFile:
-    return gzip.GzipFile(fileobj=export.open_stream(key), mode="rb")
-
-
 def scan_files(
     s3: Any, request: dict[str, Any], settings: ConversionSettings, remaining_ms: Callable[[], int], reserve_ms: int = 120_000
 ) -> dict[str, Any]:
@@ -257,7 +252,7 @@ def scan_files(
         if scanned and remaining_ms() < reserve_ms:
             break
         key, items = files[index]
-        with _stream(export, key) as stream, tempfile.TemporaryFile() as staged:
+        with open_data_file(export, key) as stream, tempfile.TemporaryFile() as staged:
             stage = CappedStage(staged, STAGE_LIMIT_BYTES)
             schema, rows = scan_file(stream, kind, ConvertOptions(), stage)
             if rows != items:
@@ -357,10 +352,17 @@ def lake_partition(settings: ConversionSettings, kind: str, table: str, exported
 
 
 def convert_files(
-    s3: Any, request: dict[str, Any], settings: ConversionSettings, remaining_ms: Callable[[], int], reserve_ms: int = 180_000
+    s3: Any,
+    request: dict[str, Any],
+    settings: ConversionSettings,
+    remaining_ms: Callable[[], int],
+    reserve_ms: int = 180_000,
+    pii: PiiProtector | None = None,
 ) -> dict[str, Any]:
     """Write each assigned data file as Parquet in the lake under a deterministic key, so a
     re-run overwrites instead of duplicating. Incremental rows are split by write hour.
+
+    The table's PII rule (`pii`, snaplake.core.pii) applies to each block before it is written (see `_split`).
 
     A data file without rows (DynamoDB writes one per empty table partition) lands nothing:
     its result lists no keys, so an export without rows publishes no data file."""
@@ -373,7 +375,14 @@ def convert_files(
     schema = ExportSchema.from_json(export.read_plan(f"{plan.prefix}schema.json"))
     options = ConvertOptions()
     arrow_schema = schema.arrow_schema(kind, options)
-    split = functools.partial(_split, kind=kind, settings=settings, name=table, exported_to=exported_to)
+    rule, images = (
+        pii.rule(DYNAMODB, table, reserved_names(kind)) if pii is not None else None,
+        CHANGE_IMAGES if kind == INCREMENTAL else (),
+    )
+    protect = functools.partial(pii.protect_table, rule=rule, images=images) if pii is not None and rule is not None else None
+    if pii is not None and rule is not None:
+        arrow_schema = pii.protect_schema(arrow_schema, rule, images)
+    split = functools.partial(_split, kind=kind, settings=settings, name=table, exported_to=exported_to, protect=protect)
     done_one = False
     while index < count:
         if done_one and remaining_ms() < reserve_ms:
@@ -382,14 +391,14 @@ def convert_files(
         with tempfile.TemporaryDirectory() as scratch:
             converted_from = "stage"
             try:
-                staged = _staged_tables(export, plan.staged(index), schema, kind)
-                rows, writers, partition_rows = _landed(staged, scratch, converted_from, arrow_schema, split)
+                staged = tables_from_stage(export, plan.staged(index), schema, kind)
+                rows, writers, partition_rows = write_partitions(staged, scratch, converted_from, arrow_schema, split)
             except NotCarriedOver as reason:
                 # The JSON, converted with the merged schema, is always exact: the file starts over from it.
                 log.info("converting %s from its JSON (%s)", source, reason)
                 converted_from = "json"
-                rows, writers, partition_rows = _landed(
-                    _json_tables(export, source, schema, kind), scratch, converted_from, arrow_schema, split
+                rows, writers, partition_rows = write_partitions(
+                    tables_from_json(export, source, schema, kind), scratch, converted_from, arrow_schema, split
                 )
             if rows != items:
                 raise CountMismatch(f"{source}: wrote {rows} rows, manifest-files.json says {items} items")
@@ -408,67 +417,17 @@ def convert_files(
     return {**_carry(request), "cursor": None, "done": True}
 
 
-def _json_tables(export: Bucket, source: str, schema: Any, kind: Literal["full", "incremental"]) -> Iterator[Any]:
-    """The data file's blocks, converted from its JSON with the merged schema."""
-    from snaplake.dynamodb.parquet import ConvertOptions, convert_block, iter_blocks
-
-    options = ConvertOptions()
-    with _stream(export, source) as stream:
-        for block in iter_blocks(stream, options.block_bytes):
-            yield convert_block(block, schema, kind, options)
-
-
-def _staged_tables(export: Bucket, key: str, schema: Any, kind: Literal["full", "incremental"]) -> Iterator[Any]:
-    """The data file's blocks as ScanFiles converted them, carried over to the merged schema; NotCarriedOver when
-    there is no staged conversion or it does not carry over exactly."""
-    from snaplake.dynamodb.parquet import ConvertOptions, NotCarriedOver, staged_blocks
-
-    try:
-        stream = export.open_stream(key)
-    except Exception as error:
-        if is_not_found(error):
-            raise NotCarriedOver("no staged conversion") from None
-        raise
-    with contextlib.closing(stream):
-        yield from staged_blocks(stream, schema, kind, ConvertOptions())
-
-
-def _landed(
-    tables: Iterator[Any], scratch: str, attempt: str, arrow_schema: Any, split: Callable[[Any], list[tuple[str, Any]]]
-) -> tuple[int, dict[str, str], dict[str, int]]:
-    """The tables' rows written to one zstd Parquet file per lake partition under scratch/attempt:
-    (rows, partition -> path, partition -> rows)."""
-    import pyarrow.parquet as pq
-
-    folder = os.path.join(scratch, attempt)
-    os.makedirs(folder)
-    writers: dict[str, Any] = {}
-    paths: dict[str, str] = {}
-    partition_rows: dict[str, int] = {}
-    rows = 0
-    try:
-        for converted in tables:
-            rows += converted.num_rows
-            for partition, part in split(converted):
-                if not part.num_rows:
-                    continue
-                if partition not in writers:
-                    paths[partition] = os.path.join(folder, f"{len(writers)}.parquet")
-                    writers[partition] = pq.ParquetWriter(paths[partition], arrow_schema, compression="zstd")
-                writers[partition].write_table(part)
-                partition_rows[partition] = partition_rows.get(partition, 0) + part.num_rows
-    finally:
-        for writer in writers.values():
-            writer.close()
-    return rows, paths, partition_rows
-
-
 def staging_key(settings: ConversionSettings, export_id: str, key: str) -> str:
     """Where a converted file waits until finalize publishes the whole export."""
     return join_key(settings.prefix, "_snaplake_staging", export_id, key.removeprefix(settings.prefix).lstrip("/"))
 
 
-def _split(table: Any, kind: str, settings: ConversionSettings, name: str, exported_to: str) -> list[tuple[str, Any]]:
+def _split(
+    table: Any, kind: str, settings: ConversionSettings, name: str, exported_to: str, protect: Callable[[Any], Any] | None
+) -> list[tuple[str, Any]]:
+    """A converted block, its PII rule applied (`protect`), cut into its lake partitions."""
+    if protect is not None:
+        table = protect(table)
     if kind == FULL:
         return [(lake_partition(settings, kind, name, exported_to), table)]
     import pyarrow.compute as pc

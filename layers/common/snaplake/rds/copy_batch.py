@@ -22,17 +22,23 @@ from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from snaplake.core.errors import InvalidEvent
+from snaplake.core.errors import InvalidEvent, InvalidPiiRules
 from snaplake.core.handler_input import integer
 from snaplake.core.limits import S3_COPY_OBJECT_MAX_BYTES
+from snaplake.core.pii import PiiProtector
 from snaplake.core.s3 import MULTIPART_COPY_THREADS, Bucket
 from snaplake.rds.copy_plan import DONE, MAX_BATCHES, SOURCE_ETAG_METADATA, CopyItem, PlanRef, check_share
 from snaplake.rds.lake_guards import parquet_footer
+from snaplake.rds.rewrite import already_rewritten, rewrite_item, table_rule
 from snaplake.rds.settings import CopySettings
 
 MAX_SINGLE_COPY_BYTES = S3_COPY_OBJECT_MAX_BYTES
 # Planning figure for the time budget: server-side copy throughput of one CopyObject / UploadPartCopy stream.
 COPY_BYTES_PER_SECOND = 50 * 1024**2
+# ... and of a rewrite with PII rules (download, decode, hash, encode, upload, in this function): measured about 2.7 MB/s
+# of source for a file of one hashed string column in three (docs/governance.md#cost), so a file of up to ~1.5 GB fits one
+# invocation.
+REWRITE_BYTES_PER_SECOND = 2 * 1024**2
 
 
 def already_copied(lake: Bucket, item: CopyItem) -> bool:
@@ -90,13 +96,15 @@ def copy_batches(
     remaining_ms: Callable[[], int],
     reserve_ms: int = 60_000,
     multipart_threshold: int = MAX_SINGLE_COPY_BYTES,
+    pii: PiiProtector | None = None,
 ) -> dict[str, Any]:
     """Copy this worker's batches (worker, worker+workers, ...) until done or out of time.
 
     An object is only started when its estimated copy time fits in what is left
     of the invocation (less `reserve_ms`), so in-flight copies finish before the
     Lambda timeout and the returned cursor is exact. Every invocation copies at
-    least one object, so the loop always moves forward.
+    least one object, so the loop always moves forward. Objects PlanCopy marked
+    for rewriting are landed with their table's PII rule (`pii`, snaplake.rds.rewrite).
     """
     plan = PlanRef.from_json(request.get("plan"))
     share = request.get("share")
@@ -119,16 +127,23 @@ def copy_batches(
     # Done batches PlanCopy found incomplete in the lake (objects deleted after landing): checked and restored.
     recheck = set(markers.get("recheck", [])) if isinstance(markers, dict) else set()
     partitions = {table["partition"] for table in markers["tables"]}
+    table_names = {table["partition"]: f"{table['database']}.{table['table']}" for table in markers["tables"]}
     tally = {"copied": 0, "skipped": 0, "bytes": 0}
     tally_lock = threading.Lock()
     started_any = False
 
     def copy_one(item: CopyItem, verify: bool) -> None:
-        if verify and already_copied(lake_bucket, item):
+        if verify and (already_rewritten(lake_bucket, item) if item.rewrite else already_copied(lake_bucket, item)):
             with tally_lock:
                 tally["skipped"] += 1
             return
-        copy_item(lake_bucket, export, item, multipart_threshold)
+        if item.rewrite:
+            if pii is None:
+                raise InvalidPiiRules(f"PlanCopy planned {item.dest!r} with PII rules, but this function has none: re-run the input")
+            rule = table_rule(pii, item, table_names[_partition_of(item.dest, partitions)])
+            rewrite_item(lake_bucket, export, item, pii, rule)
+        else:
+            copy_item(lake_bucket, export, item, multipart_threshold)
         with tally_lock:
             tally["copied"] += 1
             tally["bytes"] += item.size
@@ -178,7 +193,9 @@ def _claim(offset: int) -> str:
 
 
 def _estimated_copy_ms(item: CopyItem, multipart_threshold: int) -> float:
-    """A conservative guess of how long S3 takes to copy an object server-side."""
+    """A conservative guess of how long S3 takes to copy an object server-side (or this function to rewrite it)."""
+    if item.rewrite:
+        return item.size / REWRITE_BYTES_PER_SECOND * 1000
     parallel = MULTIPART_COPY_THREADS if item.size > multipart_threshold else 1
     return item.size / (COPY_BYTES_PER_SECOND * parallel) * 1000
 

@@ -30,6 +30,7 @@ from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import bucket as bucket_name
 from snaplake.core.handler_input import s3_key, text, timestamp
 from snaplake.core.names import join_key
+from snaplake.core.pii import RDS, PiiProtector
 from snaplake.core.s3 import Bucket
 from snaplake.core.times import iso_utc
 from snaplake.rds.errors import DestinationMismatch, ExportFilesMissing, KeyCollision
@@ -56,14 +57,19 @@ class CopyItem:
     dest: str
     size: int
     etag: str
+    rewrite: str = ""  # a data file of a table with a PII rule: the rule's fingerprint (snaplake.rds.rewrite)
 
     def as_json(self) -> list[Any]:
-        return [self.source, self.dest, self.size, self.etag]
+        return [self.source, self.dest, self.size, self.etag, *([self.rewrite] if self.rewrite else [])]
 
     @classmethod
     def from_json(cls, raw: list[Any]) -> CopyItem:
-        source, dest, size, etag = raw
-        return cls(source, dest, int(size), etag)
+        source, dest, size, etag, *rewrite = raw
+        return cls(source, dest, int(size), etag, str(rewrite[0]) if rewrite else "")
+
+    def landed(self, size_in_lake: int | None) -> bool:
+        """Whether a lake object of this size is this item landed: a copy has the source's size, a rewrite its own."""
+        return size_in_lake is not None and (bool(self.rewrite) or size_in_lake == self.size)
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,7 @@ def _layout(request: dict[str, Any]) -> SnapshotLayout:
     )
 
 
-def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str, Any]:
+def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings, pii: PiiProtector | None = None) -> dict[str, Any]:
     """List the finished export, check and claim its place in the lake, and write the copy plan; returns a small summary.
 
     Everything that would be refused later (RegisterCatalog, the next snapshot) is refused here, before
@@ -185,7 +191,9 @@ def plan_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[str,
         if located.is_marker:
             batch_markers.append(dest)
             continue
-        items.append(CopyItem(obj["Key"], dest, int(obj["Size"]), obj["ETag"]))
+        rule = pii.rule(RDS, f"{table['database']}.{table['table']}") if pii is not None else None
+        rewrite = pii.fingerprint(rule) if pii is not None and rule is not None and int(obj["Size"]) > 0 else ""
+        items.append(CopyItem(obj["Key"], dest, int(obj["Size"]), obj["ETag"], rewrite))
         if int(obj["Size"]) > 0:
             samples.setdefault(f"{table['database']}.{table['table']}", obj["Key"])
         table["objects"] += 1
@@ -305,7 +313,7 @@ def _check_partitions_hold_only_this_export(
 
 def _done_batches_missing_objects(export: Bucket, plan: PlanRef, batches: list[list[CopyItem]], in_lake: dict[str, int]) -> list[int]:
     """Batches marked done whose objects are not all in the lake any more (one listing of the plan's progress)."""
-    missing = [index for index, batch in enumerate(batches) if any(in_lake.get(item.dest) != item.size for item in batch)]
+    missing = [index for index, batch in enumerate(batches) if not all(item.landed(in_lake.get(item.dest)) for item in batch)]
     if not missing:
         return []
     done = {obj["Key"] for obj in export.objects_under(f"{plan.prefix}progress/")}

@@ -63,16 +63,17 @@ def finalize_copy(s3: Any, request: dict[str, Any], lake: CopySettings) -> dict[
 def _check_every_object_landed(
     export: Bucket, lake: Bucket, plan: PlanRef, batch_count: int, tables: list[dict[str, Any]], pool: ThreadPoolExecutor
 ) -> None:
-    """`done` markers are not the lake: one listing per partition must show every planned object, at its size."""
+    """`done` markers are not the lake: one listing per partition must show every planned object, at its size (a
+    rewritten one at any size)."""
     planned = {
-        item.dest: item.size
+        item.dest: item
         for batch in pool.map(lambda i: export.read_plan(plan.batch_key(i)), range(batch_count))
         for item in map(CopyItem.from_json, batch)
     }
     in_lake = {
         obj["Key"]: int(obj["Size"]) for listing in pool.map(lambda t: list(lake.objects_under(t["partition"])), tables) for obj in listing
     }
-    missing = sorted(key for key, size in planned.items() if in_lake.get(key) != size)
+    missing = sorted(key for key, item in planned.items() if not item.landed(in_lake.get(key)))
     if missing:
         raise CopyIncomplete(
             f"{len(missing)} copied objects are not in the lake (first: {lake.uri(missing[0])}), though their batches are done: "

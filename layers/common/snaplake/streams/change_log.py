@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from snaplake.core import metrics
 from snaplake.core.errors import SnaplakeError
 from snaplake.core.names import athena_name
+from snaplake.core.pii import CHANGE_IMAGES, DYNAMODB, PiiProtector
 from snaplake.dynamodb import InvalidAttributeValue, check_attributes
 from snaplake.dynamodb.parquet import CHANGE_TYPE_COLUMN, WRITE_TIME_COLUMN, WRITE_TIME_TYPE, ConvertOptions, ExportSchema, convert_lines
 from snaplake.streams.errors import MalformedStreamRecord
@@ -145,10 +146,16 @@ def _partitions(records: list[StreamRecord]) -> list[list[StreamRecord]]:
 
 
 def build_objects(
-    records: list[StreamRecord], raw: list[Any], prefix: str, options: ConvertOptions, store: ChangeLogStore
+    records: list[StreamRecord],
+    raw: list[Any],
+    prefix: str,
+    options: ConvertOptions,
+    store: ChangeLogStore,
+    pii: PiiProtector | None = None,
 ) -> tuple[list[ChangeObject], dict[int, str]]:
     """Parquet objects for the records, one per partition, without the records of partitions that cannot be
-    converted; also the positions of the records that cannot be converted, and why."""
+    converted; also the positions of the records that cannot be converted, and why. The table's PII rule
+    (snaplake.core.pii, the DynamoDB table's) is applied before an object is encoded."""
     problems: dict[int, str] = {}
     converted: list[_Converted] = []
     for members in _partitions(records):
@@ -169,9 +176,13 @@ def build_objects(
     for table in dict.fromkeys(folders.values()):
         parts = [part for part in converted if folders[id(part)] == table]
         wanted = {path for part in parts for path in part.paths.values()}
-        names = store.registered_columns((CHANGE_LOG_FOLDER, table.rsplit("/", 1)[-1]), wanted, options.separator)
+        name = table.rsplit("/", 1)[-1]
+        names = store.registered_columns((CHANGE_LOG_FOLDER, name), wanted, options.separator)
+        rule = pii.rule(DYNAMODB, name, frozenset(SYSTEM_COLUMNS)) if pii is not None else None
         for part in parts:
             rows = change_table(part, names)
+            if pii is not None and rule is not None:
+                rows = pii.protect_table(rows, rule, CHANGE_IMAGES)
             objects.append(ChangeObject(object_key(prefix, part.records), parquet_bytes(rows), rows.num_rows, tuple(part.records)))
     return objects, problems
 
@@ -196,8 +207,8 @@ class BatchPlan:
     problems: dict[int, str]  # position -> why, for the records that cannot be processed
 
 
-def plan_batch(event: Any, prefix: str, options: ConvertOptions, store: ChangeLogStore) -> BatchPlan:
-    """Check a Lambda DynamoDB stream event and build the objects of its records not yet in the lake."""
+def plan_batch(event: Any, prefix: str, options: ConvertOptions, store: ChangeLogStore, pii: PiiProtector | None = None) -> BatchPlan:
+    """Check a Lambda DynamoDB stream event and build the objects of its records not yet in the lake (PII rules applied)."""
     if not isinstance(event, dict) or "Records" not in event:
         # Not a stream event at all (a wrong trigger or a test payload): fail the invocation rather than answer "all done".
         raise MalformedStreamRecord("a DynamoDB stream event is an object with a Records list")
@@ -224,7 +235,7 @@ def plan_batch(event: Any, prefix: str, options: ConvertOptions, store: ChangeLo
         landed = landed_event_ids(store, prefix, members)
         skipped += sum(1 for record in members if record.event_id in landed)
         pending.extend(record for record in members if record.event_id not in landed)
-    objects, bad = build_objects(pending, raw_records, prefix, options, store)
+    objects, bad = build_objects(pending, raw_records, prefix, options, store, pii)
     problems.update(bad)
     return BatchPlan(objects, skipped, sequences, problems)
 
@@ -245,10 +256,10 @@ def write_batch(plan: BatchPlan, store: ChangeLogStore) -> BatchOutcome:
     return BatchOutcome(written, plan.skipped, failed, {plan.sequences[p]: why for p, why in sorted(problems.items())})
 
 
-def flatten_batch(event: Any, prefix: str, options: ConvertOptions, store: ChangeLogStore) -> BatchOutcome:
+def flatten_batch(event: Any, prefix: str, options: ConvertOptions, store: ChangeLogStore, pii: PiiProtector | None = None) -> BatchOutcome:
     """Write a Lambda DynamoDB stream event's records to the change log, each record at most once in the lake
     (at least once across Lambda's retries): `plan_batch`, then `write_batch`."""
-    return write_batch(plan_batch(event, prefix, options, store), store)
+    return write_batch(plan_batch(event, prefix, options, store, pii), store)
 
 
 def publish_metrics(event: dict[str, Any], outcome: BatchOutcome) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.limits import FIREHOSE_RECORD_MAX_BYTES, LAMBDA_SYNC_RESPONSE_MAX_BYTES
 from snaplake.core.names import column_name, path_value_problem
+from snaplake.core.pii import FIREHOSE, PiiProtector, TableRule
 from snaplake.streams.errors import FieldNameCollision, UnsafePartitionKey
 from snaplake.streams.settings import FlattenSettings
 
@@ -94,7 +95,9 @@ class _Rejected(Exception):
     pass
 
 
-def _flattened(data: Any, settings: FlattenSettings) -> tuple[bytes | None, dict[str, str]]:
+def _flattened(
+    data: Any, settings: FlattenSettings, pii: PiiProtector | None = None, rule: TableRule | None = None
+) -> tuple[bytes | None, dict[str, str]]:
     """The output line (None for Dropped) and partition keys of one record's data; _Rejected says why it failed."""
     if not isinstance(data, str):
         raise _Rejected("data is not a base64 string")
@@ -116,6 +119,8 @@ def _flattened(data: Any, settings: FlattenSettings) -> tuple[bytes | None, dict
         return None, {}
     try:
         flat = flatten_object(value, settings.separator, settings.max_depth)
+        if pii is not None and rule is not None:
+            flat = pii.protect_record(flat, rule)
         line = json.dumps(flat, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
     except RecursionError:  # json.loads stopped just short of the limit, json.dumps of a nested part (a deeper call) did not
         raise _Rejected("JSON nested too deeply to write") from None
@@ -135,15 +140,23 @@ def _flattened(data: Any, settings: FlattenSettings) -> tuple[bytes | None, dict
     return line, keys
 
 
+def delivery_stream_name(event: Mapping[str, Any]) -> str:
+    """The name of the delivery stream an event comes from (its `deliveryStreamArn`), "" when it names none."""
+    arn = event.get("deliveryStreamArn")
+    return arn.rsplit("/", 1)[-1] if isinstance(arn, str) and ":deliverystream/" in arn else ""
+
+
 def _size(entry: dict[str, Any]) -> int:
     return len(json.dumps(entry, separators=(",", ":"))) + 1
 
 
-def transform_records(event: Any, settings: FlattenSettings) -> TransformOutcome:
-    """Firehose transformation response for an event: every recordId once, within the response size limit."""
+def transform_records(event: Any, settings: FlattenSettings, pii: PiiProtector | None = None) -> TransformOutcome:
+    """Firehose transformation response for an event: every recordId once, within the response size limit. The
+    delivery stream's PII rule (snaplake.core.pii, named by the stream's name) is applied to each flattened record."""
     records = event.get("records") if isinstance(event, Mapping) else None
     if not isinstance(records, list):
         raise InvalidEvent("a Firehose transformation event is an object with a records list")
+    rule = pii.rule(FIREHOSE, delivery_stream_name(event), frozenset(settings.partition_key_fields)) if pii is not None else None
     outcome = TransformOutcome()
     ids = [str(r.get("recordId", "")) if isinstance(r, Mapping) else "" for r in records]
     # The smallest answer for each record still to come, kept in reserve so a full response can always end.
@@ -157,7 +170,7 @@ def transform_records(event: Any, settings: FlattenSettings) -> TransformOutcome
         data = record.get("data") if isinstance(record, Mapping) else None
         entry: dict[str, Any]
         try:
-            line, keys = _flattened(data, settings)
+            line, keys = _flattened(data, settings, pii, rule)
             if line is None:
                 entry = {"recordId": record_id, "result": DROPPED, "data": ""}
             else:

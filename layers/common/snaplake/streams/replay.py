@@ -41,6 +41,7 @@ from datetime import datetime
 from typing import Any
 
 from snaplake.core.aws import client_error_of, error_code
+from snaplake.core.pii import PiiProtector
 from snaplake.dynamodb.parquet import ConvertOptions
 from snaplake.streams.change_log import BatchOutcome, BatchPlan, ChangeObject, plan_batch, write_batch
 from snaplake.streams.errors import InvalidReplayRequest, MalformedStreamRecord, ReplayRangeIncomplete
@@ -272,6 +273,7 @@ class FailureReplay:
     range_read: RangeRead | None = None
     batch_plan: BatchPlan | None = None
     outcome: ReplayOutcome | None = field(default=None, repr=False)
+    pii: PiiProtector | None = None  # the PII rules, applied as in the mapping's batches
 
     def take_lease(self) -> ReplayLease:
         key = lease_key(self.prefix, self.failure.stream_arn, self.failure.shard_id)
@@ -284,7 +286,7 @@ class FailureReplay:
 
     def plan(self) -> BatchPlan:
         assert self.range_read is not None, "read the range first"
-        self.batch_plan = plan_batch({"Records": self.range_read.records}, self.prefix, self.options, self.store)
+        self.batch_plan = plan_batch({"Records": self.range_read.records}, self.prefix, self.options, self.store, self.pii)
         return self.batch_plan
 
     def write(self) -> ReplayOutcome:
