@@ -71,5 +71,6 @@ def test_a_window_whose_run_failed_after_its_merge_is_merged_once(stack: Emulate
     assert statuses == ["ALREADY_APPLIED", "MERGED"]  # the finished export, then the window after it
     assert len(merges(stack)) == 3
     assert set(current_items(stack)) == set(table_items(stack))
-    landed = [e["detail"]["landingId"] for e in stack.event_bridge.of("Lake Partition Landed") if e["detail"]["pipeline"] == "dynamodb_current"]
+    events = stack.event_bridge.of("Lake Partition Landed")
+    landed = [e["detail"]["landingId"] for e in events if e["detail"]["pipeline"] == "dynamodb_current"]
     assert len(landed) == len(set(landed)) == 3, "the export applied by the failed run put no second event"

@@ -183,7 +183,8 @@ class IcebergStatements:
         for action in statement.args.get("actions", []):
             if isinstance(action, exp.AlterSet):  # SET TBLPROPERTIES: the VACUUM properties (athena_iceberg_upkeep)
                 for properties in action.expressions:
-                    parameters.update({p.this.name.lower(): p.args["value"].name for p in properties.expressions if isinstance(p, exp.Property)})
+                    found = [p for p in properties.expressions if isinstance(p, exp.Property)]
+                    parameters.update({p.this.name.lower(): p.args["value"].name for p in found})
                 continue
             for definition in action.expressions if isinstance(action, exp.Schema) else [action]:
                 if not isinstance(definition, exp.ColumnDef):

@@ -277,7 +277,8 @@ class CurrentStep:
                 self.put_landing(str(running))
                 self.record_applied()
             if label in (MERGE, *UPKEEP):
-                return self.start(state, next_upkeep(label, self.settings.database, self.current, self._parameters(), self.settings.retention_days))
+                upkeep = next_upkeep(label, self.settings.database, self.current, self._parameters(), self.settings.retention_days)
+                return self.start(state, upkeep)
         if not self.settings.enabled:
             return {**state, "done": True, "status": "OFF"}
         skipped = self.check_order(self.applied_record())
@@ -295,7 +296,8 @@ class CurrentStep:
     def put_landing(self, merge_query: str) -> None:
         """The `_current` landing event: `rows` is the MERGE's UpdateCount."""
         counted = self.clients.athena.get_query_results(QueryExecutionId=merge_query, MaxResults=1).get("UpdateCount")
-        landing = current_landing(self.settings.database, self.current, self.settings.location(self.export.table), self.export, int(counted or 0))
+        location = self.settings.location(self.export.table)
+        landing = current_landing(self.settings.database, self.current, location, self.export, int(counted or 0))
         put_landing_events(self.clients.events, self.settings.landing_bus, [landing])
 
     def start(self, state: dict[str, Any], statement: tuple[str, str] | None) -> dict[str, Any]:

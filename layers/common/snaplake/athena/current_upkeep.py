@@ -58,9 +58,7 @@ def next_upkeep(done: str, database: str, table: str, parameters: Mapping[str, A
     return later[0] if later else None
 
 
-def current_landing(
-    database: str, table: str, location: str, export: Any, rows_changed: int
-) -> Landing:
+def current_landing(database: str, table: str, location: str, export: Any, rows_changed: int) -> Landing:
     """The landing event of one MERGE into `<database>.<table>` (the `_current` table) from `export`
     (an ExportToApply): the table as of the export's `exportedTo`. `rows` is the rows the MERGE inserted, updated or
     deleted (Athena's UpdateCount); Athena reports no file totals for a MERGE, so `files` and `bytes` are 0."""
