@@ -61,7 +61,7 @@ def test_the_upkeep_sets_the_vacuum_properties_once_then_optimizes_and_vacuums()
     assert labels == ["set-properties", "optimize", "vacuum"]
     assert next_upkeep("merge", "dynamodb", "t_current", vacuum_properties(3) or {}, 3) == (
         "optimize",
-        'OPTIMIZE "dynamodb"."t_current" REWRITE DATA USING BIN_PACK',
+        "OPTIMIZE dynamodb.t_current REWRITE DATA USING BIN_PACK",
     )
     assert next_upkeep("optimize", "dynamodb", "t_current", {}, 0) is None  # retention 0 keeps every snapshot: no VACUUM
     assert next_upkeep("optimize", "dynamodb", "t_current", {}, 3) == ("vacuum", "VACUUM dynamodb.`t_current`")

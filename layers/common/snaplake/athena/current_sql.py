@@ -136,7 +136,8 @@ def build_set_properties(database: str, table: str, properties: dict[str, str]) 
 
 
 def build_optimize(database: str, table: str) -> str:
-    return f"OPTIMIZE {dml_table(database, table)} REWRITE DATA USING BIN_PACK"
+    # Names as the OPTIMIZE synopsis writes them, unquoted (checked identifiers; a `_current` name is never reserved).
+    return f"OPTIMIZE {validate_identifier(database, 'database')}.{validate_identifier(table, 'table')} REWRITE DATA USING BIN_PACK"
 
 
 def build_vacuum(database: str, table: str) -> str:
