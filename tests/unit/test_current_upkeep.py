@@ -163,3 +163,35 @@ def test_a_retried_call_after_the_merge_puts_the_same_landing_id(lake: CurrentLa
     first, again = _events(lake).details()[1:]
     assert first["landingId"] == again["landingId"]
     assert len(_events(lake).entries) == 3
+
+
+def _run(lake: CurrentLake, sql: str) -> dict[str, Any]:
+    started = lake.clients.athena.start_query_execution(QueryString=sql, WorkGroup="primary")["QueryExecutionId"]
+    lake.clock.advance(10)
+    status: dict[str, Any] = lake.clients.athena.get_query_execution(QueryExecutionId=started)["QueryExecution"]["Status"]
+    return status
+
+
+def test_emulated_vacuum_keeps_the_minimum_snapshots_and_refuses_tables_that_are_not_iceberg(lake: CurrentLake) -> None:
+    table = lake.table()
+    current = f"{table.name}_current"
+    table.items = {("p1", 1): {"a": 1}}
+    lake.merge(table.full_export())
+    for value in (2, 3, 4):
+        lake.merge(table.window([(("p1", 1), {"a": value})]))
+    alter = f"ALTER TABLE dynamodb.{current} SET TBLPROPERTIES ('vacuum_min_snapshots_to_keep'='3')"
+    assert _run(lake, alter)["State"] == "SUCCEEDED"
+    lake.clock.advance(10 * DAY)
+
+    assert _run(lake, f"VACUUM dynamodb.`{current}`")["State"] == "SUCCEEDED"
+    kept = [lake.athena.engine.run_sql(f"SELECT a FROM dynamodb.{current} FOR VERSION AS OF {n}").table.to_pylist() for n in (2, 3, 4)]
+    assert kept == [[{"a": 2}], [{"a": 3}], [{"a": 4}]]
+    with pytest.raises(AthenaQueryError, match="does not exists: 1"):
+        lake.athena.engine.run_sql(f"SELECT a FROM dynamodb.{current} FOR VERSION AS OF 1")
+    assert len(_files(lake, table.name, "data")) == 3
+
+    refused = _run(lake, f"VACUUM dynamodb.{table.name}")
+    assert refused["State"] == "FAILED" and "NOT_SUPPORTED" in refused["StateChangeReason"]
+    quoted = _run(lake, f'VACUUM dynamodb."{current}"')  # VACUUM takes backticks, not double quotes
+    assert quoted["State"] == "FAILED" and "SYNTAX_ERROR" in quoted["StateChangeReason"]
+    assert _run(lake, f"OPTIMIZE dynamodb.{current} REWRITE DATA USING BIN_PACK")["State"] == "SUCCEEDED"
