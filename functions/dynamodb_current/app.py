@@ -11,12 +11,14 @@ from snaplake.core.handler_input import event_object
 
 logger = Logger()
 SETTINGS = CurrentSettings.from_env()
-CLIENTS = CurrentClients(athena=aws.client("athena"), glue=aws.client("glue"), s3=aws.client("s3"), dynamodb=aws.client("dynamodb"))
+CLIENTS = CurrentClients(
+    athena=aws.client("athena"), glue=aws.client("glue"), s3=aws.client("s3"), dynamodb=aws.client("dynamodb"), events=aws.client("events")
+)
 
 
 @logger.inject_lambda_context
 @aws.named_errors
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     cursor = merge_current(CLIENTS, SETTINGS, event_object(event))
-    logger.info("current table step", extra={k: cursor.get(k) for k in ("label", "queryExecutionId", "status", "done")})
+    logger.info("current table step", extra={k: cursor.get(k) for k in ("label", "queryExecutionId", "status", "done", "upkeep")})
     return cursor

@@ -50,6 +50,12 @@ def test_current_holds_the_tables_items_after_the_full_export_and_after_a_window
     assert set(current) == set(table_items(stack))
     assert current[("ORDER#00006", "HEADER")]["paid"] is True and ("ORDER#00003", "HEADER") not in current
     assert len(merges(stack)) == 2  # the full export's and the window's
+    landed = [e["detail"] for e in stack.event_bridge.of("Lake Partition Landed") if e["detail"]["pipeline"] == "dynamodb_current"]
+    assert [(d["qualifiedTable"], d["exportType"]) for d in landed] == [
+        ("dynamodb.shop_orders_current", "FULL_EXPORT"),
+        ("dynamodb.shop_orders_current", "INCREMENTAL_EXPORT"),
+    ]
+    assert landed[1]["rows"] == 4  # 1 updated, 1 deleted, 2 added
 
 
 def test_a_window_whose_run_failed_after_its_merge_is_merged_once(stack: EmulatedStack) -> None:
@@ -65,3 +71,6 @@ def test_a_window_whose_run_failed_after_its_merge_is_merged_once(stack: Emulate
     assert statuses == ["ALREADY_APPLIED", "MERGED"]  # the finished export, then the window after it
     assert len(merges(stack)) == 3
     assert set(current_items(stack)) == set(table_items(stack))
+    events = stack.event_bridge.of("Lake Partition Landed")
+    landed = [e["detail"]["landingId"] for e in events if e["detail"]["pipeline"] == "dynamodb_current"]
+    assert len(landed) == len(set(landed)) == 3, "the export applied by the failed run put no second event"

@@ -101,7 +101,10 @@ LAKE_SCOPES: dict[str, LakeScope] = {
     "DynamoDbCatalogFunction": LakeScope(reads=DYNAMODB_DATA, deletes=("dynamodb_changes/",)),  # change hours retention expired
     # MergeCurrent: Athena reads the exports' tables and writes the _current Iceberg tables; the function keeps the record
     # of what each table applied (and Athena the results) under _snaplake/current/.
-    "DynamoDbCurrentFunction": LakeScope(reads=(*DYNAMODB_DATA, DYNAMODB_CURRENT, CURRENT_WORK), writes=(DYNAMODB_CURRENT, CURRENT_WORK)),
+    # VACUUM (Athena, with this role) deletes the Iceberg tables' expired and orphan files.
+    "DynamoDbCurrentFunction": LakeScope(
+        reads=(*DYNAMODB_DATA, DYNAMODB_CURRENT, CURRENT_WORK), writes=(DYNAMODB_CURRENT, CURRENT_WORK), deletes=(DYNAMODB_CURRENT,)
+    ),
     # The stream change log, its claim and column registry; the Firehose transform only returns records.
     "StreamFlattenFunction": LakeScope(
         reads=(STREAM_DATA, STREAM_CLAIMS, STREAM_COLUMNS),

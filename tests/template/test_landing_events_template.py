@@ -11,7 +11,8 @@ from snaplake_local.emulator.eventbridge import target_input
 from ._support import policy_statements, resources, template
 
 BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${LandingEventBus}"}
-CATALOG_FUNCTIONS = ("RdsCatalogFunction", "DynamoDbCatalogFunction")
+# The catalog steps put the partitions' landings, MergeCurrent the `_current` tables'.
+CATALOG_FUNCTIONS = ("RdsCatalogFunction", "DynamoDbCatalogFunction", "DynamoDbCurrentFunction")
 
 
 def test_landing_event_bus_parameter_defaults_to_the_default_bus() -> None:
@@ -20,7 +21,7 @@ def test_landing_event_bus_parameter_defaults_to_the_default_bus() -> None:
     assert parameters["AthenaLandingTables"]["Type"] == "CommaDelimitedList" and parameters["AthenaLandingTables"]["Default"] == ""
 
 
-def test_only_the_catalog_functions_put_events_and_only_on_the_landing_bus() -> None:
+def test_only_the_landing_functions_put_events_and_only_on_the_landing_bus() -> None:
     putting: dict[str, list[Any]] = {}
     for found in policy_statements(template()):
         if "events:PutEvents" in _actions(found.statement):

@@ -150,8 +150,9 @@ class CurrentLake:
         self.s3: Any = boto3.client("s3", region_name=REGION)
         self.glue = boto3.client("glue", region_name=REGION)
         self.dynamodb = boto3.client("dynamodb", region_name=REGION)
-        self.clients = CurrentClients(boto3.client("athena", region_name=REGION), self.glue, self.s3, self.dynamodb)
-        self.settings = CurrentSettings.from_env({"LAKE_BUCKET": BUCKET, "ATHENA_WORK_GROUP": "primary"})
+        self.events = boto3.client("events", region_name=REGION)
+        self.clients = CurrentClients(boto3.client("athena", region_name=REGION), self.glue, self.s3, self.dynamodb, self.events)
+        self.settings = CurrentSettings.from_env({"LAKE_BUCKET": BUCKET, "ATHENA_WORK_GROUP": "primary", "CHANGE_LOG_RETENTION_DAYS": "1"})
         self.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         self.glue.create_database(DatabaseInput={"Name": DATABASE})
         self.tables = 0
@@ -194,11 +195,15 @@ class CurrentLake:
         partition = {"Values": values, "StorageDescriptor": {**descriptor, "Location": f"s3://{BUCKET}/{prefix}"}}
         self.glue.batch_create_partition(DatabaseName=DATABASE, TableName=name, PartitionInputList=[partition])
 
+    def merge_call(self, request: dict[str, Any], cursor: dict[str, Any]) -> dict[str, Any]:
+        """One MergeCurrent call."""
+        return merge_current(self.clients, self.settings, {**request, "cursor": cursor})
+
     def merge(self, request: dict[str, Any], *, calls: int = 50) -> dict[str, Any]:
         """Run MergeCurrent to the end as the state machine does: call, wait the cursor's seconds, call again."""
         cursor: dict[str, Any] = {}
         for _ in range(calls):
-            cursor = merge_current(self.clients, self.settings, {**request, "cursor": cursor})
+            cursor = self.merge_call(request, cursor)
             if cursor["done"]:
                 return cursor
             self.clock.advance(cursor["waitSeconds"])

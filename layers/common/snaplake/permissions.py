@@ -100,7 +100,8 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "CurrentStep.applied_record": ("s3.get_object lake",),
         "CurrentStep.record_applied": ("s3.put_object lake",),
         "CurrentStep.key_columns": ("dynamodb.describe_table",),
-        "CurrentStep.advance": ("athena.start_query_execution lake -> lake",),
+        "CurrentStep.put_landing": ("athena.get_query_results",),
+        "CurrentStep.start": ("athena.start_query_execution lake -> lake",),
     },
     "snaplake.catalog.footers": {
         "read_parquet_schema": ("s3.get_object lake",),

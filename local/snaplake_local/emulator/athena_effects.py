@@ -9,7 +9,8 @@ S3 and the Glue Data Catalog as Athena applies them:
   partition's folder (a registered partition's location), new partitions registered;
 - SELECT: the rows kept for GetQueryResults and written to the output location as CSV;
 - ALTER TABLE ADD / DROP PARTITION, DROP TABLE, CREATE DATABASE: the Glue change;
-- CREATE TABLE (Iceberg), ALTER TABLE ADD COLUMNS, MERGE INTO: athena_iceberg.
+- CREATE TABLE (Iceberg), ALTER TABLE ADD COLUMNS / SET TBLPROPERTIES, MERGE INTO: athena_iceberg;
+- OPTIMIZE, VACUUM: athena_iceberg_upkeep.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from snaplake_local.emulator.athena_engine import AthenaEngine, QueryResult
 from snaplake_local.emulator.athena_iceberg import IcebergStatements, is_iceberg
+from snaplake_local.emulator.athena_iceberg_upkeep import UPKEEP_STATEMENT, run_upkeep
 from snaplake_local.emulator.athena_lake import split_uri
 from snaplake_local.emulator.athena_types import AthenaQueryError
 from snaplake_local.emulator.athena_writes import parquet_compression, partition_folder, write_result
@@ -141,6 +143,10 @@ class StatementEffects(_GlueStatements):
         alter = _ALTER_PARTITIONS.match(query.sql)
         if alter:
             self._alter_partitions(query, alter)
+            return
+        upkeep = UPKEEP_STATEMENT.match(query.sql)
+        if upkeep:
+            run_upkeep(self.iceberg, query, upkeep)
             return
         try:
             statements = [s for s in sqlglot.parse(query.sql, read="athena") if s is not None]

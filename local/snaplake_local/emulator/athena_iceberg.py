@@ -12,7 +12,8 @@ The local representation is not Iceberg's format; it keeps what Athena's answers
 A MERGE runs as Trino's: its source is computed first (over the snapshot the query starts from), a target row that
 two source rows match fails with MERGE_TARGET_ROW_MULTIPLE_MATCHES, a value that is not implicitly coercible to its
 column fails with TYPE_MISMATCH, and a failed MERGE commits nothing. MERGE into a table that is not Iceberg, INSERT
-INTO an Iceberg table, and UPDATE / DELETE / OPTIMIZE / VACUUM are NOT_SUPPORTED here.
+INTO an Iceberg table, and UPDATE / DELETE are NOT_SUPPORTED here. ALTER TABLE SET TBLPROPERTIES sets the table's
+parameters; OPTIMIZE and VACUUM are athena_iceberg_upkeep's.
 """
 
 from __future__ import annotations
@@ -178,7 +179,13 @@ class IcebergStatements:
             raise AthenaQueryError(f"TABLE_NOT_FOUND: line 1:1: Table 'awsdatacatalog.{database}.{name}' does not exist")
         columns = list(table["StorageDescriptor"].get("Columns", []))
         taken = {str(c["Name"]).lower() for c in [*columns, *table.get("PartitionKeys", [])]}
+        parameters = dict(table.get("Parameters") or {})
         for action in statement.args.get("actions", []):
+            if isinstance(action, exp.AlterSet):  # SET TBLPROPERTIES: the VACUUM properties (athena_iceberg_upkeep)
+                for properties in action.expressions:
+                    found = [p for p in properties.expressions if isinstance(p, exp.Property)]
+                    parameters.update({p.this.name.lower(): p.args["value"].name for p in found})
+                continue
             for definition in action.expressions if isinstance(action, exp.Schema) else [action]:
                 if not isinstance(definition, exp.ColumnDef):
                     raise AthenaQueryError("NOT_SUPPORTED: the emulated Athena runs ALTER TABLE ... ADD COLUMNS only")
@@ -187,7 +194,7 @@ class IcebergStatements:
                     raise AthenaQueryError(f"COLUMN_ALREADY_EXISTS: Column '{column}' already exists")
                 taken.add(column)
                 columns.append({"Name": column, "Type": _glue_type(definition.args["kind"])})
-        self._update_glue(database, name, {**table["StorageDescriptor"], "Columns": columns}, table.get("Parameters") or {})
+        self._update_glue(database, name, {**table["StorageDescriptor"], "Columns": columns}, parameters)
 
     def merge(self, query: _AthenaQuery, statement: Any) -> None:
         import duckdb
@@ -277,9 +284,17 @@ class IcebergStatements:
                 storage.put(data, buffer.getvalue())
             committed = self.clock().astimezone(UTC).isoformat()
             history = [*history, {"id": snapshot_id, "committedAt": committed, "file": data, "queryId": query.id}]
-        version = len(history)
+        self.write_metadata(database, name, history, query)
+
+    def write_metadata(self, database: str, name: str, history: list[dict[str, Any]], query: _AthenaQuery) -> None:
+        """Commit `history` (the snapshots, oldest first) as the table's next metadata version."""
+        table = self.effects._glue_table(database, name) or {}
+        storage = self.effects.engine.storage
+        location = folder(str(table["StorageDescriptor"]["Location"]))
+        previous = (table.get("Parameters") or {}).get("metadata_location")
+        version = int(_read_json(storage, str(previous)).get("version", 0)) + 1 if previous else 1
         metadata = f"{location}metadata/{version:05d}-{query.id}.metadata.json"
-        storage.put(metadata, json.dumps({"format": METADATA_FORMAT, "snapshots": history}, indent=1).encode())
+        storage.put(metadata, json.dumps({"format": METADATA_FORMAT, "version": version, "snapshots": history}, indent=1).encode())
         parameters = {**(table.get("Parameters") or {}), "metadata_location": metadata}
         if (table.get("Parameters") or {}).get("metadata_location"):
             parameters["previous_metadata_location"] = table["Parameters"]["metadata_location"]

@@ -53,6 +53,10 @@ class LakeStorage(Protocol):
 
     def put(self, uri: str, body: bytes) -> None: ...
 
+    def delete(self, uri: str) -> None:
+        """Delete the object (a missing one is no error, as in S3)."""
+        ...
+
 
 def split_uri(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://"):
@@ -130,6 +134,11 @@ class MotoLakeStorage:
         with emulated_s3(self.account) as s3:
             s3.put_object(bucket, key, body)
 
+    def delete(self, uri: str) -> None:
+        bucket, key = split_uri(uri)
+        with emulated_s3(self.account) as s3:
+            s3.delete_object(bucket, key)
+
     def close(self) -> None:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
@@ -167,6 +176,9 @@ class FolderStorage:
         path = self._path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body)
+
+    def delete(self, uri: str) -> None:
+        self._path(uri).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- a table's files

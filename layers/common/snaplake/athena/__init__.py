@@ -8,7 +8,8 @@
 - `runner`: one step at a time (`run_job_step`), over `lake` (S3), `catalog_ops` (Glue) and `queries` (Athena)
 - `temporary`: the run's temporary tables dropped when it ends (`drop_temporary_tables`)
 - `current`: the DynamoDB pipeline's MergeCurrent step (`merge_current`), which keeps each table's `<table>_current`
-  Iceberg table with the statements of `current_sql`
+  Iceberg table with the statements of `current_sql`, then puts its landing event and compacts and vacuums it
+  (`current_upkeep`)
 """
 
 from snaplake.athena.current import CurrentClients, CurrentSettings, merge_current

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from snaplake.athena.current_sql import KEY_PREFIX, NEW_PREFIX, MergeTarget, build_add_columns, build_create, snapshot_merge, window_merge
-from snaplake.athena.errors import CurrentTableBehind, CurrentTableSchemaMismatch
+from snaplake.athena.current_upkeep import MERGE, UPKEEP, current_landing, next_upkeep
+from snaplake.athena.errors import CurrentTableBehind, CurrentTableSchemaMismatch, QueryCancelled, QueryFailed
 from snaplake.athena.queries import query_ended, start_request, wait_seconds
 from snaplake.athena.settings import ATHENA_WORK_GROUP
 from snaplake.athena.sql import validate_identifier
-from snaplake.catalog import CatalogOptions, CatalogSettings, LandedPartition, get_table
+from snaplake.catalog import CatalogOptions, CatalogSettings, LandedPartition, get_table, landing_event_bus, put_landing_events
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import text, timestamp
 from snaplake.core.names import column_name, join_key
@@ -40,16 +42,21 @@ RECORD_FORMAT = "snaplake.current-applied/1"
 _FULL, _INCREMENTAL = "FULL_EXPORT", "INCREMENTAL_EXPORT"
 _REBUILD = "start a full export ({'mode': 'full'}) to rebuild it"
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class CurrentSettings:
     """DYNAMODB_CURRENT_TABLES (on/off), the lake (LAKE_BUCKET, LAKE_PREFIX, ...), the DynamoDB Glue database
-    (GLUE_DATABASE_PREFIX + DYNAMODB_GLUE_DATABASE) and ATHENA_WORK_GROUP."""
+    (GLUE_DATABASE_PREFIX + DYNAMODB_GLUE_DATABASE), ATHENA_WORK_GROUP, CHANGE_LOG_RETENTION_DAYS (how long VACUUM
+    keeps the tables' snapshots, current_upkeep) and LANDING_EVENT_BUS."""
 
     enabled: bool
     lake: LakeSettings
     database: str
     work_group: str
+    retention_days: int = 0
+    landing_bus: str = "default"
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> CurrentSettings:
@@ -60,6 +67,8 @@ class CurrentSettings:
             lake=LakeSettings.from_env(env),
             database=catalog.database_prefix + catalog.dynamodb_database,
             work_group=ATHENA_WORK_GROUP.matching(env, r"[A-Za-z0-9._-]{1,128}", "is not a work group name"),
+            retention_days=catalog.change_log_retention.keep_days,
+            landing_bus=landing_event_bus(env),
         )
 
     def location(self, table: str) -> str:
@@ -79,6 +88,7 @@ class CurrentClients:
     glue: Any
     s3: Any
     dynamodb: Any
+    events: Any
 
 
 @dataclass(frozen=True)
@@ -248,7 +258,13 @@ class CurrentStep:
         running = cursor.get("queryExecutionId")
         if running:
             label = str(cursor.get("label"))
-            ended, _ = query_ended(self.clients.athena, str(running), lambda: f"{self.current}: {label}")
+            try:
+                ended, _ = query_ended(self.clients.athena, str(running), lambda: f"{self.current}: {label}")
+            except (QueryFailed, QueryCancelled) as error:
+                if label not in UPKEEP:
+                    raise
+                log.warning("current table upkeep failed; the next merge runs it again", extra={"table": self.current, "error": str(error)})
+                return {**state, "done": True, "status": "MERGED", "upkeep": f"{label} failed: {str(error)[:500]}"}
             if not ended:
                 return {
                     **state,
@@ -257,9 +273,12 @@ class CurrentStep:
                     "waitSeconds": int(cursor.get("waitSeconds") or 5),
                     "done": False,
                 }
-            if label == "merge":
+            if label == MERGE:
+                self.put_landing(str(running))
                 self.record_applied()
-                return {**state, "done": True, "status": "MERGED"}
+            if label in (MERGE, *UPKEEP):
+                upkeep = next_upkeep(label, self.settings.database, self.current, self._parameters(), self.settings.retention_days)
+                return self.start(state, upkeep)
         if not self.settings.enabled:
             return {**state, "done": True, "status": "OFF"}
         skipped = self.check_order(self.applied_record())
@@ -269,6 +288,23 @@ class CurrentStep:
         if statement is None:
             self.record_applied()
             return {**state, "done": True, "status": "NOTHING_TO_MERGE"}
+        return self.start(state, statement)
+
+    def _parameters(self) -> Mapping[str, Any]:
+        return (self._glue_table(self.current) or {}).get("Parameters") or {}
+
+    def put_landing(self, merge_query: str) -> None:
+        """The `_current` landing event: `rows` is the MERGE's UpdateCount."""
+        counted = self.clients.athena.get_query_results(QueryExecutionId=merge_query, MaxResults=1).get("UpdateCount")
+        location = self.settings.location(self.export.table)
+        landing = current_landing(self.settings.database, self.current, location, self.export, int(counted or 0))
+        put_landing_events(self.clients.events, self.settings.landing_bus, [landing])
+
+    def start(self, state: dict[str, Any], statement: tuple[str, str] | None) -> dict[str, Any]:
+        """Start the query `statement` (label, SQL); None: the MERGE and its upkeep are done."""
+        if statement is None:
+            return {**state, "done": True, "status": "MERGED"}
+        queries = int(state["queries"])
         label, sql = statement
         request = start_request(sql, self.token(label), self.settings.work_group, self.settings.output_location, self.settings.database)
         query_id = str(self.clients.athena.start_query_execution(**request)["QueryExecutionId"])

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from snaplake.athena.errors import CurrentTableSchemaMismatch
-from snaplake.athena.sql import ddl_name, ddl_table, dml_name, dml_table, sql_literal, validate_location
+from snaplake.athena.sql import ddl_name, ddl_table, dml_name, dml_table, sql_literal, validate_identifier, validate_location
 
 KEY_PREFIX = "key__"
 NEW_PREFIX = "new__"
@@ -121,3 +121,25 @@ def snapshot_merge(target: MergeTarget, full_table: str | None, full_columns: Se
         f"SELECT {gone}, true AS {dml_name(REMOVED)} FROM {current} AS c WHERE NOT EXISTS (SELECT 1 FROM {snapshot} AND {matched})"
     )
     return target.merge(source, provided)
+
+
+# Upkeep after each MERGE (current_upkeep): Athena's VACUUM expires the snapshots older than
+# vacuum_max_snapshot_age_seconds (keeping at least vacuum_min_snapshots_to_keep) and deletes the files no kept
+# snapshot needs; OPTIMIZE ... BIN_PACK first folds the MERGEs' delete files and small files into larger data files.
+MAX_SNAPSHOT_AGE = "vacuum_max_snapshot_age_seconds"
+MIN_SNAPSHOTS = "vacuum_min_snapshots_to_keep"
+
+
+def build_set_properties(database: str, table: str, properties: dict[str, str]) -> str:
+    body = ", ".join(f"{sql_literal(name)}={sql_literal(value)}" for name, value in sorted(properties.items()))
+    return f"ALTER TABLE {ddl_table(database, table)} SET TBLPROPERTIES ({body})"
+
+
+def build_optimize(database: str, table: str) -> str:
+    # Names as the OPTIMIZE synopsis writes them, unquoted (checked identifiers; a `_current` name is never reserved).
+    return f"OPTIMIZE {validate_identifier(database, 'database')}.{validate_identifier(table, 'table')} REWRITE DATA USING BIN_PACK"
+
+
+def build_vacuum(database: str, table: str) -> str:
+    # VACUUM takes backticks (not double quotes) around the table name, and none around the database's.
+    return f"VACUUM {validate_identifier(database, 'database')}.{ddl_name(table)}"
