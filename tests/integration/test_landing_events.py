@@ -112,7 +112,10 @@ def test_dynamodb_full_export_and_change_window_put_one_event_per_partition(stac
     stack.clock.advance(3600)
     incremental = dynamodb_run(stack)
 
-    [snapshot, *windows] = landed(stack)
+    events = landed(stack)
+    merges = [event for event in events if event["pipeline"] == "dynamodb_current"]  # MergeCurrent's: test_dynamodb_current.py
+    assert [merge["qualifiedTable"] for merge in merges] == ["dynamodb.shop_orders_current"] * 2
+    [snapshot, *windows] = [event for event in events if event not in merges]
     check_contract(snapshot)
     assert snapshot["pipeline"] == "dynamodb" and snapshot["qualifiedTable"] == "dynamodb.shop_orders"
     assert snapshot["rows"] == len(orders_items()) and snapshot["exportIds"] == [full.output["export"]["exportArn"]]
