@@ -4,6 +4,10 @@ partitions registered once (an existing one must point where the new one landed)
 A table belongs to one lake folder for good: the folder it was created for (its location, and with partition
 projection the folder of its `storage.location.template`). A writer of another folder that derives the same table
 name is refused with `GlueTableCollision`, and no writer ever moves a table's location.
+
+Which catalog: `catalog_client` gives the step its Glue client. In a source account's stack (LAKE_CATALOG_ROLE set)
+that is the lake account's catalog, reached through the lake stack's catalog role, and every Glue call the client
+makes names the lake's `CatalogId` (docs/security.md, ADR 0016).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from snaplake.catalog.errors import GlueTableCollision, PartitionKeysChanged, Pa
 from snaplake.catalog.hive_types import Column, merge_columns
 from snaplake.catalog.partitions import LandedPartition, projection_parameters
 from snaplake.catalog.settings import CatalogOptions
+from snaplake.core import aws
 from snaplake.core.aws import error_code, is_not_found
 from snaplake.core.limits import GLUE_BATCH_CREATE_PARTITION_MAX
 from snaplake.core.names import athena_name
@@ -30,8 +35,34 @@ PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputF
 PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 TABLE_TYPE = "EXTERNAL_TABLE"
 MANAGED_BY = "snaplake"
+# The session tag the lake's catalog role requires: the source account, which the role's policy puts in the database
+# names it may write (<GlueDatabasePrefix>accounts_<account>_*).
+SOURCE_ACCOUNT_TAG = "snaplake-source-account"
 # Merge-and-update rounds when other writers keep updating the same table (each round is one GetTable + UpdateTable).
 _MAX_UPDATE_ATTEMPTS = 5
+
+
+def catalog_client(options: CatalogOptions) -> Any:
+    """This account's Glue client, or with `options.catalog_role` one acting as the lake's catalog role in the lake
+    account's catalog."""
+    if options.catalog_role is None:
+        return aws.client("glue")
+    assert options.source_account is not None and options.catalog_id is not None  # CatalogOptions.from_env checks both
+    glue = aws.assumed_role_client(
+        "glue", options.catalog_role, f"snaplake-catalog-{options.source_account}", {SOURCE_ACCOUNT_TAG: options.source_account}
+    )
+    name_catalog(glue, options.catalog_id)
+    return glue
+
+
+def name_catalog(glue: Any, catalog_id: str) -> None:
+    """Every call of `glue` whose operation takes a `CatalogId` names `catalog_id`: no call site can forget it."""
+
+    def add_catalog_id(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if "CatalogId" in model.input_shape.members:
+            params.setdefault("CatalogId", catalog_id)
+
+    glue.meta.events.register("provide-client-params.glue", add_catalog_id)
 
 
 def ensure_database(glue: Any, name: str, *, description: str = "", options: CatalogOptions | None = None) -> bool:
