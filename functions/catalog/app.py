@@ -11,8 +11,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from snaplake.catalog import (
     CatalogSettings,
-    catalog_client,
     LandedManifestInvalid,
+    catalog_client,
     dynamodb_landings,
     dynamodb_partitions,
     expire_change_log,

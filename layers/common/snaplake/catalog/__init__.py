@@ -71,7 +71,15 @@ from snaplake.catalog.register import (
     register_projected_table,
 )
 from snaplake.catalog.retention import EXPIRED, RetentionPass, apply_retention, change_hour_end, expired_partitions, snapshot_time
-from snaplake.catalog.settings import GLUE_DATABASE_PREFIX, LAKE_CATALOG_ROLE, QUERY_GRACE, CatalogOptions, CatalogSettings, RetentionPolicy, database_prefix
+from snaplake.catalog.settings import (
+    GLUE_DATABASE_PREFIX,
+    LAKE_CATALOG_ROLE,
+    QUERY_GRACE,
+    CatalogOptions,
+    CatalogSettings,
+    RetentionPolicy,
+    database_prefix,
+)
 
 __all__ = [
     "DEFAULT_PROJECTION_RULES",

@@ -67,10 +67,9 @@ def name_catalog(glue: Any, catalog_id: str) -> None:
 
 def ensure_database(glue: Any, name: str, *, description: str = "", options: CatalogOptions | None = None) -> bool:
     """Create the Glue database if missing; returns True when it was created."""
-    options = options or CatalogOptions()
     name = athena_name(name)
     try:
-        glue.get_database(Name=name, **options.catalog())
+        glue.get_database(Name=name)
         return False
     except ClientError as error:
         if not is_not_found(error, "EntityNotFoundException"):
@@ -79,7 +78,7 @@ def ensure_database(glue: Any, name: str, *, description: str = "", options: Cat
         database_input: dict[str, Any] = {"Name": name, "Parameters": {"managed_by": MANAGED_BY}}
         if description:
             database_input["Description"] = description
-        glue.create_database(DatabaseInput=database_input, **options.catalog())
+        glue.create_database(DatabaseInput=database_input)
     except ClientError as error:
         if error_code(error) != "AlreadyExistsException":  # created concurrently: fine
             raise
@@ -101,7 +100,7 @@ def storage_descriptor(columns: Sequence[Column], location: str) -> dict[str, An
 
 def get_table(glue: Any, database: str, table: str, options: CatalogOptions) -> dict[str, Any] | None:
     try:
-        return dict(glue.get_table(DatabaseName=database, Name=table, **options.catalog())["Table"])
+        return dict(glue.get_table(DatabaseName=database, Name=table)["Table"])
     except ClientError as error:
         if is_not_found(error, "EntityNotFoundException"):
             return None
@@ -159,7 +158,7 @@ def upsert_table(
     widened = [c for c in merged if c.name in old_types and old_types[c.name] != c.type]
     if existing is None:
         try:
-            glue.create_table(DatabaseName=database, TableInput=table_input, **options.catalog())
+            glue.create_table(DatabaseName=database, TableInput=table_input)
         except ClientError as error:
             if error_code(error) != "AlreadyExistsException":
                 raise
@@ -182,7 +181,7 @@ def upsert_table(
     try:
         # Only the version that was read and merged: two writers adding other columns at once must not lose one's.
         version = {"VersionId": existing["VersionId"]} if existing.get("VersionId") else {}
-        glue.update_table(DatabaseName=database, TableInput=table_input, **version, **options.catalog())
+        glue.update_table(DatabaseName=database, TableInput=table_input, **version)
     except ClientError as error:
         if error_code(error) != "ConcurrentModificationException" or _attempt >= _MAX_UPDATE_ATTEMPTS:
             raise
@@ -234,7 +233,7 @@ def register_partitions(
             {"Values": list(p.values), "StorageDescriptor": storage_descriptor(columns, p.location), "Parameters": dict(parameters or {})}
             for p in chunk
         ]
-        response = glue.batch_create_partition(DatabaseName=database, TableName=table, PartitionInputList=entries, **options.catalog())
+        response = glue.batch_create_partition(DatabaseName=database, TableName=table, PartitionInputList=entries)
         existed: set[tuple[str, ...]] = set()
         for error in response.get("Errors", []):
             values = tuple(error.get("PartitionValues", []))
@@ -254,7 +253,7 @@ def register_partitions(
 
 def _check_existing_location(glue: Any, database: str, table: str, partition: LandedPartition, options: CatalogOptions) -> None:
     """An already registered partition must point where this one landed; otherwise Athena reads other data."""
-    found = glue.get_partition(DatabaseName=database, TableName=table, PartitionValues=list(partition.values), **options.catalog())
+    found = glue.get_partition(DatabaseName=database, TableName=table, PartitionValues=list(partition.values))
     location = found["Partition"].get("StorageDescriptor", {}).get("Location", "")
     if location.rstrip("/") != partition.location.rstrip("/"):
         raise PartitionRegistrationFailed(

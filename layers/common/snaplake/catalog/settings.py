@@ -61,7 +61,9 @@ class CatalogOptions:
         role = LAKE_CATALOG_ROLE.matching(env, r"(arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+)?", "must be an IAM role ARN (or empty)")
         account = STACK_ACCOUNT_ID.account(env)
         if role and account is None:
-            raise ConfigError(f"environment variable {LAKE_CATALOG_ROLE.name} needs {STACK_ACCOUNT_ID.name}, the session tag its trust policy checks")
+            raise ConfigError(
+                f"environment variable {LAKE_CATALOG_ROLE.name} needs {STACK_ACCOUNT_ID.name} (the session tag the role requires)"
+            )
         return cls(
             projection=mode == "projection",
             expected_bucket_owner=LAKE_BUCKET_OWNER.account(env),
@@ -73,9 +75,6 @@ class CatalogOptions:
     def catalog_id(self) -> str | None:
         """The Glue catalog (account id) the tables go to when it is not the caller's: the lake role's account."""
         return self.catalog_role.split(":")[4] if self.catalog_role else None
-
-    def catalog(self) -> dict[str, str]:
-        return {"CatalogId": self.catalog_id} if self.catalog_id else {}
 
 
 @dataclass(frozen=True)
