@@ -95,3 +95,9 @@ def test_a_source_stacks_catalog_functions_assume_only_the_lake_role(function_id
     assert len(sts) == 1 and sts[0][2] == {"Ref": "AWS::NoValue"}
     assert sts[0][1]["Action"] == ["sts:AssumeRole", "sts:TagSession"] and sts[0][1]["Resource"] == {"Ref": "LakeCatalogRoleArn"}
     assert resources()[function_id]["Properties"]["Environment"]["Variables"]["LAKE_CATALOG_ROLE"] == {"Ref": "LakeCatalogRoleArn"}
+
+
+def test_a_source_stack_with_the_lake_catalog_keeps_no_current_tables() -> None:
+    rule = template()["Rules"]["LakeCatalogNeedsNoCurrentTables"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "LakeCatalogRoleArn"}, ""]}]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "DynamoDbCurrentTables"}, "off"]}
