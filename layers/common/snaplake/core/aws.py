@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.credentials import DeferredRefreshableCredentials
+from botocore.credentials import CredentialProvider, CredentialResolver, DeferredRefreshableCredentials
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as NoConnection
 
@@ -90,9 +90,14 @@ def assumed_role_client(service: str, role_arn: str, session_name: str, tags: di
             "expiry_time": credentials["Expiration"].isoformat(),
         }
 
+    class AssumedRole(CredentialProvider):
+        METHOD = "sts-assume-role"
+
+        def load(self) -> DeferredRefreshableCredentials:
+            return DeferredRefreshableCredentials(refresh_using=assume, method=self.METHOD)
+
     role_session = botocore.session.get_session()
-    # botocore has no public setter for a session's credentials; this is how its own AssumeRole provider is wired in.
-    role_session._credentials = DeferredRefreshableCredentials(refresh_using=assume, method="sts-assume-role")
+    role_session.register_component("credential_provider", CredentialResolver([AssumedRole()]))
     return boto3.session.Session(botocore_session=role_session).client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
