@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from snaplake_local.template import TemplateEvaluator
+from snaplake_local.template import TemplateEvaluator, TemplateRuleFailed
 
 from tests.template._bucket_policy import Request, decide, decide_identity
 from tests.template._support import resources, template
@@ -98,6 +98,8 @@ def test_a_source_stacks_catalog_functions_assume_only_the_lake_role(function_id
 
 
 def test_a_source_stack_with_the_lake_catalog_keeps_no_current_tables() -> None:
-    rule = template()["Rules"]["LakeCatalogNeedsNoCurrentTables"]
-    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "LakeCatalogRoleArn"}, ""]}]}
-    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "DynamoDbCurrentTables"}, "off"]}
+    source = {"SourceIdentifiers": "db", "LakeCatalogRoleArn": ROLE}
+    with pytest.raises(TemplateRuleFailed, match="DynamoDbCurrentTables=off"):
+        TemplateEvaluator(template(), source, REGION, WRITER_A, "snaplake")
+    TemplateEvaluator(template(), {**source, "DynamoDbCurrentTables": "off"}, REGION, WRITER_A, "snaplake")
+    TemplateEvaluator(template(), {"SourceIdentifiers": "db"}, REGION, WRITER_A, "snaplake")  # the rule is the source's only
