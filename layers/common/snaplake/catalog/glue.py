@@ -246,12 +246,12 @@ def register_partitions(
             )
         for p in chunk:
             if p.values in existed:
-                _check_existing_location(glue, database, table, p, options)
+                _check_existing_location(glue, database, table, p)
         created.extend(p.values for p in chunk if p.values not in existed)
     return created
 
 
-def _check_existing_location(glue: Any, database: str, table: str, partition: LandedPartition, options: CatalogOptions) -> None:
+def _check_existing_location(glue: Any, database: str, table: str, partition: LandedPartition) -> None:
     """An already registered partition must point where this one landed; otherwise Athena reads other data."""
     found = glue.get_partition(DatabaseName=database, TableName=table, PartitionValues=list(partition.values))
     location = found["Partition"].get("StorageDescriptor", {}).get("Location", "")
