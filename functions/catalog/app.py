@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from snaplake.catalog import (
     CatalogSettings,
     LandedManifestInvalid,
+    catalog_client,
     dynamodb_landings,
     dynamodb_partitions,
     expire_change_log,
@@ -28,7 +29,7 @@ from snaplake.core.handler_input import athena_identifier, bucket, event_object,
 
 logger = Logger()
 SETTINGS = CatalogSettings.from_env()
-GLUE = aws.client("glue")
+GLUE = catalog_client(SETTINGS.options)
 S3 = aws.client("s3")
 EVENTS, LANDING_EVENT_BUS = aws.client("events"), landing_event_bus()
 LAKE = Bucket(S3, SETTINGS.lake_bucket, SETTINGS.options.expected_bucket_owner)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake.catalog import CatalogSettings, Column, register_projected_table, schema_columns
+from snaplake.catalog import CatalogSettings, Column, catalog_client, register_projected_table, schema_columns
 from snaplake.core import LakeSettings, aws
 from snaplake.core.pii import PiiSettings
 from snaplake.dynamodb.parquet import ConvertOptions
@@ -33,7 +33,7 @@ SETTINGS = LakeSettings.from_env()
 CATALOG = CatalogSettings.from_env()
 OPTIONS = ConvertOptions()
 PII = PiiSettings.from_env().protector()
-GLUE = aws.client("glue")
+GLUE = catalog_client(CATALOG.options)
 STREAMS = aws.client("dynamodbstreams")
 LAKE = SETTINGS.lake_bucket(aws.client("s3"))
 # Per container: claims, column names and the stream's view type are looked up once ...

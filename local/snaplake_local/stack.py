@@ -37,6 +37,7 @@ from snaplake_local.emulator import (
     LocalFunction,
     RdsExportEmulator,
     VirtualClock,
+    enforce_catalog_ids,
     enforce_expected_bucket_owner,
     enforce_table_version_ids,
     fast_forward_step_functions,
@@ -289,6 +290,7 @@ class EmulatedStack(_Deployment):
         self._exit.enter_context(fast_forward_step_functions(self.clock))
         self._exit.enter_context(enforce_expected_bucket_owner())
         self._exit.enter_context(enforce_table_version_ids())
+        self._exit.enter_context(enforce_catalog_ids())
         self._exit.enter_context(self.lambdas.patched())
         self._exit.enter_context(self.rds_exports.patched())
         self._exit.enter_context(self.dynamodb_exports.patched())

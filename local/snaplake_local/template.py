@@ -1,7 +1,7 @@
 """template.yaml read the way CloudFormation (with the SAM transform) reads it, for EmulatedStack.
 
 load_template parses the file; TemplateEvaluator gives one deployment's parameter values (defaults
-merged), conditions, and the intrinsic functions the template uses (Ref, Fn::GetAtt, Fn::Sub, Fn::If,
+merged, checked against its Rules), conditions, and the intrinsic functions the template uses (Ref, Fn::GetAtt, Fn::Sub, Fn::If,
 Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::Join, Condition); render_definition fills an ASL file's
 DefinitionSubstitutions. Anything else raises UnsupportedTemplate.
 """
@@ -19,6 +19,10 @@ _SUB = re.compile(r"\$\{([A-Za-z0-9_:.]+)\}")
 
 class UnsupportedTemplate(Exception):
     """template.yaml uses something the local runner cannot resolve."""
+
+
+class TemplateRuleFailed(Exception):
+    """A parameter rule of the template (its `Rules`) refuses these parameters, as CloudFormation refuses the deploy."""
 
 
 def load_template(path: Path = PROJECT_ROOT / "template.yaml") -> dict[str, Any]:
@@ -59,6 +63,15 @@ class TemplateEvaluator:
         self.params = self._parameters()
         self.conditions: dict[str, bool] = {}
         self.physical: dict[str, dict[str, str]] = {}
+        self._check_rules()
+
+    def _check_rules(self) -> None:
+        for name, rule in self.template.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self.evaluate(rule["RuleCondition"]):
+                continue
+            for assertion in rule["Assertions"]:
+                if not self.evaluate(assertion["Assert"]):
+                    raise TemplateRuleFailed(f"rule {name}: {assertion.get('AssertDescription', 'an assertion failed')}")
 
     def resources(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """(logical id, spec) of every resource whose Condition holds."""

@@ -94,6 +94,7 @@ def test_stream_function_may_read_only_its_stream_send_only_to_its_queue_and_use
         "glue:GetTable",
         "glue:CreateTable",
         "glue:UpdateTable",
+        *("sts:AssumeRole", "sts:TagSession"),  # only with LakeCatalogRoleArn: the lake account's catalog role
     }
 
 
@@ -107,6 +108,7 @@ def test_both_functions_run_on_the_globals_runtime_and_only_the_stream_function_
     assert set(environment) == {
         *("LAKE_BUCKET", "LAKE_PREFIX", "LAKE_BUCKET_OWNER", "LAKE_KMS_KEY_ARN", "GLUE_DATABASE_PREFIX"),
         *("PII_RULES", "PII_KEY_CIPHERTEXT", "PII_KMS_KEY_ARN"),
+        "LAKE_CATALOG_ROLE",
     }
     assert "Events" not in RESOURCES["FirehoseFlattenFunction"]["Properties"]
 

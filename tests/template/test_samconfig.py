@@ -120,3 +120,19 @@ def test_every_override_value_is_allowed_by_its_parameter() -> None:
             if spec.get("Type") == "Number" and "MinValue" in spec and float(value) < float(spec["MinValue"]):
                 bad.append(f"{env}: {key}={value!r} is below MinValue")
     assert not bad, "\n".join(bad)
+
+
+def test_a_source_env_registers_its_tables_in_the_lakes_catalog_under_its_own_account_prefix() -> None:
+    """The lake's LakeCatalogRole lets a source account write only <lake GlueDatabasePrefix>accounts_<its id>_* (ADR 0016)."""
+    lakes = [_overrides(env) for env in _deploy_envs() if _is_lake_env(env) and _overrides(env).get("LakeWriterAccounts")]
+    sources = [env for env in _deploy_envs() if _is_source_env(env)]
+    assert lakes and sources
+    for env in sources:
+        overrides = _overrides(env)
+        account = overrides["LakePrefix"].rsplit("/", 1)[-1]  # <lake LakePrefix>/accounts/<its id> (docs/security.md)
+        role_account = overrides.get("LakeCatalogRoleArn", "").split(":")[4:5]
+        assert role_account == [overrides["LakeBucketOwner"]], f"{env}: LakeCatalogRoleArn must be the lake account's role"
+        assert any(account in lake["LakeWriterAccounts"].split(",") for lake in lakes), env
+        expected = {lake.get("GlueDatabasePrefix", "") + f"accounts_{account}_" for lake in lakes}
+        assert overrides.get("GlueDatabasePrefix") in expected, f"{env}: GlueDatabasePrefix must be one of {expected}"
+        assert overrides.get("DynamoDbCurrentTables") == "off", env

@@ -301,8 +301,15 @@ def test_a_partition_already_registered_elsewhere_is_an_error_naming_it(glue: An
 
 
 def test_catalog_options_come_from_the_environment() -> None:
-    options = CatalogOptions.from_env({"CATALOG_MODE": "Projection", "GLUE_CATALOG_ID": "123456789012"})
-    assert options.projection and options.catalog() == {"CatalogId": "123456789012"}
+    role = "arn:aws:iam::111122223333:role/snaplake-lake-LakeCatalogRole-1"
+    options = CatalogOptions.from_env({"CATALOG_MODE": "Projection", "LAKE_CATALOG_ROLE": role, "STACK_ACCOUNT_ID": "444455556666"})
+    assert options.projection and options.catalog_id == "111122223333"
+    assert (options.catalog_role, options.source_account) == (role, "444455556666")
+    assert CatalogOptions.from_env({}).catalog_id is None
+    with pytest.raises(ConfigError, match="STACK_ACCOUNT_ID"):
+        CatalogOptions.from_env({"LAKE_CATALOG_ROLE": role})
+    with pytest.raises(ConfigError, match="LAKE_CATALOG_ROLE"):
+        CatalogOptions.from_env({"LAKE_CATALOG_ROLE": "111122223333", "STACK_ACCOUNT_ID": "444455556666"})
     assert not CatalogOptions.from_env({}).projection
     with pytest.raises(ConfigError, match="CATALOG_MODE"):
         CatalogOptions.from_env({"CATALOG_MODE": "crawler"})

@@ -120,6 +120,10 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "_delete_partitions": ("glue.batch_delete_partition",),
         "_purge": ("s3.list_objects_v2 lake", "s3.delete_objects lake"),
     },
+    "snaplake.core.aws": {
+        # A source account's stack only (LakeCatalogRoleArn): the lake's catalog role, with its session tag.
+        "assumed_role_client": ("sts.assume_role",),
+    },
     "snaplake.catalog.glue": {
         "ensure_database": ("glue.get_database", "glue.create_database"),
         "get_table": ("glue.get_table",),

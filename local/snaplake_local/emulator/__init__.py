@@ -26,7 +26,8 @@ service, so it is easy to see what the local results rest on:
   through GetQueryResults, and queries can be made to fail. The same engine answers
   `snaplake local query` over a lake folder (athena_catalog: LakeFolder, the catalog saved with it).
 - glue: enforce_table_version_ids: UpdateTable with a stale VersionId fails with
-  ConcurrentModificationException, as on AWS (moto overwrites the table).
+  ConcurrentModificationException, as on AWS (moto overwrites the table); enforce_catalog_ids: a call naming
+  another account's CatalogId is refused (moto serves the caller's own catalog).
 - eventbridge: EventBridgeEmulator: PutEvents keeps every event put (the landing events), and a matching rule
   starts its Step Functions targets with Input / InputPath / InputTransformer applied (moto delivers to no
   state machine); entries can be made to fail as a partial PutEvents failure.
@@ -49,7 +50,7 @@ from snaplake_local.emulator.cloudwatch_metrics import Emitted, capture_metrics,
 from snaplake_local.emulator.distributed_map import DistributedMapRuns, MapRun
 from snaplake_local.emulator.dynamodb_exports import DynamoDbExportEmulator
 from snaplake_local.emulator.eventbridge import EventBridgeEmulator
-from snaplake_local.emulator.glue import enforce_table_version_ids
+from snaplake_local.emulator.glue import enforce_catalog_ids, enforce_table_version_ids
 from snaplake_local.emulator.lambdas import InProcessLambdas, LocalFunction
 from snaplake_local.emulator.rds_exports import DirectorySource, ExportSource, ManyFilesSource, RdsExportEmulator, TablesSource
 from snaplake_local.emulator.s3 import emulated_s3, enforce_expected_bucket_owner
@@ -77,6 +78,7 @@ __all__ = [
     "VirtualClock",
     "capture_metrics",
     "emulated_s3",
+    "enforce_catalog_ids",
     "enforce_expected_bucket_owner",
     "enforce_table_version_ids",
     "fast_forward_step_functions",

@@ -3,7 +3,7 @@
 - `register`: the step itself (a landed manifest of FinalizeCopy, or the partitions FinalizeConversion published)
 - `footers`: columns and types from Parquet footers; `hive_types`: Hive type strings and merging snapshots' columns
 - `partitions`: landed partitions (table location + Hive key=value) and partition projection
-- `glue`: databases, tables and partitions in Glue (also used by the Athena jobs)
+- `glue`: databases, tables and partitions in Glue (also used by the Athena jobs), and which account's catalog
 - `landing`: the EventBridge event put for each partition once it is queryable (docs/events.md)
 - `latest`: `<table>_latest`, the newest complete snapshot of an RDS table
 - `retention`: expired partitions out of Glue, then (after a grace period) out of S3
@@ -32,8 +32,10 @@ from snaplake.catalog.glue import (
     PARQUET_INPUT_FORMAT,
     PARQUET_OUTPUT_FORMAT,
     PARQUET_SERDE,
+    SOURCE_ACCOUNT_TAG,
     TABLE_TYPE,
     TableChange,
+    catalog_client,
     ensure_database,
     get_table,
     register_partitions,
@@ -69,13 +71,22 @@ from snaplake.catalog.register import (
     register_projected_table,
 )
 from snaplake.catalog.retention import EXPIRED, RetentionPass, apply_retention, change_hour_end, expired_partitions, snapshot_time
-from snaplake.catalog.settings import GLUE_DATABASE_PREFIX, QUERY_GRACE, CatalogOptions, CatalogSettings, RetentionPolicy, database_prefix
+from snaplake.catalog.settings import (
+    GLUE_DATABASE_PREFIX,
+    LAKE_CATALOG_ROLE,
+    QUERY_GRACE,
+    CatalogOptions,
+    CatalogSettings,
+    RetentionPolicy,
+    database_prefix,
+)
 
 __all__ = [
     "DEFAULT_PROJECTION_RULES",
     "DETAIL_TYPE",
     "EXPIRED",
     "GLUE_DATABASE_PREFIX",
+    "LAKE_CATALOG_ROLE",
     "LATEST_OF",
     "LATEST_SNAPSHOT_TIME",
     "MANAGED_BY",
@@ -85,6 +96,7 @@ __all__ = [
     "QUERY_GRACE",
     "SNAPSHOT_TIME_FORMAT",
     "SOURCE",
+    "SOURCE_ACCOUNT_TAG",
     "TABLE_TYPE",
     "CatalogError",
     "CatalogOptions",
@@ -112,6 +124,7 @@ __all__ = [
     "UnsupportedColumnType",
     "UnsupportedPartitionLayout",
     "apply_retention",
+    "catalog_client",
     "change_hour_end",
     "database_prefix",
     "dynamodb_landings",

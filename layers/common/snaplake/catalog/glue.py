@@ -4,6 +4,10 @@ partitions registered once (an existing one must point where the new one landed)
 A table belongs to one lake folder for good: the folder it was created for (its location, and with partition
 projection the folder of its `storage.location.template`). A writer of another folder that derives the same table
 name is refused with `GlueTableCollision`, and no writer ever moves a table's location.
+
+Which catalog: `catalog_client` gives the step its Glue client. In a source account's stack (LAKE_CATALOG_ROLE set)
+that is the lake account's catalog, reached through the lake stack's catalog role, and every Glue call the client
+makes names the lake's `CatalogId` (docs/security.md, ADR 0016).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from snaplake.catalog.errors import GlueTableCollision, PartitionKeysChanged, Pa
 from snaplake.catalog.hive_types import Column, merge_columns
 from snaplake.catalog.partitions import LandedPartition, projection_parameters
 from snaplake.catalog.settings import CatalogOptions
+from snaplake.core import aws
 from snaplake.core.aws import error_code, is_not_found
 from snaplake.core.limits import GLUE_BATCH_CREATE_PARTITION_MAX
 from snaplake.core.names import athena_name
@@ -30,16 +35,41 @@ PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputF
 PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 TABLE_TYPE = "EXTERNAL_TABLE"
 MANAGED_BY = "snaplake"
+# The session tag the lake's catalog role requires: the source account, which the role's policy puts in the database
+# names it may write (<GlueDatabasePrefix>accounts_<account>_*).
+SOURCE_ACCOUNT_TAG = "snaplake-source-account"
 # Merge-and-update rounds when other writers keep updating the same table (each round is one GetTable + UpdateTable).
 _MAX_UPDATE_ATTEMPTS = 5
 
 
+def catalog_client(options: CatalogOptions) -> Any:
+    """This account's Glue client, or with `options.catalog_role` one acting as the lake's catalog role in the lake
+    account's catalog."""
+    if options.catalog_role is None:
+        return aws.client("glue")
+    assert options.source_account is not None and options.catalog_id is not None  # CatalogOptions.from_env checks both
+    glue = aws.assumed_role_client(
+        "glue", options.catalog_role, f"snaplake-catalog-{options.source_account}", {SOURCE_ACCOUNT_TAG: options.source_account}
+    )
+    name_catalog(glue, options.catalog_id)
+    return glue
+
+
+def name_catalog(glue: Any, catalog_id: str) -> None:
+    """Every call of `glue` whose operation takes a `CatalogId` names `catalog_id`: no call site can forget it."""
+
+    def add_catalog_id(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if "CatalogId" in model.input_shape.members:
+            params.setdefault("CatalogId", catalog_id)
+
+    glue.meta.events.register("provide-client-params.glue", add_catalog_id)
+
+
 def ensure_database(glue: Any, name: str, *, description: str = "", options: CatalogOptions | None = None) -> bool:
     """Create the Glue database if missing; returns True when it was created."""
-    options = options or CatalogOptions()
     name = athena_name(name)
     try:
-        glue.get_database(Name=name, **options.catalog())
+        glue.get_database(Name=name)
         return False
     except ClientError as error:
         if not is_not_found(error, "EntityNotFoundException"):
@@ -48,7 +78,7 @@ def ensure_database(glue: Any, name: str, *, description: str = "", options: Cat
         database_input: dict[str, Any] = {"Name": name, "Parameters": {"managed_by": MANAGED_BY}}
         if description:
             database_input["Description"] = description
-        glue.create_database(DatabaseInput=database_input, **options.catalog())
+        glue.create_database(DatabaseInput=database_input)
     except ClientError as error:
         if error_code(error) != "AlreadyExistsException":  # created concurrently: fine
             raise
@@ -70,7 +100,7 @@ def storage_descriptor(columns: Sequence[Column], location: str) -> dict[str, An
 
 def get_table(glue: Any, database: str, table: str, options: CatalogOptions) -> dict[str, Any] | None:
     try:
-        return dict(glue.get_table(DatabaseName=database, Name=table, **options.catalog())["Table"])
+        return dict(glue.get_table(DatabaseName=database, Name=table)["Table"])
     except ClientError as error:
         if is_not_found(error, "EntityNotFoundException"):
             return None
@@ -128,7 +158,7 @@ def upsert_table(
     widened = [c for c in merged if c.name in old_types and old_types[c.name] != c.type]
     if existing is None:
         try:
-            glue.create_table(DatabaseName=database, TableInput=table_input, **options.catalog())
+            glue.create_table(DatabaseName=database, TableInput=table_input)
         except ClientError as error:
             if error_code(error) != "AlreadyExistsException":
                 raise
@@ -151,7 +181,7 @@ def upsert_table(
     try:
         # Only the version that was read and merged: two writers adding other columns at once must not lose one's.
         version = {"VersionId": existing["VersionId"]} if existing.get("VersionId") else {}
-        glue.update_table(DatabaseName=database, TableInput=table_input, **version, **options.catalog())
+        glue.update_table(DatabaseName=database, TableInput=table_input, **version)
     except ClientError as error:
         if error_code(error) != "ConcurrentModificationException" or _attempt >= _MAX_UPDATE_ATTEMPTS:
             raise
@@ -203,7 +233,7 @@ def register_partitions(
             {"Values": list(p.values), "StorageDescriptor": storage_descriptor(columns, p.location), "Parameters": dict(parameters or {})}
             for p in chunk
         ]
-        response = glue.batch_create_partition(DatabaseName=database, TableName=table, PartitionInputList=entries, **options.catalog())
+        response = glue.batch_create_partition(DatabaseName=database, TableName=table, PartitionInputList=entries)
         existed: set[tuple[str, ...]] = set()
         for error in response.get("Errors", []):
             values = tuple(error.get("PartitionValues", []))
@@ -216,14 +246,14 @@ def register_partitions(
             )
         for p in chunk:
             if p.values in existed:
-                _check_existing_location(glue, database, table, p, options)
+                _check_existing_location(glue, database, table, p)
         created.extend(p.values for p in chunk if p.values not in existed)
     return created
 
 
-def _check_existing_location(glue: Any, database: str, table: str, partition: LandedPartition, options: CatalogOptions) -> None:
+def _check_existing_location(glue: Any, database: str, table: str, partition: LandedPartition) -> None:
     """An already registered partition must point where this one landed; otherwise Athena reads other data."""
-    found = glue.get_partition(DatabaseName=database, TableName=table, PartitionValues=list(partition.values), **options.catalog())
+    found = glue.get_partition(DatabaseName=database, TableName=table, PartitionValues=list(partition.values))
     location = found["Partition"].get("StorageDescriptor", {}).get("Location", "")
     if location.rstrip("/") != partition.location.rstrip("/"):
         raise PartitionRegistrationFailed(

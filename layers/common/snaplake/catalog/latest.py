@@ -85,10 +85,10 @@ def point_latest(
         }
         try:
             if existing is None:
-                glue.create_table(DatabaseName=database, TableInput=table_input, **options.catalog())
+                glue.create_table(DatabaseName=database, TableInput=table_input)
             else:
                 version = {"VersionId": existing["VersionId"]} if existing.get("VersionId") else {}
-                glue.update_table(DatabaseName=database, TableInput=table_input, **version, **options.catalog())
+                glue.update_table(DatabaseName=database, TableInput=table_input, **version)
         except ClientError as error:
             # Another run created or moved it since it was read: look again (its snapshot may be newer).
             if error_code(error) not in ("AlreadyExistsException", "ConcurrentModificationException") or attempt == _MAX_MOVE_ATTEMPTS:

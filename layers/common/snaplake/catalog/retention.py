@@ -116,7 +116,7 @@ def apply_retention(
         return RetentionPass(database, table, (), ())  # nothing registered yet, or nothing to do
     registered = [
         partition
-        for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table, **options.catalog())
+        for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table)
         for partition in page["Partitions"]
     ]
     keep = (keep_location or "").rstrip("/")
@@ -180,7 +180,7 @@ def _update_records(
         table_input["Parameters"] = {**parameters, **(add or {})}
         version = {"VersionId": existing["VersionId"]} if existing.get("VersionId") else {}
         try:
-            glue.update_table(DatabaseName=database, TableInput=table_input, **version, **options.catalog())
+            glue.update_table(DatabaseName=database, TableInput=table_input, **version)
             return
         except ClientError as error:
             if error_code(error) != "ConcurrentModificationException" or attempt == _MAX_UPDATE_ATTEMPTS:
@@ -190,7 +190,7 @@ def _update_records(
 def _delete_partitions(glue: Any, database: str, table: str, values: Sequence[Sequence[str]], options: CatalogOptions) -> None:
     for start in range(0, len(values), GLUE_BATCH_DELETE_PARTITION_MAX):
         chunk = [{"Values": list(v)} for v in values[start : start + GLUE_BATCH_DELETE_PARTITION_MAX]]
-        response = glue.batch_delete_partition(DatabaseName=database, TableName=table, PartitionsToDelete=chunk, **options.catalog())
+        response = glue.batch_delete_partition(DatabaseName=database, TableName=table, PartitionsToDelete=chunk)
         for error in response.get("Errors", []):
             code = error.get("ErrorDetail", {}).get("ErrorCode")
             if code != "EntityNotFoundException":  # gone already: a rerun

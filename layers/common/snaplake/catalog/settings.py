@@ -9,10 +9,12 @@ from datetime import timedelta
 from snaplake.catalog.partitions import DEFAULT_PROJECTION_RULES, ProjectionRule
 from snaplake.core.errors import ConfigError
 from snaplake.core.names import athena_name
-from snaplake.core.settings import EXPORT_BUCKET_OWNER, LAKE_BUCKET, LAKE_BUCKET_OWNER, Env, Setting, environ
+from snaplake.core.settings import EXPORT_BUCKET_OWNER, LAKE_BUCKET, LAKE_BUCKET_OWNER, STACK_ACCOUNT_ID, Env, Setting, environ
 
 CATALOG_MODE = Setting("CATALOG_MODE", "partitions", "'partitions' registers each landed partition, 'projection' uses partition projection")
-GLUE_CATALOG_ID = Setting("GLUE_CATALOG_ID", "", "the Glue Data Catalog (account id) tables go to, when not this account's")
+LAKE_CATALOG_ROLE = Setting(
+    "LAKE_CATALOG_ROLE", "", "a source account's stack: the lake account's role whose Glue Data Catalog the tables go to"
+)
 GLUE_DATABASE_PREFIX = Setting("GLUE_DATABASE_PREFIX", "", "prefix of every Glue database the pipelines and jobs use")
 SNAPSHOT_RETENTION_COUNT = Setting("SNAPSHOT_RETENTION_COUNT", "0", "keep the newest N snapshots of each RDS table (0: keep all)")
 SNAPSHOT_RETENTION_DAYS = Setting("SNAPSHOT_RETENTION_DAYS", "0", "keep the RDS snapshots younger than D days (0: off)")
@@ -47,20 +49,32 @@ class RetentionPolicy:
 class CatalogOptions:
     projection: bool = False
     expected_bucket_owner: str | None = None  # for the footer reads
-    catalog_id: str | None = None  # Glue catalog (account) when it is not the caller's
+    catalog_role: str | None = None  # the lake account's role, when the tables go to its Glue catalog
+    source_account: str | None = None  # this stack's account, the session tag the lake's role requires
     projection_rules: Mapping[str, ProjectionRule] = field(default_factory=lambda: dict(DEFAULT_PROJECTION_RULES))
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> CatalogOptions:
-        """CATALOG_MODE (`partitions` or `projection`), GLUE_CATALOG_ID, LAKE_BUCKET_OWNER."""
+        """CATALOG_MODE (`partitions` or `projection`), LAKE_BUCKET_OWNER, LAKE_CATALOG_ROLE (with STACK_ACCOUNT_ID)."""
         env = environ() if env is None else env
         mode = CATALOG_MODE.choice(env, ("partitions", "projection"))
+        role = LAKE_CATALOG_ROLE.matching(env, r"(arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+)?", "must be an IAM role ARN (or empty)")
+        account = STACK_ACCOUNT_ID.account(env)
+        if role and account is None:
+            raise ConfigError(
+                f"environment variable {LAKE_CATALOG_ROLE.name} needs {STACK_ACCOUNT_ID.name} (the session tag the role requires)"
+            )
         return cls(
-            projection=mode == "projection", expected_bucket_owner=LAKE_BUCKET_OWNER.account(env), catalog_id=GLUE_CATALOG_ID.account(env)
+            projection=mode == "projection",
+            expected_bucket_owner=LAKE_BUCKET_OWNER.account(env),
+            catalog_role=role or None,
+            source_account=account if role else None,
         )
 
-    def catalog(self) -> dict[str, str]:
-        return {"CatalogId": self.catalog_id} if self.catalog_id else {}
+    @property
+    def catalog_id(self) -> str | None:
+        """The Glue catalog (account id) the tables go to when it is not the caller's: the lake role's account."""
+        return self.catalog_role.split(":")[4] if self.catalog_role else None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, CredentialResolver, DeferredRefreshableCredentials
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as NoConnection
 
@@ -69,6 +71,34 @@ def client(service: str) -> Any:
     if _SESSION is None:
         _SESSION = boto3.session.Session()
     return _SESSION.client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+def assumed_role_client(service: str, role_arn: str, session_name: str, tags: dict[str, str]) -> Any:
+    """A client acting as `role_arn` (assumed with these session tags). The credentials are fetched on first use and
+    again before they expire, so a client made at module level stays valid in a warm container."""
+    sts = client("sts")
+
+    def assume() -> dict[str, str]:
+        answer = sts.assume_role(
+            RoleArn=role_arn, RoleSessionName=session_name, Tags=[{"Key": key, "Value": value} for key, value in tags.items()]
+        )
+        credentials = answer["Credentials"]
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": credentials["Expiration"].isoformat(),
+        }
+
+    class AssumedRole(CredentialProvider):
+        METHOD = "sts-assume-role"
+
+        def load(self) -> DeferredRefreshableCredentials:
+            return DeferredRefreshableCredentials(refresh_using=assume, method=self.METHOD)
+
+    role_session = botocore.session.get_session()
+    role_session.register_component("credential_provider", CredentialResolver([AssumedRole()]))
+    return boto3.session.Session(botocore_session=role_session).client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
 def client_error_of(error: BaseException | None) -> ClientError | None:
