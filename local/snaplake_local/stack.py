@@ -148,10 +148,10 @@ class _Deployment:
                     AttributeDefinitions=props["AttributeDefinitions"],
                     BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
                 )
-        for logical_id, spec in resources.items():
+        for spec in resources.values():
             if spec["Type"] == "AWS::Glue::Database":
                 self.client("glue").create_database(DatabaseInput=self.evaluator.evaluate(spec["Properties"]["DatabaseInput"]))
-        for logical_id, spec in resources.items():
+        for spec in resources.values():
             if spec["Type"] == "AWS::Glue::Table":
                 props = self.evaluator.evaluate(spec["Properties"])
                 self.client("glue").create_table(DatabaseName=props["DatabaseName"], TableInput=props["TableInput"])

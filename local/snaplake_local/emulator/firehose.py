@@ -91,7 +91,9 @@ class FirehoseDelivery:
                 if any(name not in keys for name in names):
                     errors.setdefault("partitioning-failed", []).append(self._error(raw, arrival, "PartitionKeyMissing"))
                     continue
-                prefix = re.sub(r"!\{partitionKeyFromLambda:([^}]+)\}", lambda m: str(keys[m.group(1)]), self.destination["Prefix"])
+                prefix = self.destination["Prefix"]
+                for name in names:
+                    prefix = prefix.replace(f"!{{partitionKeyFromLambda:{name}}}", str(keys[name]))
                 row = json.loads(base64.b64decode(answer["data"]))
                 partitions.setdefault(_timestamps(prefix, arrival), []).append({"raw": raw, "row": row})
         for prefix, rows in sorted(partitions.items()):
@@ -99,13 +101,13 @@ class FirehoseDelivery:
             for raw in unfit:
                 errors.setdefault("format-conversion-failed", []).append(self._error(raw, arrival, "DataFormatConversion.InvalidSchema"))
             if table is not None:
-                body = io.BytesIO()
-                pq.write_table(table, body, compression="snappy")
-                delivered.data.append(self._put(self.destination, f"{prefix}{self._object_name(arrival)}.parquet", body.getvalue()))
+                parquet = io.BytesIO()
+                pq.write_table(table, parquet, compression="snappy")
+                delivered.data.append(self._put(self.destination, f"{prefix}{self._object_name(arrival)}.parquet", parquet.getvalue()))
         for kind, lines in sorted(errors.items()):
             prefix = _timestamps(self.destination["ErrorOutputPrefix"].replace("!{firehose:error-output-type}", kind), arrival)
-            body = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-            delivered.errors.append(self._put(self.destination, f"{prefix}{self._object_name(arrival)}", body))
+            jsonl = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+            delivered.errors.append(self._put(self.destination, f"{prefix}{self._object_name(arrival)}", jsonl))
         return delivered
 
     def _transform(self, event: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
@@ -136,7 +138,13 @@ class FirehoseDelivery:
 
     def _error(self, raw: bytes, arrival: datetime, code: str) -> dict[str, Any]:
         millis = int(arrival.timestamp() * 1000)
-        return {"attemptsMade": 1, "arrivalTimestamp": millis, "errorCode": code, "attemptEndingTimestamp": millis, "rawData": base64.b64encode(raw).decode()}
+        return {
+            "attemptsMade": 1,
+            "arrivalTimestamp": millis,
+            "errorCode": code,
+            "attemptEndingTimestamp": millis,
+            "rawData": base64.b64encode(raw).decode(),
+        }
 
     def _object_name(self, arrival: datetime) -> str:
         self._objects += 1
