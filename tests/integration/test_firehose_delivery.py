@@ -75,3 +75,33 @@ def test_a_failing_transform_sends_the_whole_batch_to_processing_failed(stack_fa
     (error_key,) = delivered.errors
     (line,) = [json.loads(line) for line in _read(stack, error_key).splitlines()]
     assert line["errorCode"] == "Lambda.FunctionError" and base64.b64decode(line["rawData"]) == json.dumps(GOOD[0]).encode()
+
+
+def test_a_value_that_does_not_fit_its_column_goes_to_format_conversion_failed_with_the_latest_schema(
+    stack_factory: Callable[..., Any],
+) -> None:
+    stack: EmulatedStack = stack_factory(FirehoseDeliveryStream="true", FirehosePartitionKeyFields="customer__country")
+    glue = stack.client("glue")
+    table = glue.get_table(DatabaseName="firehose", Name="events")["Table"]
+    descriptor = {**table["StorageDescriptor"], "Columns": [*table["StorageDescriptor"]["Columns"], {"Name": "amount", "Type": "bigint"}]}
+    glue.update_table(
+        DatabaseName="firehose",
+        TableInput={
+            k: v
+            for k, v in {**table, "StorageDescriptor": descriptor}.items()
+            if k in ("Name", "StorageDescriptor", "PartitionKeys", "TableType", "Parameters")
+        },
+    )
+    fits = {"event_id": 7, "customer": {"country": "DE"}, "amount": 12}
+    unfit = {"event_id": "e8", "customer": {"country": "DE"}, "amount": "twelve"}
+
+    delivered = stack.firehose().put_record_batch([json.dumps(fits).encode(), json.dumps(unfit).encode()])
+
+    (data_key,) = delivered.data
+    assert pq.read_table(pa.BufferReader(_read(stack, data_key))).to_pylist() == [
+        {"event_id": "7", "event_type": None, "occurred_at": None, "user_id": None, "amount": 12}
+    ]
+    (error_key,) = delivered.errors
+    assert "/format-conversion-failed/" in error_key
+    (line,) = [json.loads(line) for line in _read(stack, error_key).splitlines()]
+    assert json.loads(base64.b64decode(line["rawData"])) == unfit

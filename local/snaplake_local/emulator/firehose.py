@@ -10,7 +10,8 @@ source record backup.
 - `Ok` records, by the `Prefix` with `!{partitionKeyFromLambda:name}` taken from the answer's
   `metadata.partitionKeys` (a missing key: `partitioning-failed`) and `!{timestamp:...}` from the arrival time,
   converted to one Parquet object per partition with the Glue table's columns (SchemaConfiguration, JSON field names
-  matched case-insensitively, fields that are not columns left out; a value that does not fit its column:
+  matched case-insensitively, fields that are not columns left out, a JSON number or boolean in a string column
+  as its text; a value that does not fit its column:
   `format-conversion-failed`);
 - `ProcessingFailed` records to `ErrorOutputPrefix` with `!{firehose:error-output-type}` filled, one JSON line per
   record with its original data (`rawData`); `Dropped` records nowhere.
@@ -42,6 +43,13 @@ class Delivered:
     data: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     backup: list[str] = field(default_factory=list)
+
+
+def _value(value: Any, kind: pa.DataType) -> Any:
+    """A JSON value as the OpenX JSON SerDe reads it into a column: a number or boolean in a string column is its text."""
+    if kind == pa.string() and isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return value
 
 
 def _timestamps(prefix: str, arrival: datetime) -> str:
@@ -127,7 +135,7 @@ class FirehoseDelivery:
         fitting, unfit = [], []
         for entry in rows:
             lowered = {str(k).lower(): v for k, v in entry["row"].items()}
-            values = {name: lowered.get(name.lower()) for name, _ in columns}
+            values = {name: _value(lowered.get(name.lower()), kind) for name, kind in columns}
             try:
                 pa.Table.from_pylist([values], schema=arrow_schema)
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
