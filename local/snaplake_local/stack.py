@@ -33,6 +33,7 @@ from snaplake_local.emulator import (
     DistributedMapRuns,
     DynamoDbExportEmulator,
     EventBridgeEmulator,
+    FirehoseDelivery,
     InProcessLambdas,
     LocalFunction,
     RdsExportEmulator,
@@ -131,6 +132,15 @@ class _Deployment:
             elif kind == "AWS::Events::Rule":
                 name = f"{STACK}-{logical_id}"
                 self.physical[logical_id] = {"ref": name, "Arn": arn.format("events", f"rule/{name}")}
+            elif kind == "AWS::Glue::Database":
+                self.physical[logical_id] = {"ref": self.evaluator.evaluate(spec["Properties"]["DatabaseInput"]["Name"])}
+            elif kind == "AWS::Glue::Table":
+                self.physical[logical_id] = {"ref": self.evaluator.evaluate(spec["Properties"]["TableInput"]["Name"])}
+            elif kind == "AWS::Logs::LogStream":
+                self.physical[logical_id] = {"ref": spec["Properties"]["LogStreamName"]}
+            elif kind == "AWS::KinesisFirehose::DeliveryStream":
+                name = f"{STACK}-{logical_id}"
+                self.physical[logical_id] = {"ref": name, "Arn": arn.format("firehose", f"deliverystream/{name}")}
         for logical_id, spec in resources.items():
             if spec["Type"] == "AWS::S3::Bucket":
                 self._create_bucket(s3, logical_id, spec)
@@ -142,6 +152,13 @@ class _Deployment:
                     AttributeDefinitions=props["AttributeDefinitions"],
                     BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
                 )
+        for spec in resources.values():
+            if spec["Type"] == "AWS::Glue::Database":
+                self.client("glue").create_database(DatabaseInput=self.evaluator.evaluate(spec["Properties"]["DatabaseInput"]))
+        for spec in resources.values():
+            if spec["Type"] == "AWS::Glue::Table":
+                props = self.evaluator.evaluate(spec["Properties"])
+                self.client("glue").create_table(DatabaseName=props["DatabaseName"], TableInput=props["TableInput"])
         self.notifications_queue = sqs.create_queue(QueueName=f"{STACK}-notifications")["QueueUrl"]
         for logical_id, spec in resources.items():
             if spec["Type"] == "AWS::SNS::Topic":
@@ -340,6 +357,16 @@ class EmulatedStack(_Deployment):
     # ------------------------------------------------------------------ using it
     def function(self, logical_id: str) -> LocalFunction:
         return self.lambdas.functions[self.physical[logical_id]["ref"]]
+
+    def firehose(self, logical_id: str = "FirehoseLakeDeliveryStream") -> FirehoseDelivery:
+        """The delivery stream as Firehose would run it (snaplake_local.emulator.firehose): put_record_batch delivers."""
+        props = self.evaluator.evaluate(self.template["Resources"][logical_id]["Properties"])
+        destination = props["ExtendedS3DestinationConfiguration"]
+        (processor,) = destination["ProcessingConfiguration"]["Processors"]
+        lambda_arn = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}["LambdaArn"]
+        function = self.lambdas.functions[lambda_arn.split(":function:")[1]]
+        name = self.physical[logical_id]["ref"]
+        return FirehoseDelivery(name, destination, function.invoke, self.client("s3"), self.client("glue"), self.clock.now)
 
     def environment(self, logical_id: str) -> dict[str, str]:
         return self.function(logical_id).environment

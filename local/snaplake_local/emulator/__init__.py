@@ -33,6 +33,8 @@ service, so it is easy to see what the local results rest on:
   state machine); entries can be made to fail as a partial PutEvents failure.
 - distributed_map: DistributedMapRuns: a Distributed Map whose failed children exceed its tolerance fails
   with States.ExceedToleratedFailureThreshold (moto counts the failure and succeeds); each run is recorded.
+- firehose: FirehoseDelivery: a delivery stream's extended S3 destination as documented (Lambda processor, dynamic
+  partitioning, Parquet from the Glue table, error output, source backup); moto's mock writes the raw records only.
 - cloudwatch_metrics: capture_metrics, parse_metrics: CloudWatch Logs turns the handlers' EMF lines into metrics
   (moto runs no log agent); here the lines are taken off stdout and read back, for the demo and the tests.
 
@@ -50,6 +52,7 @@ from snaplake_local.emulator.cloudwatch_metrics import Emitted, capture_metrics,
 from snaplake_local.emulator.distributed_map import DistributedMapRuns, MapRun
 from snaplake_local.emulator.dynamodb_exports import DynamoDbExportEmulator
 from snaplake_local.emulator.eventbridge import EventBridgeEmulator
+from snaplake_local.emulator.firehose import Delivered, FirehoseDelivery
 from snaplake_local.emulator.glue import enforce_catalog_ids, enforce_table_version_ids
 from snaplake_local.emulator.lambdas import InProcessLambdas, LocalFunction
 from snaplake_local.emulator.rds_exports import DirectorySource, ExportSource, ManyFilesSource, RdsExportEmulator, TablesSource
@@ -61,12 +64,14 @@ __all__ = [
     "AthenaEmulator",
     "AthenaEngine",
     "AthenaQueryError",
+    "Delivered",
     "DirectorySource",
     "DistributedMapRuns",
     "DynamoDbExportEmulator",
     "Emitted",
     "EventBridgeEmulator",
     "ExportSource",
+    "FirehoseDelivery",
     "InProcessLambdas",
     "LakeFolder",
     "LocalFunction",
