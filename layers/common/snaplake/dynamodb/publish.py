@@ -25,13 +25,12 @@ from botocore.exceptions import ClientError
 
 from snaplake.core import metrics
 from snaplake.core.aws import error_code, is_not_found
-from snaplake.core.errors import InvalidEvent
+from snaplake.core.errors import InvalidEvent, PlanMissing
 from snaplake.core.handler_input import integer
 from snaplake.core.limits import S3_DELETE_OBJECTS_MAX_KEYS
 from snaplake.core.names import SUCCESS_MARKER, join_key
 from snaplake.core.s3 import Bucket
 from snaplake.core.times import iso_utc, parse_iso_utc
-from snaplake.core.errors import PlanMissing
 from snaplake.dynamodb.conversion import (
     MAX_SHARES,
     PLAN_THREADS,
@@ -157,9 +156,10 @@ def _converted(export: Bucket, plan: Plan, index: int) -> dict[str, Any]:
 def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSettings) -> dict[str, Any]:
     """Every share published and the rows add up to the manifest: then `_SUCCESS` in each partition, last.
 
-    Reads each share's records (one per PublishFiles invocation, usually one; at most MAX_SHARES shares, in parallel) and writes one marker per partition (a full
-    export has one, an incremental one at most the hours of its 24 h window, plus one); the children dropped their
-    staged copies, and whatever one of them could not drop is swept here, one listing page at most.
+    Reads each share's records (one per PublishFiles invocation, usually one; at most MAX_SHARES shares, in
+    parallel) and writes one marker per partition (a full export has one, an incremental one at most the hours of
+    its 24 h window, plus one); the children dropped their staged copies, and whatever one of them could not drop
+    is swept here, one listing page at most.
     """
     plan = Plan.from_request(request)
     count, expected = totals(request)
