@@ -89,7 +89,7 @@ MEASURED_PUBLISH_CPU_S_PER_FILE = 3.1e-3
 MEASURED_MERGE_CPU_S_PER_SHARE = 0.1e-3
 MEASURED_ITEMS_JSON_BYTES_PER_SHARE = 262.0
 MEASURED_PLAN_RESPONSE_BYTES_PER_SHARE = 51.3
-MEASURED_DDB_PARENT_TRANSITIONS = 31  # the whole parent execution (StartExport to CommitCheckpoint, polling included)
+MEASURED_DDB_PARENT_TRANSITIONS = 44  # the whole parent execution (StartExport to CommitCheckpoint, polling included)
 MEASURED_DDB_CHILD_TRANSITIONS = 9  # per share over the three Maps, one invocation per child (3 + 3 + 3)
 
 
