@@ -82,10 +82,16 @@ build: $(VENV)/.dev-installed
 build-check: build
 	$(BIN)/python scripts/check_package_size.py
 
-## bench: print the pipelines' figures (RDS copy; DynamoDB conversion throughput and memory)
+## bench: print every figure of benchmarks/README.md (RDS copy; DynamoDB conversion, also against DuckDB; stream
+## flatten against its peer; DynamoDB fan-out at 10,000 files; the scale model's 2 TB / 1 TB / 10 TB estimates)
+BENCH_FANOUT ?= --files 10000 --sm-files 500
 bench: $(VENV)/.local-installed
 	$(BIN)/python benchmarks/rds_copy.py
 	$(BIN)/python benchmarks/ddb_convert.py
+	$(BIN)/python benchmarks/ddb_convert.py --vs-duckdb
+	$(BIN)/python benchmarks/stream_flatten.py
+	$(BIN)/python benchmarks/ddb_fanout.py $(BENCH_FANOUT)
+	$(BIN)/python benchmarks/scale_model.py
 
 clean:
 	rm -rf $(VENV) $(RUNTIME_VENV) $(SCAN_VENV) node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -194,7 +194,7 @@ def library_figures(files: int, items_per_file: int = 2, shares_bound: int | Non
         steps.per_share("ScanFiles", shares, looping(scan_files))
         steps.once("MergeSchema", lambda: merge_schemas(s3, {"plan": planned["plan"], **totals}, settings))
         steps.per_share("ConvertFiles", shares, looping(convert_files))
-        steps.per_share("PublishFiles", shares, lambda share: int(publish_share(s3, {**carried, "share": share}, settings)["done"]))
+        steps.per_share("PublishFiles", shares, looping(publish_share))
         finalize = {**carried, **totals, "shares": planned["shares"]}
         landed = steps.once("FinalizeConversion", lambda: finalize_conversion(s3, finalize, settings))
         items_json = s3.head_object(Bucket=EXPORTS, Key=planned["items"]["key"])["ContentLength"]

@@ -89,8 +89,8 @@ MEASURED_PUBLISH_CPU_S_PER_FILE = 3.1e-3
 MEASURED_MERGE_CPU_S_PER_SHARE = 0.1e-3
 MEASURED_ITEMS_JSON_BYTES_PER_SHARE = 262.0
 MEASURED_PLAN_RESPONSE_BYTES_PER_SHARE = 51.3
-MEASURED_DDB_PARENT_TRANSITIONS = 31  # the whole parent execution (StartExport to CommitCheckpoint, polling included)
-MEASURED_DDB_CHILD_TRANSITIONS = 7  # per share over the three Maps, one invocation per child (3 + 3 + 1)
+MEASURED_DDB_PARENT_TRANSITIONS = 44  # the whole parent execution (StartExport to CommitCheckpoint, polling included)
+MEASURED_DDB_CHILD_TRANSITIONS = 9  # per share over the three Maps, one invocation per child (3 + 3 + 3)
 
 
 def configured() -> dict[str, Input]:
@@ -148,6 +148,7 @@ def code_constants() -> dict[str, Input]:
         "PUBLISH_THREADS": Input(float(publish.PUBLISH_THREADS), "copies in flight", "code", "snaplake.dynamodb.publish"),
         "ScanFiles reserve": Input(reserve(conversion.scan_files), "s", "code", "scan_files(reserve_ms)"),
         "ConvertFiles reserve": Input(reserve(conversion.convert_files), "s", "code", "convert_files(reserve_ms)"),
+        "PublishFiles reserve": Input(reserve(publish.publish_share), "s", "code", "publish_share(reserve_ms)"),
         "export lease": Input(float(LEASE_SECONDS), "s", "code", "snaplake.dynamodb.checkpoint.LEASE_SECONDS"),
         "RDS parent steps": Input(3, "transitions", "code", "rds_export.asl.json: PlanCopy, CopyToLake, FinalizeCopy"),
         "DynamoDB parent steps": Input(7, "transitions", "code", "dynamodb_export.asl.json: PlanConversion to FinalizeConversion"),
@@ -419,15 +420,16 @@ def ddb_model(
     convert = v["Distributed Map run overhead"] + ramp + cold + waves * convert_child
 
     copies = per_share * objects_per_file
-    publish_child = (
-        2 * lat
-        + _rounds(per_share, publish_threads) * lat  # converted/<n>.json
-        + _rounds(copies, publish_threads) * (2 * lat + out_bytes / objects_per_file / copy_rate)  # HEAD + copy
-        + per_share * v["publish CPU per file"] / publish_cores
-        + _rounds(copies, 1000) * delete  # the share's staged copies
-        + lat
+    publish_file = (  # its converted/<n>.json, then HEAD + copy of each object, PUBLISH_THREADS files per round
+        (lat + objects_per_file * (2 * lat + out_bytes / objects_per_file / copy_rate)) / publish_threads
+        + v["publish CPU per file"] / publish_cores
     )
-    publish = v["Distributed Map run overhead"] + ramp + cold + waves * (publish_child + 2 * v["state transition"])
+    publish_fixed = 2 * lat + _rounds(copies, 1000) * delete + lat  # share list and plan; staged copies dropped; record
+    publish_child, publish_longest, publish_invocations = child(
+        publish_file, publish_fixed, v["PublishFiles reserve"], v["ConvertPublishFunction.Timeout"]
+    )
+    publish_round = publish_file * publish_threads
+    publish = v["Distributed Map run overhead"] + ramp + cold + waves * publish_child
 
     partitions = 1 if kind == "full" else v["incremental objects per data file"]
     finalize = cold + _rounds(shares, plan_threads) * lat + partitions * lat + page + delete
@@ -454,16 +456,16 @@ def ddb_model(
         Step(
             "PublishFiles (Distributed Map)",
             publish,
-            publish_child,
+            publish_longest,
             v["ConvertPublishFunction.Timeout"],
-            f"{int(copies)} copies per child, no cursor: one invocation",
+            f"{int(copies)} copies per child; {publish_invocations} invocation(s) per child",
         ),
         Step("FinalizeConversion", finalize, finalize, v["ConvertFinalizeFunction.Timeout"], f"{shares} share summaries read"),
         Step("state transitions (parent)", transitions, 0, 0, f"{v['DynamoDB parent steps']:g} x {v['state transition']:g} s"),
     ]
     scenario = Scenario(name, target, steps)
-    # A looping child enters its Task and Choice once per invocation and its last Pass once; PublishFiles one Task.
-    child_transitions = shares * ((2 * scan_invocations + 1) + (2 * convert_invocations + 1) + 1)
+    # A looping child enters its Task and Choice once per invocation and its last Pass once.
+    child_transitions = shares * sum(2 * invocations + 1 for invocations in (scan_invocations, convert_invocations, publish_invocations))
     scenario.facts = {
         "data files": files,
         "data file (uncompressed)": f"{file_bytes / MIB:.0f} MiB",
@@ -486,6 +488,8 @@ def ddb_model(
             f"one data file's scan ({file_mb / scan_rate:.0f} s) fits the ScanFiles reserve": file_mb / scan_rate < v["ScanFiles reserve"],
             f"one data file's convert ({file_mb / convert_rate:.0f} s) fits the ConvertFiles reserve": file_mb / convert_rate
             < v["ConvertFiles reserve"],
+            f"one round of {publish_threads:g} files' copies ({publish_round:.0f} s) fits the PublishFiles reserve": publish_round
+            < v["PublishFiles reserve"],
             "PlanConversion memory fits its Lambda": plan_memory < v["ConvertPlanFunction.MemorySize"] * 0.8,
             f"data-file GETs/s ({gets_per_second:.0f}) <= {v['S3 GET/HEAD per prefix']:g}": gets_per_second <= v["S3 GET/HEAD per prefix"],
             "parent history well under 25,000 events": v["DynamoDB parent transitions"] * 5 < v["execution history"],

@@ -58,7 +58,7 @@ def convert_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 @logger.inject_lambda_context
 @aws.named_errors
 def publish_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    return publish_share(S3, event_object(event), SETTINGS)
+    return publish_share(S3, event_object(event), SETTINGS, context.get_remaining_time_in_millis)
 
 
 @logger.inject_lambda_context

@@ -128,9 +128,11 @@ def _run(stack: EmulatedStack, label: str, event: Any, echo: Printer, state_mach
     before = stack.clock.waited_seconds
     execution = stack.run(state_machine, event)
     virtual = stack.clock.waited_seconds - before
+    maps = stack.distributed_maps.of(execution.arn)  # the Map children's histories are their own, not the parent's
+    children = sum(1 for run in maps for event in run.history if event["type"].endswith("StateEntered"))
     echo(
-        f"    {execution.status} in {time.perf_counter() - started:.1f}s "
-        f"({virtual / 60:.0f} min of export time fast-forwarded, {execution.state_transitions} state transitions)"
+        f"    {execution.status} in {time.perf_counter() - started:.1f}s ({virtual / 60:.0f} min of export time fast-forwarded, "
+        f"{execution.state_transitions} state transitions + {children} in {sum(run.items for run in maps)} Map child workflows)"
     )
     if execution.status != "SUCCEEDED":
         echo(f"    error: {execution.error}: {execution.cause}")

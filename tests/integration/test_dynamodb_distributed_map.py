@@ -6,15 +6,20 @@ larger sizes, and the per-export steps at 100,000 data files."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
 import pytest
 from snaplake.dynamodb import conversion as conversion_steps
 from snaplake.dynamodb import parquet
+from snaplake.dynamodb import publish as publish_steps
 from snaplake.dynamodb.errors import CountMismatch
+from snaplake_local.sample_data import orders_items
 from snaplake_local.sources import ORDERS_TABLE_ARN, create_orders_table, default_parameters, seed_sample_sources
 from snaplake_local.stack import EmulatedStack, Execution
+
+from tests.integration.faults import LakeContents, LambdaTimeout, timeout_message
 
 DDB = "DynamoDbExportStateMachine"
 MAPS = ("ScanFiles", "ConvertFiles", "PublishFiles")
@@ -95,3 +100,35 @@ def test_the_state_payload_does_not_grow_with_the_number_of_data_files(monkeypat
     assert children == {3: 3, 128: 16, 300: 16}  # more files, more children, up to MAX_SHARES; then bigger shares ...
     assert sizes[300] <= sizes[3] + 64, sizes  # ... and the same state (a few digits longer)
     assert transitions[3] == transitions[128] == transitions[300]  # the parent's steps do not depend on the export
+
+
+def test_publish_children_loop_on_their_cursor_and_a_timed_out_invocation_is_retried_without_duplicating_a_file(
+    stack: EmulatedStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(conversion_steps, "MAX_SHARES", 2)  # 2 shares of 6 files ...
+    monkeypatch.setattr(publish_steps, "PUBLISH_THREADS", 2)  # ... published 2 files per round: 3 rounds per share
+    stack.dynamodb_exports.files_per_export = 12
+    checks = itertools.count(1)
+
+    def out_of_time() -> int:  # every check: time is up after the round; the third check overall times the function out
+        if next(checks) == 3:
+            raise LambdaTimeout(timeout_message(stack, "ConvertPublishFunction"))
+        return 0
+
+    stack.lambdas.remaining_ms[stack.function("ConvertPublishFunction").name] = out_of_time
+    execution = full_export(stack)
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    [run] = stack.distributed_maps.of(execution.arn, "PublishFiles")
+    assert (run.items, run.succeeded, run.failed) == (2, 2, 0)
+    timed_out = [e for e in run.history if e["type"] == "LambdaFunctionFailed"]
+    assert [e["lambdaFunctionFailedEventDetails"]["error"] for e in timed_out] == ["Sandbox.Timedout"]
+    # Each share: cursors 2 and 4 (its files 2*2 and 4*2 of the export), then done; one invocation more for the retry.
+    cursors = sorted((o["share"]["worker"], o["cursor"] is None, o["cursor"]) for o in run.step_outputs("PublishShare"))
+    assert cursors == [(0, False, 4), (0, False, 8), (0, True, None), (1, False, 5), (1, False, 9), (1, True, None)]
+    assert sum(1 for name, _ in stack.lambdas.invocations if name == stack.function("ConvertPublishFunction").name) == 7
+    lake = LakeContents.read(stack)
+    rows = [row for key, found in lake.rows.items() if "/dynamodb/" in f"/{key}" for row in found]
+    assert len(rows) == len(set(rows)) == len(orders_items()) == execution.output["landed"]["rows"]
+    assert execution.output["landed"]["files"] == 12
+    assert not [key for key in stack.lake_objects() if "_snaplake_staging/" in key]

@@ -60,7 +60,7 @@ def export(s3: Any, export_id: str, files: list[list[dict[str, Any]]], window: t
     for share in planned["workers"]:
         assert convert_files(s3, {**carried, "share": share}, SETTINGS, lambda: 10**9)["done"]
     for share in planned["workers"]:
-        assert publish_share(s3, {**carried, "share": share}, SETTINGS)["done"]
+        assert publish_share(s3, {**carried, "share": share}, SETTINGS, lambda: 10**9)["done"]
     landed = finalize_conversion(
         s3, {**carried, "files": planned["files"], "expectedItems": planned["expectedItems"], "shares": planned["shares"]}, SETTINGS
     )

@@ -7,17 +7,19 @@ Exports are written to moto S3 in DynamoDB's layout and run through the library 
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from botocore.client import BaseClient
 from snaplake.core.errors import InvalidEvent
-from snaplake.dynamodb import conversion
+from snaplake.dynamodb import conversion, publish
 from snaplake.dynamodb.conversion import convert_files, merge_schemas, plan_conversion, scan_files
+from snaplake.dynamodb.errors import ConversionIncomplete
 from snaplake.dynamodb.publish import finalize_conversion, publish_share
 from snaplake.dynamodb.settings import ConversionSettings
 
@@ -80,12 +82,12 @@ def carried(planned: dict[str, Any]) -> dict[str, Any]:
     return {key: planned[key] for key in ("plan", "kind", "table", "exportedTo", "exportId")}
 
 
-def run_child(step: Any, s3: Any, event: dict[str, Any], remaining: Any = FOREVER) -> int:
+def run_child(step: Any, s3: Any, event: dict[str, Any], remaining: Any = FOREVER, settings: ConversionSettings = SETTINGS) -> int:
     """A Map child: the step again on its cursor until done; how many invocations it took."""
     invocations = 0
     while True:
         invocations += 1
-        result = step(s3, event, SETTINGS, remaining)
+        result = step(s3, event, settings, remaining)
         if result["done"]:
             return invocations
         event = result
@@ -129,7 +131,7 @@ def test_merge_and_finalize_read_one_object_per_share_not_one_per_file(buckets: 
         merged = merge_schemas(buckets, {"plan": planned["plan"], **totals}, SETTINGS)
     for share in planned["workers"]:
         run_child(convert_files, buckets, {**carried(planned), "share": share})
-        assert publish_share(buckets, {**carried(planned), "share": share}, SETTINGS) == {"done": True}
+        assert run_child(publish_share, buckets, {**carried(planned), "share": share}) == 1
     with s3_calls() as finalize_calls:
         landed = finalize_conversion(buckets, {**carried(planned), **totals, "shares": 3}, SETTINGS)
 
@@ -198,11 +200,11 @@ def test_publish_children_drop_their_staged_copies_and_finalize_sweeps_a_leftove
     staging = f"data/_snaplake_staging/{EXPORT_ID}/"
     assert buckets.list_objects_v2(Bucket=LAKE, Prefix=staging)["KeyCount"] == 3
 
-    publish_share(buckets, {**carried(planned), "share": planned["workers"][0]}, SETTINGS)
+    run_child(publish_share, buckets, {**carried(planned), "share": planned["workers"][0]})
     assert buckets.list_objects_v2(Bucket=LAKE, Prefix=staging)["KeyCount"] == 1  # the first share's two are dropped
     # A retry of the same child finds its staged copies gone and the objects in place: nothing to do, no error.
-    assert publish_share(buckets, {**carried(planned), "share": planned["workers"][0]}, SETTINGS) == {"done": True}
-    publish_share(buckets, {**carried(planned), "share": planned["workers"][1]}, SETTINGS)
+    assert run_child(publish_share, buckets, {**carried(planned), "share": planned["workers"][0]}) == 1
+    run_child(publish_share, buckets, {**carried(planned), "share": planned["workers"][1]})
     buckets.put_object(Bucket=LAKE, Key=f"{staging}leftover.parquet", Body=b"x")  # one a child could not drop
 
     landed = finalize_conversion(buckets, {**carried(planned), "files": 3, "expectedItems": 6, "shares": 2}, SETTINGS)
@@ -253,8 +255,129 @@ def test_finalize_refuses_a_request_that_is_not_the_plans_before_writing_anythin
         if stage is scan_files:
             merge_schemas(buckets, {"plan": planned["plan"], "files": 3, "expectedItems": 3}, SETTINGS)
     for share in planned["workers"]:
-        publish_share(buckets, {**carried(planned), "share": share}, SETTINGS)
+        run_child(publish_share, buckets, {**carried(planned), "share": share})
 
     with s3_calls() as calls, pytest.raises(InvalidEvent, match="counts 4 data files in 2 shares, the plan 3 in 2"):
         finalize_conversion(buckets, {**carried(planned), "files": 4, "expectedItems": 3, "shares": 2}, SETTINGS)
     assert set(calls) == {"GetObject"}
+
+
+# ---------------------------------------------------------------------------------------------------- PublishFiles' cursor
+
+ONE_SHARE = ConversionSettings(**{**SETTINGS.__dict__, "workers": 1})
+COUNTS = [3, 0, 2, 5, 1, 4, 2]  # one share of 7 files; file 1 is empty and lands nothing
+LANDED = ["_SUCCESS", *(f"part-{index:05d}.parquet" for index, items in enumerate(COUNTS) if items)]
+
+
+def converted_share(buckets: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """One share's PublishFiles event, its files scanned and converted; it publishes in rounds of two files, so its
+    cursor can stop at files 2, 4 and 6."""
+    monkeypatch.setattr(publish, "PUBLISH_THREADS", 2)
+    manifest(buckets, COUNTS)
+    planned = plan_conversion(buckets, REQUEST, ONE_SHARE)
+    event = {**carried(planned), "share": planned["workers"][0]}
+    run_child(scan_files, buckets, event, settings=ONE_SHARE)
+    merge_schemas(buckets, {"plan": planned["plan"], "files": len(COUNTS), "expectedItems": sum(COUNTS)}, ONE_SHARE)
+    run_child(convert_files, buckets, event, settings=ONE_SHARE)
+    return event
+
+
+def finalize_share(buckets: Any, event: dict[str, Any]) -> dict[str, Any]:
+    return finalize_conversion(buckets, {**event, "files": len(COUNTS), "expectedItems": sum(COUNTS), "shares": 1}, ONE_SHARE)
+
+
+def lake_files(buckets: Any) -> list[str]:
+    listed = buckets.list_objects_v2(Bucket=LAKE, Prefix="data/dynamodb/").get("Contents", [])
+    return sorted(obj["Key"].rsplit("/", 1)[1] for obj in listed)
+
+
+def staged(buckets: Any) -> list[str]:
+    listed = buckets.list_objects_v2(Bucket=LAKE, Prefix="data/_snaplake_staging/").get("Contents", [])
+    return sorted(obj["Key"].rsplit("/", 1)[1] for obj in listed)
+
+
+def out_of_time_after(rounds: int) -> Callable[[], int]:
+    """A budget that runs out at the check after `rounds` rounds (the first round is never checked)."""
+    asked = itertools.count(1)
+    return lambda: 10**9 if next(asked) < rounds else 0
+
+
+@pytest.mark.parametrize("rounds", [1, 2, 3, 4])
+def test_a_publish_child_stopped_at_each_cursor_point_resumes_and_lands_each_file_once(
+    buckets: Any, monkeypatch: pytest.MonkeyPatch, rounds: int
+) -> None:
+    event = converted_share(buckets, monkeypatch)
+
+    first = publish_share(buckets, event, ONE_SHARE, out_of_time_after(rounds))
+
+    cursor = 2 * rounds if rounds < 4 else None
+    assert (first["cursor"], first["done"]) == (cursor, cursor is None)
+    assert first["share"] == event["share"] and first["plan"] == event["plan"]  # the Map child's item, handed on
+    # What it published is in place and its staged copies are dropped; the rest still waits in staging.
+    assert staged(buckets) == [name for name in LANDED[1:] if int(name[5:10]) >= (cursor or len(COUNTS))]
+    # The rest with no time left: one round per invocation.
+    assert (run_child(publish_share, buckets, first, lambda: 0, ONE_SHARE) if cursor else 0) == 4 - rounds
+    landed = finalize_share(buckets, event)
+
+    assert (landed["rows"], landed["files"]) == (sum(COUNTS), len(COUNTS))
+    assert lake_files(buckets) == LANDED and staged(buckets) == []
+
+
+@pytest.mark.parametrize("dies", ["mid-copy", "after dropping its staged copies"])
+def test_a_publish_invocation_retried_after_it_died_part_way_lands_each_file_once(
+    buckets: Any, monkeypatch: pytest.MonkeyPatch, dies: str
+) -> None:
+    event = converted_share(buckets, monkeypatch)
+    after_two = publish_share(buckets, event, ONE_SHARE, out_of_time_after(2))  # files 0-3 published, cursor 4
+    copies, original_publish, original_drop = itertools.count(), publish.publish, publish.drop_staged
+
+    def publish_dying_on_the_second(lake: Any, staged_key: str, key: str) -> None:
+        if next(copies) == 1:
+            raise TimeoutError("injected: the invocation dies mid-round")
+        original_publish(lake, staged_key, key)
+
+    def drop_then_die(lake: Any, keys: list[str]) -> None:
+        original_drop(lake, keys)
+        raise TimeoutError("injected: the invocation dies before it records what it published")
+
+    if dies == "mid-copy":
+        monkeypatch.setattr(publish, "publish", publish_dying_on_the_second)
+    else:
+        monkeypatch.setattr(publish, "drop_staged", drop_then_die)
+    with pytest.raises(TimeoutError):
+        publish_share(buckets, after_two, ONE_SHARE, FOREVER)
+    monkeypatch.setattr(publish, "publish", original_publish)
+    monkeypatch.setattr(publish, "drop_staged", original_drop)
+    # Step Functions retries the invocation with the same input: the same cursor.
+    assert run_child(publish_share, buckets, after_two, settings=ONE_SHARE) == 1
+    landed = finalize_share(buckets, event)
+
+    assert (landed["rows"], landed["files"]) == (sum(COUNTS), len(COUNTS))
+    assert lake_files(buckets) == LANDED and staged(buckets) == []
+
+
+def test_a_retry_that_stops_elsewhere_rewrites_the_chain_and_finalize_never_reads_the_records_left_off_it(
+    buckets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = converted_share(buckets, monkeypatch)
+    assert run_child(publish_share, buckets, event, lambda: 0, ONE_SHARE) == 4  # records from files 0, 2, 4 and 6
+    # The share again from its first file (a retried invocation whose result was lost, or the next run finishing this
+    # export), all of it in one invocation: the record from file 0 now ends the chain; those from 2, 4, 6 stay behind.
+    assert run_child(publish_share, buckets, event, settings=ONE_SHARE) == 1
+    records = buckets.list_objects_v2(Bucket=EXPORTS, Prefix=f"{event['plan']['prefix']}published/")["KeyCount"]
+
+    with s3_calls() as calls:
+        landed = finalize_share(buckets, event)
+
+    assert records == 4 and calls["GetObject"] == 1 + 1  # the share's one record on the chain, and plan.json
+    assert (landed["rows"], landed["files"]) == (sum(COUNTS), len(COUNTS))
+    assert lake_files(buckets) == LANDED
+
+
+def test_finalize_refuses_a_share_whose_chain_is_not_finished(buckets: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    event = converted_share(buckets, monkeypatch)
+    publish_share(buckets, event, ONE_SHARE, out_of_time_after(1))  # its record says the next invocation starts at 2
+
+    with pytest.raises(ConversionIncomplete, match="1 of 1 shares are not published"):
+        finalize_share(buckets, event)
+    assert "_SUCCESS" not in lake_files(buckets)

@@ -89,7 +89,7 @@ def convert_export(s3: Any, export_id: str) -> dict[str, Any]:
     for share in planned["workers"]:
         assert convert_files(s3, {**carried, "share": share}, SETTINGS, never_late)["done"] is True
     for share in planned["workers"]:
-        assert publish_share(s3, {**carried, "share": share}, SETTINGS)["done"]
+        assert publish_share(s3, {**carried, "share": share}, SETTINGS, never_late)["done"]
     landed = finalize_conversion(
         s3, {**carried, "files": planned["files"], "expectedItems": planned["expectedItems"], "shares": planned["shares"]}, SETTINGS
     )

@@ -169,6 +169,7 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "plan_files": ("s3.get_object dynamodb-export",),
         "scan_files": ("s3.put_object dynamodb-export",),
         "merge_schemas": ("s3.get_object dynamodb-export", "s3.put_object dynamodb-export"),
+        "share_chain": ("s3.get_object dynamodb-export",),
         "convert_files": ("s3.get_object dynamodb-export", "s3.put_object dynamodb-export", "s3.upload_file lake"),
     },
     "snaplake.dynamodb.publish": {
@@ -176,7 +177,6 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "drop_staged": ("s3.delete_objects lake",),
         "publish_share": ("s3.put_object dynamodb-export",),
         "_converted": ("s3.get_object dynamodb-export",),
-        "_published": ("s3.get_object dynamodb-export",),
         "finalize_conversion": ("s3.get_object dynamodb-export", "s3.list_objects_v2 lake", "s3.put_object lake"),
     },
     "snaplake.rds.copy_plan": {

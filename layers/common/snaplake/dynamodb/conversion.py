@@ -60,6 +60,7 @@ FILES_PER_SHARE = 8
 # result array stay bounded whatever the export's size; a bigger export gives each share more files instead.
 MAX_SHARES = 1_000
 PLAN_THREADS = 16  # S3 requests in flight when a step reads or writes one object per share
+SCANNED, PUBLISHED = "schemas", "published"  # the plan folders of ScanFiles' and PublishFiles' records (share_chain)
 log = logging.getLogger(__name__)
 
 
@@ -71,14 +72,11 @@ class Plan:
     def file_result(self, stage: str, index: int) -> str:
         return f"{self.prefix}{stage}/{index:06d}.json"
 
-    def share_result(self, stage: str, worker: int) -> str:
-        """One object per share: `published/share-<n>.json` (PublishFiles' summary)."""
-        return f"{self.prefix}{stage}/share-{worker:06d}.json"
-
-    def scanned(self, worker: int, start: int) -> str:
-        """What one ScanFiles invocation of the share found, starting at file `start`: the files' merged schema, their
-        rows, and where the next invocation started (`next`), so MergeSchema follows the share from its first file."""
-        return f"{self.prefix}schemas/share-{worker:06d}-from-{start:06d}.json"
+    def share_result(self, stage: str, worker: int, start: int) -> str:
+        """What one invocation of a share's child did, starting at the share's file `start` (`schemas/`: ScanFiles'
+        merged schema and rows; `published/`: PublishFiles' totals), with where the next invocation started (`next`),
+        so MergeSchema and FinalizeConversion follow each share from its first file (`share_chain`)."""
+        return f"{self.prefix}{stage}/share-{worker:06d}-from-{start:06d}.json"
 
     def staged(self, index: int) -> str:
         """ScanFiles' own conversion of data file `index` (snaplake.dynamodb.parquet.staging), for ConvertFiles."""
@@ -264,8 +262,8 @@ def scan_files(
         index += workers
     done = index >= count
     found = {"files": scanned, "rows": rows_seen, "next": None if done else index, "schema": merged.to_json()}
-    export.write_bytes(plan.scanned(worker, start), json.dumps(found).encode())
-    return {**_carry(request), "cursor": None if done else index, "done": done}
+    export.write_bytes(plan.share_result(SCANNED, worker, start), json.dumps(found).encode())
+    return {**carry(request), "cursor": None if done else index, "done": done}
 
 
 # ScanFiles keeps what it converted of a data file in /tmp (512 MB by default) until it uploads it; a file whose staged
@@ -293,21 +291,9 @@ def merge_schemas(s3: Any, request: dict[str, Any], settings: ConversionSettings
         raise InvalidEvent(f"the request counts {count} data files, the plan {target.get('files') if isinstance(target, dict) else '?'}")
     shares = integer(target.get("shares"), "plan.json shares", 1, MAX_SHARES)
 
-    def share_scans(worker: int) -> list[dict[str, Any]]:
-        """What the share's ScanFiles invocations found, from its first file on (one object each; usually one)."""
-        found, start = [], worker
-        while True:
-            scanned = export.read_plan(plan.scanned(worker, start))
-            found.append(scanned)
-            following = scanned.get("next")
-            if following is None:
-                return found
-            if not isinstance(following, int) or following <= start or following % shares != worker % shares:
-                raise InvalidEvent(f"{plan.scanned(worker, start)}: 'next' {str(following)[:20]} is not a later file of the share")
-            start = following
-
     with ThreadPoolExecutor(max_workers=PLAN_THREADS, thread_name_prefix="snaplake-merge") as pool:
-        scans = [scanned for found in pool.map(share_scans, range(shares)) for scanned in found]
+        chains = pool.map(lambda worker: share_chain(export, plan, SCANNED, worker, shares), range(shares))
+        scans = [scanned for found in chains for scanned in found]
     merged = ExportSchema()
     for scanned in scans:
         merged = merged.merge(ExportSchema.from_json(scanned["schema"]))
@@ -324,6 +310,24 @@ def merge_schemas(s3: Any, request: dict[str, Any], settings: ConversionSettings
         merged.name_columns(registry.names(paths, options.separator, reserved_names(kind)))
     export.write_bytes(f"{plan.prefix}schema.json", json.dumps(merged.to_json()).encode())
     return {"schemaKey": f"{plan.prefix}schema.json", "rows": total}
+
+
+def share_chain(export: Bucket, plan: Plan, stage: str, worker: int, shares: int) -> list[dict[str, Any]]:
+    """What a share's invocations of a stage recorded, from its first file on (one object each; usually one).
+
+    Follows each record's `next`, so a record an earlier attempt left off the chain (a retry of the same cursor that
+    stopped elsewhere overwrote the record that pointed to it) is never read. PlanMissing names a missing record.
+    """
+    found, start = [], worker
+    while True:
+        record = export.read_plan(plan.share_result(stage, worker, start))
+        found.append(record)
+        following = record.get("next")
+        if following is None:
+            return found
+        if not isinstance(following, int) or following <= start or following % shares != worker % shares:
+            raise InvalidEvent(f"{plan.share_result(stage, worker, start)}: 'next' {str(following)[:20]} is not a later file of the share")
+        start = following
 
 
 def totals(request: dict[str, Any]) -> tuple[int, int]:
@@ -386,7 +390,7 @@ def convert_files(
     done_one = False
     while index < count:
         if done_one and remaining_ms() < reserve_ms:
-            return {**_carry(request), "cursor": index, "done": False}
+            return {**carry(request), "cursor": index, "done": False}
         source, items = files[index]
         with tempfile.TemporaryDirectory() as scratch:
             converted_from = "stage"
@@ -414,7 +418,7 @@ def convert_files(
         export.write_bytes(plan.file_result("converted", index), json.dumps(result).encode())
         index += workers
         done_one = True
-    return {**_carry(request), "cursor": None, "done": True}
+    return {**carry(request), "cursor": None, "done": True}
 
 
 def staging_key(settings: ConversionSettings, export_id: str, key: str) -> str:
@@ -443,5 +447,6 @@ def _split(
     return out
 
 
-def _carry(request: dict[str, Any]) -> dict[str, Any]:
+def carry(request: dict[str, Any]) -> dict[str, Any]:
+    """What a looping Map child hands its next invocation besides the cursor: its item, as the Map gave it."""
     return {key: request[key] for key in ("plan", "share", "kind", "table", "exportedTo", "exportId") if key in request}

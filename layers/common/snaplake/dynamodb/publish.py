@@ -7,13 +7,16 @@ share's files into place and drops its share's staged copies (a retry whose
 staged copy is gone finds the object already in place), and once every child
 finished, FinalizeConversion checks the counts and writes the partitions'
 `_SUCCESS` markers. No step handles every file of the export in one invocation:
-a child handles its share, FinalizeConversion reads one summary per share.
+a child handles its share, looping on a time-budget cursor like ScanFiles and
+ConvertFiles, and FinalizeConversion reads one record per share (one per
+invocation of a share that needed more than one).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -22,13 +25,25 @@ from botocore.exceptions import ClientError
 
 from snaplake.core import metrics
 from snaplake.core.aws import error_code, is_not_found
-from snaplake.core.errors import InvalidEvent
+from snaplake.core.errors import InvalidEvent, PlanMissing
 from snaplake.core.handler_input import integer
 from snaplake.core.limits import S3_DELETE_OBJECTS_MAX_KEYS
 from snaplake.core.names import SUCCESS_MARKER, join_key
 from snaplake.core.s3 import Bucket
 from snaplake.core.times import iso_utc, parse_iso_utc
-from snaplake.dynamodb.conversion import MAX_SHARES, PLAN_THREADS, Plan, conversion_of, plan_files, share_of, staging_key, totals
+from snaplake.dynamodb.conversion import (
+    MAX_SHARES,
+    PLAN_THREADS,
+    PUBLISHED,
+    Plan,
+    carry,
+    conversion_of,
+    plan_files,
+    share_chain,
+    share_of,
+    staging_key,
+    totals,
+)
 from snaplake.dynamodb.errors import ConversionIncomplete, CountMismatch
 from snaplake.dynamodb.settings import ConversionSettings
 
@@ -71,19 +86,33 @@ def drop_staged(lake: Bucket, keys: list[str]) -> None:
             )
 
 
-def publish_share(s3: Any, request: dict[str, Any], settings: ConversionSettings) -> dict[str, Any]:
-    """PublishFiles child: copy one share's converted files to their lake keys, drop their staged copies, then record
-    the share's totals (`published/share-<worker>.json`) so FinalizeConversion reads one object per share, not one
-    per file."""
-    plan, worker, workers, count, _ = share_of(request)
+def publish_share(
+    s3: Any, request: dict[str, Any], settings: ConversionSettings, remaining_ms: Callable[[], int], reserve_ms: int = 120_000
+) -> dict[str, Any]:
+    """PublishFiles child: copy the share's converted files to their lake keys from its cursor on, PUBLISH_THREADS files
+    at a time, until done or out of time; drop their staged copies; then record what this invocation published
+    (`published/share-<n>-from-<first file>.json`: files, rows, partitions, and the cursor it hands on as `next`), so
+    FinalizeConversion follows each share's chain (`share_chain`), one object per invocation, not one per file.
+
+    Repeatable from any cursor: a retry (the invocation died, or its result was lost) copies the same files again to
+    the same keys or finds them in place (`publish`), and overwrites the record; if it stops at another file, the
+    chain follows the new record and never reads what the earlier attempt wrote further on.
+    """
+    plan, worker, workers, count, start = share_of(request)
     export_id = conversion_of(request)[3]
     export, lake = settings.export(s3, plan.bucket), settings.lake(s3)
-    indexes = sorted(plan_files(export, plan, worker, workers, count))
+    pending = sorted(index for index in plan_files(export, plan, worker, workers, count) if index >= start)
+    results: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="snaplake-publish") as pool:
-        results = list(pool.map(lambda i: _converted(export, plan, i), indexes))
-        keys = [key for result in results for key in result["keys"]]
-        list(pool.map(lambda key: publish(lake, staging_key(settings, export_id, key), key), keys))
+        while pending and not (results and remaining_ms() < reserve_ms):  # each invocation publishes at least one round
+            batch, pending = pending[:PUBLISH_THREADS], pending[PUBLISH_THREADS:]
+            converted = list(pool.map(lambda i: _converted(export, plan, i), batch))
+            batch_keys = [key for result in converted for key in result["keys"]]
+            list(pool.map(lambda key: publish(lake, staging_key(settings, export_id, key), key), batch_keys))
+            results.extend(converted)
+    keys = [key for result in results for key in result["keys"]]
     drop_staged(lake, [staging_key(settings, export_id, key) for key in keys])
+    following = pending[0] if pending else None
     summary = {
         "share": {"worker": worker, "workers": workers, "files": count},  # the plan's, as plan_files checked them
         "files": len(results),
@@ -92,9 +121,10 @@ def publish_share(s3: Any, request: dict[str, Any], settings: ConversionSettings
         "partitionTotals": _partition_totals(results),
         "objects": len(keys),
         "bytes": sum(int(r.get("bytes", 0)) for r in results),
+        "next": following,
     }
-    export.write_bytes(plan.share_result("published", worker), json.dumps(summary).encode())
-    return {"done": True}
+    export.write_bytes(plan.share_result(PUBLISHED, worker, start), json.dumps(summary).encode())
+    return {**carry(request), "cursor": following, "done": following is None}
 
 
 def _partition_totals(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -126,9 +156,10 @@ def _converted(export: Bucket, plan: Plan, index: int) -> dict[str, Any]:
 def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSettings) -> dict[str, Any]:
     """Every share published and the rows add up to the manifest: then `_SUCCESS` in each partition, last.
 
-    Reads one summary per share (at most MAX_SHARES, in parallel) and writes one marker per partition (a full
-    export has one, an incremental one at most the hours of its 24 h window, plus one); the children dropped their
-    staged copies, and whatever one of them could not drop is swept here, one listing page at most.
+    Reads each share's records (one per PublishFiles invocation, usually one; at most MAX_SHARES shares, in
+    parallel) and writes one marker per partition (a full export has one, an incremental one at most the hours of
+    its 24 h window, plus one); the children dropped their staged copies, and whatever one of them could not drop
+    is swept here, one listing page at most.
     """
     plan = Plan.from_request(request)
     count, expected = totals(request)
@@ -136,17 +167,17 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSe
     export_id = conversion_of(request)[3]
     export, lake = settings.export(s3, plan.bucket), settings.lake(s3)
     with ThreadPoolExecutor(max_workers=PLAN_THREADS, thread_name_prefix="snaplake-finalize") as pool:
-        results = list(pool.map(lambda w: _published(export, plan, w), range(shares)))
-    for worker, result in enumerate(results):  # each summary records the plan's share: the request must agree
-        recorded = result.get("share") if result is not None else None
-        if isinstance(recorded, dict) and recorded != {"worker": worker, "workers": shares, "files": count}:
-            raise InvalidEvent(
-                f"the request counts {count} data files in {shares} shares, the plan {recorded['files']} in {recorded['workers']}"
-            )
-    missing = [w for w, result in enumerate(results) if result is None]
+        chains = list(pool.map(lambda w: _published(export, plan, w, shares), range(shares)))
+    for worker, chain in enumerate(chains):  # each record names the plan's share: the request must agree
+        for recorded in (r.get("share") for r in chain or []):
+            if isinstance(recorded, dict) and recorded != {"worker": worker, "workers": shares, "files": count}:
+                raise InvalidEvent(
+                    f"the request counts {count} data files in {shares} shares, the plan {recorded['files']} in {recorded['workers']}"
+                )
+    missing = [w for w, chain in enumerate(chains) if chain is None]
     if missing:
         raise ConversionIncomplete(f"{len(missing)} of {shares} shares are not published (first: {missing[0]})")
-    published = [r for r in results if r is not None]
+    published = [record for chain in chains for record in chain or []]
     files, rows = sum(int(r["files"]) for r in published), sum(int(r["rows"]) for r in published)
     if files != count:
         raise ConversionIncomplete(f"{files} of {count} data files are published")
@@ -184,10 +215,9 @@ def finalize_conversion(s3: Any, request: dict[str, Any], settings: ConversionSe
     }
 
 
-def _published(export: Bucket, plan: Plan, worker: int) -> dict[str, Any] | None:
+def _published(export: Bucket, plan: Plan, worker: int, shares: int) -> list[dict[str, Any]] | None:
+    """What the share's PublishFiles invocations recorded, or None while the share is not all published."""
     try:
-        return dict(export.read_json(plan.share_result("published", worker)))
-    except Exception as error:
-        if is_not_found(error):
-            return None
-        raise
+        return share_chain(export, plan, PUBLISHED, worker, shares)
+    except PlanMissing:
+        return None
