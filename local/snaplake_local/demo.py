@@ -14,6 +14,7 @@ from snaplake.athena import AthenaSettings
 from snaplake.core.times import iso_utc, parse_iso_utc
 from snaplake.rds.snapshots import SnapshotRef, parse_request
 
+from snaplake_local import report
 from snaplake_local.emulator import (
     CATALOG_FILE,
     DirectorySource,
@@ -128,11 +129,9 @@ def _run(stack: EmulatedStack, label: str, event: Any, echo: Printer, state_mach
     before = stack.clock.waited_seconds
     execution = stack.run(state_machine, event)
     virtual = stack.clock.waited_seconds - before
-    maps = stack.distributed_maps.of(execution.arn)  # the Map children's histories are their own, not the parent's
-    children = sum(1 for run in maps for event in run.history if event["type"].endswith("StateEntered"))
     echo(
         f"    {execution.status} in {time.perf_counter() - started:.1f}s ({virtual / 60:.0f} min of export time fast-forwarded, "
-        f"{execution.state_transitions} state transitions + {children} in {sum(run.items for run in maps)} Map child workflows)"
+        f"{execution.state_transitions} state transitions + {report.map_children(stack.distributed_maps.of(execution.arn))})"
     )
     if execution.status != "SUCCEEDED":
         echo(f"    error: {execution.error}: {execution.cause}")
@@ -191,12 +190,10 @@ def run_demo(echo: Printer = print, log_level: str | None = "WARNING") -> bool:
         ok &= _run(stack, "a snapshot of a source not in SourceIdentifiers", {"snapshotArn": other}, echo).status == "SUCCEEDED"
         ok &= _run_dynamodb(stack, echo)
         _show_lake(stack, echo, samples=("/city/", "/customers/", "dynamodb_changes/"))
-        # --- DynamoDB Streams change log (issue 4): stream records fed through StreamFlattenFunction.
-        # After the lake summary above (which covers the export pipelines); it prints its own objects.
+        # The stream change log after the lake summary above (which covers the exports); it prints its own objects.
         from snaplake_local.streams import run_stream_demo
 
         ok &= run_stream_demo(stack, echo)
-        # --- end of the DynamoDB Streams addition
         ok &= _run_athena(stack, echo)
         from snaplake_local.latest_demo import run_latest_demo
 

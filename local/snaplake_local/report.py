@@ -165,3 +165,9 @@ def metrics_lines(emitted: list[Emitted]) -> list[str]:
         f"  snapshots landed {total(emitted, 'SnapshotsLanded'):.0f}, checkpoints committed {total(emitted, 'CheckpointsCommitted'):.0f}"
     )
     return [heading, *("  " + line for line in landed_summary(emitted)), counts]
+
+
+def map_children(runs: list[Any]) -> str:
+    """The state transitions of an execution's Distributed Map children, whose histories are their own (not the parent's)."""
+    transitions = sum(1 for run in runs for event in run.history if event["type"].endswith("StateEntered"))
+    return f"{transitions} in {sum(run.items for run in runs)} Map child workflows"
