@@ -126,6 +126,7 @@ def _register(
     if reserved:
         raise DuplicateColumn(f"table {table!r}: data columns {sorted(reserved)} clash with the partition keys")
     ensure_database(glue, database, options=options)
+    version: TableVersion
     version, change = _upsert_version(glue, database, table, partition, columns, options)
     registered = False
     if not options.projection:
