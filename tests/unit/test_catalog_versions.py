@@ -15,6 +15,7 @@ import pytest
 from snaplake.catalog import (
     IncompatibleColumnType,
     Registration,
+    expire_change_log,
     expire_snapshots,
     put_landing_events,
     rds_landings,
@@ -205,3 +206,24 @@ def test_retention_expires_snapshots_of_every_version_and_keeps_what_latest_read
     assert [(p.table, p.expired) for p in passes] == [("customers", ()), ("customers__v2", (SECOND,))]
     assert partitions(glue, "customers") == [FIRST], "each version keeps its newest snapshot"
     assert partitions(glue, "customers__v2") == [THIRD]
+
+
+def test_a_dynamodb_change_hour_whose_attribute_changed_type_goes_to_a_version_and_both_expire(glue: Any, lake: Any) -> None:
+    """Mixed types within one export become text, but an attribute all numbers in one window and all text in the next
+    lands as bigint then string."""
+    hours = {"2024-05-01/hour=07": pa.table({"new__price": [5]}), "2024-05-01/hour=08": pa.table({"new__price": ["five"]})}
+    names = []
+    for hour, data in hours.items():
+        where = f"lake/dynamodb_changes/orders_changes/dt={hour}/"
+        sink = pa.BufferOutputStream()
+        pq.write_table(data, sink)
+        lake.put_object(Bucket=LAKE, Key=where + "part-00000.parquet", Body=sink.getvalue().to_pybytes())
+        names.append(register_partition(glue, lake, database="dynamodb", table="orders_changes", bucket=LAKE, partition_prefix=where).table)
+    policy = RetentionPolicy(keep_days=1)
+
+    passes = expire_change_log(
+        glue, Bucket(lake, LAKE), "dynamodb", "orders_changes", policy, datetime(2024, 5, 4, tzinfo=UTC), CatalogOptions()
+    )
+
+    assert names == ["orders_changes", "orders_changes__v2"]
+    assert [p.table for p in passes] == names, "retention looks at every version"
