@@ -54,6 +54,7 @@ from snaplake.catalog.landing import (
 from snaplake.catalog.latest import LATEST_OF, LATEST_SNAPSHOT_TIME, LatestMove, latest_location, latest_table_name, point_latest
 from snaplake.catalog.partitions import (
     DEFAULT_PROJECTION_RULES,
+    MAX_ENUM_CHARACTERS,
     SNAPSHOT_TIME_FORMAT,
     LandedPartition,
     ProjectionRule,
@@ -90,6 +91,7 @@ __all__ = [
     "LATEST_OF",
     "LATEST_SNAPSHOT_TIME",
     "MANAGED_BY",
+    "MAX_ENUM_CHARACTERS",
     "PARQUET_INPUT_FORMAT",
     "PARQUET_OUTPUT_FORMAT",
     "PARQUET_SERDE",
