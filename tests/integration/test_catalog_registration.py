@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from snaplake.athena import AthenaSettings
+from snaplake_local.report import athena_answer
 from snaplake_local.sample_data import orders_items
 from snaplake_local.sources import ORDERS_TABLE, ORDERS_TABLE_ARN, create_orders_table, sample_event
 from snaplake_local.stack import EmulatedStack, Execution
@@ -14,6 +16,13 @@ from snaplake_local.streams import create_stream_table
 def partitions(stack: EmulatedStack, database: str, table: str) -> list[list[str]]:
     pages = stack.client("glue").get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table)
     return sorted(p["Values"] for page in pages for p in page["Partitions"])
+
+
+def ask(stack: EmulatedStack, sql: str) -> tuple[list[dict[str, Any]], list[list[str | None]]]:
+    settings = AthenaSettings.from_env(stack.environment("AthenaQueryFunction"))
+    return athena_answer(
+        stack.client("athena"), stack.clock.advance, sql, work_group=settings.work_group, output_location=settings.output_location
+    )
 
 
 def test_rds_export_registers_one_table_per_exported_table_with_its_snapshot_partition(stack: EmulatedStack) -> None:
@@ -155,3 +164,28 @@ def test_a_stream_log_named_like_another_tables_incremental_exports_fails_every_
     assert errored and payload["errorType"] == "GlueTableCollision", payload
     assert stack.lake_objects("dynamodb_stream_changes/") == {}
     assert glue_state(stack, SHARED) == glue_before
+
+
+def test_in_projection_mode_an_unfiltered_query_reads_every_landed_snapshot_and_only_those(
+    stack_factory: Callable[..., EmulatedStack],
+) -> None:
+    """CatalogMode=projection: snapshot_time is an enum of the landed snapshots (docs/catalog.md), so a query without a
+    filter on it reads each of them, and nothing Athena would have to guess from a range of seconds."""
+    stack = stack_factory(CatalogMode="projection")
+    first = stack.run("RdsExportStateMachine", sample_event("rds_manual_instance_snapshot.json"))
+    second = stack.run("RdsExportStateMachine", sample_event("rds_latest_snapshot_request.json"))
+    assert first.status == second.status == "SUCCEEDED", second.cause
+
+    glue = stack.client("glue")
+    table = glue.get_table(DatabaseName="shop", Name="customers")["Table"]
+    assert partitions(stack, "shop", "customers") == []
+    snapshots = sorted(
+        {key.split("/")[3].removeprefix("snapshot_time=") for key in stack.lake_objects() if key.startswith("rds/shop/customers/")}
+    )
+    assert len(snapshots) == 2
+    assert table["Parameters"]["projection.snapshot_time.type"] == "enum"
+    assert table["Parameters"]["projection.snapshot_time.values"] == ",".join(snapshots)
+    _, counted = ask(stack, "SELECT snapshot_time, count(*) FROM shop.customers GROUP BY 1 ORDER BY 1")
+    assert counted == [[snapshots[0], "4"], [snapshots[1], "4"]]
+    _, newest = ask(stack, f"SELECT count(*) FROM shop.customers WHERE snapshot_time = '{snapshots[1]}'")
+    assert newest == [["4"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 from snaplake.catalog import (
+    MAX_ENUM_CHARACTERS,
     PARQUET_INPUT_FORMAT,
     PARQUET_OUTPUT_FORMAT,
     PARQUET_SERDE,
@@ -23,16 +25,19 @@ from snaplake.catalog import (
     ParquetFooterUnreadable,
     PartitionKeysChanged,
     PartitionRegistrationFailed,
+    ProjectionRule,
     UnsupportedColumnType,
     UnsupportedPartitionLayout,
     glue_type,
     landed_columns,
     merge_columns,
+    projection_parameters,
     read_parquet_schema,
     register_landed,
     register_partition,
 )
 from snaplake.core.errors import ConfigError, LakeAccessDenied
+from snaplake_local.emulator import enforce_table_version_ids
 
 from tests.unit.helpers import REGION
 
@@ -124,22 +129,84 @@ def test_an_incompatible_type_change_registers_the_snapshot_in_a_table_version_a
     assert [values for values, _ in partitions(glue, table="users__v2")] == [["20240503T120555Z"]]
 
 
-def test_projection_mode_sets_table_properties_and_registers_no_partition(glue: Any, lake: Any) -> None:
+def test_projection_mode_lists_the_landed_snapshot_times_as_an_enum_and_registers_no_partition(glue: Any, lake: Any) -> None:
     land(lake, USERS_2, USERS)
     options = CatalogOptions(projection=True)
     register_partition(glue, lake, database="world", table="users", bucket=LAKE, partition_prefix=USERS_2, options=options)
-    land(lake, USERS_1, USERS)  # an older snapshot moves the range start back
+    land(lake, USERS_1, USERS)  # an older snapshot (a backfill) joins the list in its place
     result = register_partition(glue, lake, database="world", table="users", bucket=LAKE, partition_prefix=USERS_1, options=options)
     assert not result.partition_registered
     parameters = glue.get_table(DatabaseName="world", Name="users")["Table"]["Parameters"]
     assert parameters["projection.enabled"] == "true"
-    assert parameters["projection.snapshot_time.type"] == "date"
-    assert parameters["projection.snapshot_time.format"] == SNAPSHOT_TIME_FORMAT
-    assert ":" not in parameters["projection.snapshot_time.format"]
-    assert parameters["projection.snapshot_time.range"] == "20240502T120555Z,NOW"
-    assert (parameters["projection.snapshot_time.interval"], parameters["projection.snapshot_time.interval.unit"]) == ("1", "SECONDS")
+    assert parameters["projection.snapshot_time.type"] == "enum"
+    assert parameters["projection.snapshot_time.values"] == "20240502T120555Z,20240503T120555Z"
+    assert not {name for name in parameters if name.startswith("projection.snapshot_time.")} - {
+        "projection.snapshot_time.type",
+        "projection.snapshot_time.values",
+    }
     assert parameters["storage.location.template"] == f"s3://{LAKE}/lake/rds/world/users/snapshot_time=${{snapshot_time}}/"
     assert partitions(glue) == []
+    version = glue.get_table(DatabaseName="world", Name="users")["Table"]["VersionId"]
+    again = register_partition(glue, lake, database="world", table="users", bucket=LAKE, partition_prefix=USERS_1, options=options)
+    assert not again.table_updated and glue.get_table(DatabaseName="world", Name="users")["Table"]["VersionId"] == version
+
+
+def test_a_table_projected_by_date_before_enums_keeps_its_range(glue: Any, lake: Any) -> None:
+    date_rules = {"snapshot_time": ProjectionRule("date", SNAPSHOT_TIME_FORMAT, "1", "SECONDS")}
+    land(lake, USERS_1, USERS)
+    old = CatalogOptions(projection=True, projection_rules=date_rules)
+    register_partition(glue, lake, database="world", table="users", bucket=LAKE, partition_prefix=USERS_1, options=old)
+    land(lake, USERS_2, USERS)
+    register_partition(
+        glue, lake, database="world", table="users", bucket=LAKE, partition_prefix=USERS_2, options=CatalogOptions(projection=True)
+    )
+    parameters = glue.get_table(DatabaseName="world", Name="users")["Table"]["Parameters"]
+    # An enum of the new snapshot alone would hide every snapshot the range showed: the table stays as it was.
+    assert parameters["projection.snapshot_time.type"] == "date"
+    assert parameters["projection.snapshot_time.range"] == "20240502T120555Z,NOW"
+    assert "projection.snapshot_time.values" not in parameters
+
+
+def test_an_enum_past_glues_parameter_limit_is_refused_by_name() -> None:
+    partition = LandedPartition.parse(LAKE, USERS_2)
+    hourly = (datetime(2020, 1, 1, tzinfo=UTC) + timedelta(hours=n) for n in range(MAX_ENUM_CHARACTERS // 17 + 1))
+    many = ",".join(f"{when:%Y%m%dT%H%M%SZ}" for when in hourly)  # about 3.4 years of hourly snapshots
+    existing = {"projection.snapshot_time.type": "enum", "projection.snapshot_time.values": many}
+    with pytest.raises(UnsupportedPartitionLayout, match="CatalogMode=partitions"):
+        projection_parameters(partition, existing)
+
+
+def test_two_landings_registering_at_once_both_stay_in_the_enum(aws: None, lake: Any) -> None:
+    """The second registration reads the table, then the first one updates it: Glue refuses the second's update (it
+    names the version it read), and it merges again, so neither value is lost."""
+    land(lake, USERS_1, USERS)
+    land(lake, USERS_2, USERS)
+    options = CatalogOptions(projection=True)
+    with enforce_table_version_ids():
+        glue = boto3.client("glue", region_name=REGION)
+        register_partition(glue, lake, database="world", table="users", bucket=LAKE, partition_prefix=USERS_1, options=options)
+        later = "lake/rds/world/users/snapshot_time=20240504T120555Z/"
+        land(lake, later, USERS)
+
+        class FirstUpdatesInBetween:
+            def __init__(self) -> None:
+                self.interleaved = False
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(glue, name)
+
+            def get_table(self, **kwargs: Any) -> Any:
+                found = glue.get_table(**kwargs)
+                if not self.interleaved:
+                    self.interleaved = True
+                    register_partition(glue, lake, database="world", table="users", bucket=LAKE, partition_prefix=later, options=options)
+                return found
+
+        register_partition(
+            FirstUpdatesInBetween(), lake, database="world", table="users", bucket=LAKE, partition_prefix=USERS_2, options=options
+        )
+    values = glue.get_table(DatabaseName="world", Name="users")["Table"]["Parameters"]["projection.snapshot_time.values"]
+    assert values == "20240502T120555Z,20240503T120555Z,20240504T120555Z"
 
 
 def test_projection_of_hourly_change_partitions_names_every_key_in_the_template(glue: Any, lake: Any) -> None:

@@ -55,6 +55,7 @@ from snaplake.catalog.landing import (
 from snaplake.catalog.latest import LATEST_OF, LATEST_SNAPSHOT_TIME, LatestMove, latest_location, latest_table_name, point_latest
 from snaplake.catalog.partitions import (
     DEFAULT_PROJECTION_RULES,
+    MAX_ENUM_CHARACTERS,
     SNAPSHOT_TIME_FORMAT,
     LandedPartition,
     ProjectionRule,
@@ -92,6 +93,7 @@ __all__ = [
     "LATEST_OF",
     "LATEST_SNAPSHOT_TIME",
     "MANAGED_BY",
+    "MAX_ENUM_CHARACTERS",
     "PARQUET_INPUT_FORMAT",
     "PARQUET_OUTPUT_FORMAT",
     "PARQUET_SERDE",

@@ -56,9 +56,9 @@ class LandedPartition:
 
 @dataclass(frozen=True)
 class ProjectionRule:
-    """How a partition key is projected; `range_start` None means "the earliest value registered"."""
+    """How a partition key is projected: `enum` (the values landed so far), `date` or `integer` ranges."""
 
-    type: str  # date | integer
+    type: str  # enum | date | integer
     format: str | None = None
     interval: str | None = None
     interval_unit: str | None = None
@@ -66,22 +66,26 @@ class ProjectionRule:
     digits: str | None = None
 
 
-# Keys the lake layouts write. Second precision is what snapshot times carry; queries
-# should filter on the key (an unfiltered query enumerates every second since the start).
+# Keys the lake layouts write. Second-precise times are an enum of the values landed so far, each added once its
+# partition is complete: a date projection at one-second intervals would have an unfiltered query enumerate 86,400
+# candidate folders per day since the first snapshot. Days and hours are few enough to project as ranges.
 DEFAULT_PROJECTION_RULES: Mapping[str, ProjectionRule] = {
-    "snapshot_time": ProjectionRule("date", SNAPSHOT_TIME_FORMAT, "1", "SECONDS"),
-    "export_time": ProjectionRule("date", SNAPSHOT_TIME_FORMAT, "1", "SECONDS"),
-    "partition_datetime": ProjectionRule("date", SNAPSHOT_TIME_FORMAT, "1", "SECONDS"),
+    "snapshot_time": ProjectionRule("enum"),
+    "export_time": ProjectionRule("enum"),
+    "partition_datetime": ProjectionRule("enum"),
     "snapshot_date": ProjectionRule("date", "yyyy-MM-dd", "1", "DAYS"),
     "dt": ProjectionRule("date", "yyyy-MM-dd", "1", "DAYS"),
     "hour": ProjectionRule("integer", range_end="23", digits="2"),
 }
+# Glue keeps a table parameter value up to 512,000 bytes (ParametersMapValue in its API model): ~30,000 16-character values.
+MAX_ENUM_CHARACTERS = 512_000
 
 
 def projection_parameters(
     partition: LandedPartition, existing: Mapping[str, str] | None = None, rules: Mapping[str, ProjectionRule] = DEFAULT_PROJECTION_RULES
 ) -> dict[str, str]:
-    """Table properties projecting every partition key; the date range starts at the earliest value seen."""
+    """Table properties projecting every partition key: an enum gains the landed value; a date range starts at the
+    earliest value seen. A key a table already projects as a date range (tables made before enums) keeps its range."""
     existing = existing or {}
     parameters = {"projection.enabled": "true"}
     for key, value in zip(partition.keys, partition.values, strict=True):
@@ -89,8 +93,20 @@ def projection_parameters(
         if rule is None:
             raise UnsupportedPartitionLayout(f"no partition projection rule for key {key!r}; use partition registration instead")
         prefix = f"projection.{key}"
+        if rule.type == "enum" and existing.get(f"{prefix}.type") == "date":
+            parameters.update({name: setting for name, setting in existing.items() if name.startswith(prefix + ".")})
+            continue
         parameters[f"{prefix}.type"] = rule.type
-        if rule.type == "date":
+        if rule.type == "enum":
+            known = existing.get(f"{prefix}.values", "") if existing.get(f"{prefix}.type") == "enum" else ""
+            values = ",".join(sorted({v for v in known.split(",") if v} | {value}))
+            if len(values) > MAX_ENUM_CHARACTERS:
+                raise UnsupportedPartitionLayout(
+                    f"the projected values of key {key!r} pass Glue's {MAX_ENUM_CHARACTERS:,}-character limit; "
+                    "use CatalogMode=partitions (which retention can keep short)"
+                )
+            parameters[f"{prefix}.values"] = values
+        elif rule.type == "date":
             assert rule.format is not None
             previous = existing.get(f"{prefix}.range", "").split(",")[0]
             start = min(previous, value) if previous and existing.get(f"{prefix}.format") == rule.format else value

@@ -159,7 +159,7 @@ def _upsert_version(
 ) -> tuple[TableVersion, TableChange]:
     """The version of `table` the partition goes to (catalog.versions), created or merged with its columns."""
     for attempt in range(1, _MAX_VERSION_ATTEMPTS + 1):
-        if options.projection:  # projection reads every snapshot folder: one table, no versions
+        if options.projection:  # a projected table cannot keep a partition out (date ranges): one table, no versions
             version = TableVersion(table, 1, False)
         else:
             version = choose_version(glue, database, table, partition, columns, options)
