@@ -118,14 +118,15 @@ def test_a_column_added_in_a_later_snapshot_is_appended_and_old_columns_kept(glu
     assert [values for values, _ in partitions(glue)] == [["20240502T120555Z"], ["20240503T120555Z"]]
 
 
-def test_an_incompatible_type_change_names_table_and_column_and_leaves_the_table_untouched(glue: Any, lake: Any) -> None:
+def test_an_incompatible_type_change_registers_the_snapshot_in_a_table_version_and_leaves_the_table_untouched(glue: Any, lake: Any) -> None:
     land(lake, USERS_1, USERS)
     register_partition(glue, lake, database="world", table="users", bucket=LAKE, partition_prefix=USERS_1)
     land(lake, USERS_2, pa.table({"id": ["not a number"], "Name": ["c"]}))
-    with pytest.raises(IncompatibleColumnType, match=r"'users' column 'id'"):
-        register_partition(glue, lake, database="world", table="users", bucket=LAKE, partition_prefix=USERS_2)
+    result = register_partition(glue, lake, database="world", table="users", bucket=LAKE, partition_prefix=USERS_2)
+    assert (result.table, result.table_version, result.table_version_started) == ("users__v2", 2, True)
     assert table_columns(glue) == [("id", "int"), ("name", "string")]
     assert [values for values, _ in partitions(glue)] == [["20240502T120555Z"]]
+    assert [values for values, _ in partitions(glue, table="users__v2")] == [["20240503T120555Z"]]
 
 
 def test_projection_mode_lists_the_landed_snapshot_times_as_an_enum_and_registers_no_partition(glue: Any, lake: Any) -> None:

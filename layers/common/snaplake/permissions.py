@@ -131,6 +131,9 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "register_partitions": ("glue.batch_create_partition",),
         "_check_existing_location": ("glue.get_partition",),
     },
+    "snaplake.catalog.versions": {
+        "_holds": ("glue.get_partition",),  # which table version already holds a partition
+    },
     "snaplake.streams.landed": {
         "LakeChangeLog.keys_from": ("s3.list_objects_v2 lake",),
         "LakeChangeLog.read": ("s3.get_object lake",),

@@ -7,6 +7,7 @@
 - `landing`: the EventBridge event put for each partition once it is queryable (docs/events.md)
 - `latest`: `<table>_latest`, the newest complete snapshot of an RDS table
 - `retention`: expired partitions out of Glue, then (after a grace period) out of S3
+- `versions`: table versions `<table>__v<N>` for snapshots whose column types the table cannot read
 
 pyarrow is imported only where footers are read, so functions without the arrow layer can use `glue`.
 """
@@ -81,6 +82,7 @@ from snaplake.catalog.settings import (
     RetentionPolicy,
     database_prefix,
 )
+from snaplake.catalog.versions import TABLE_VERSION, VERSION_OF, TableVersion, choose_version, table_versions, version_table_name
 
 __all__ = [
     "DEFAULT_PROJECTION_RULES",
@@ -100,6 +102,8 @@ __all__ = [
     "SOURCE",
     "SOURCE_ACCOUNT_TAG",
     "TABLE_TYPE",
+    "TABLE_VERSION",
+    "VERSION_OF",
     "CatalogError",
     "CatalogOptions",
     "CatalogSettings",
@@ -123,11 +127,13 @@ __all__ = [
     "RetentionPass",
     "RetentionPolicy",
     "TableChange",
+    "TableVersion",
     "UnsupportedColumnType",
     "UnsupportedPartitionLayout",
     "apply_retention",
     "catalog_client",
     "change_hour_end",
+    "choose_version",
     "database_prefix",
     "dynamodb_landings",
     "dynamodb_partitions",
@@ -157,5 +163,7 @@ __all__ = [
     "register_projected_table",
     "schema_columns",
     "snapshot_time",
+    "table_versions",
     "upsert_table",
+    "version_table_name",
 ]

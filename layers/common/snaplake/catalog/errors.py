@@ -8,7 +8,8 @@ class CatalogError(SnaplakeError):
 
 
 class IncompatibleColumnType(CatalogError):
-    """A column's type changed between snapshots in a way Athena cannot read across partitions."""
+    """A column's type changed between snapshots in a way Athena cannot read across partitions, with partition
+    projection (with registered partitions the snapshot goes to a table version, catalog.versions)."""
 
 
 class UnsupportedColumnType(CatalogError):

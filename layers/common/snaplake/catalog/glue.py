@@ -123,9 +123,10 @@ def upsert_table(
     partition: LandedPartition,
     columns: Sequence[Column],
     options: CatalogOptions,
+    marks: Mapping[str, str] | None = None,
     _attempt: int = 1,
 ) -> TableChange:
-    """Create the table or merge `columns` into it.
+    """Create the table or merge `columns` into it; `marks` are parameters it must carry (a version table's).
 
     Every check runs before any write: on an incompatible column, or a table of another lake folder
     (`GlueTableCollision`), nothing changes. The update names the table version it merged into (Glue's
@@ -143,7 +144,7 @@ def upsert_table(
                 f"table {database}.{table} is partitioned by {old_keys}, the landed layout by {list(partition.keys)}"
             )
     merged = merge_columns(table, old_columns, columns)
-    parameters = {**old_parameters, "classification": "parquet", "EXTERNAL": "TRUE", "managed_by": MANAGED_BY}
+    parameters = {**old_parameters, "classification": "parquet", "EXTERNAL": "TRUE", "managed_by": MANAGED_BY, **(marks or {})}
     if options.projection:
         parameters.update(projection_parameters(partition, old_parameters, options.projection_rules))
     table_input: dict[str, Any] = {
@@ -165,7 +166,7 @@ def upsert_table(
             # Another run created it a moment ago: merge into it if it is this folder's (a redelivered event),
             # else GlueTableCollision. CreateTable is first-writer-wins and no writer moves a table's location,
             # so the table itself is the claim on its name: no claim object that could disagree with Glue.
-            return upsert_table(glue, database, table, partition, columns, options, _attempt)
+            return upsert_table(glue, database, table, partition, columns, options, marks, _attempt)
         return TableChange(True, False, tuple(merged), tuple(merged), ())
     unchanged = (
         not added
@@ -185,7 +186,7 @@ def upsert_table(
     except ClientError as error:
         if error_code(error) != "ConcurrentModificationException" or _attempt >= _MAX_UPDATE_ATTEMPTS:
             raise
-        return upsert_table(glue, database, table, partition, columns, options, _attempt=_attempt + 1)
+        return upsert_table(glue, database, table, partition, columns, options, marks, _attempt=_attempt + 1)
     return TableChange(False, True, tuple(merged), tuple(added), tuple(widened))
 
 

@@ -87,6 +87,14 @@ class Landing:
         }
 
 
+def table_version_fields(registered: Mapping[str, Any]) -> dict[str, Any]:
+    """A partition registered in a table version (catalog.versions): which base table, which version, and whether
+    this registration started it. Nothing for version 1, the base table itself."""
+    if int(registered.get("tableVersion", 1)) == 1:
+        return {}
+    return {k: registered[k] for k in ("baseTable", "tableVersion", "tableVersionStarted")}
+
+
 def _partition_of(registered: Mapping[str, Any], prefix: str) -> tuple[dict[str, str], str]:
     partition = LandedPartition.parse("", prefix)
     if tuple(registered["partitionValues"]) != partition.values:
@@ -119,6 +127,7 @@ def rds_landings(request: Mapping[str, Any], landed: Mapping[str, Any], register
                 bytes=integer(entry["bytes"], "bytes"),
                 export_ids=(export_id,),
                 snapshot_time=snapshot_time,
+                extra=table_version_fields(registration) or None,
             )
         )
     return landings
@@ -142,6 +151,7 @@ def dynamodb_landings(request: Mapping[str, Any], prefixes: Sequence[str], regis
         extra = {"window": {"from": iso_utc(timestamp(window_from, "windowFrom")) if window_from else None, "to": exported_to}}
     landings = []
     for prefix, registration in zip(prefixes, registered, strict=True):
+        fields = {**(extra or {}), **table_version_fields(registration)}
         partition, location = _partition_of(registration, prefix)
         counted = totals.get(prefix)
         if not isinstance(counted, dict):
@@ -158,7 +168,7 @@ def dynamodb_landings(request: Mapping[str, Any], prefixes: Sequence[str], regis
                 bytes=integer(counted.get("bytes"), "partitionTotals.bytes"),
                 export_ids=(export_arn,),
                 snapshot_time=exported_to if kind == "full" else None,
-                extra=extra,
+                extra=fields or None,
             )
         )
     return landings

@@ -11,8 +11,11 @@ as Athena declares them. Snapshots are merged into one table definition:
   float < double, decimal(p1,s) < decimal(p2,s) with the same scale, and the
   same rules inside array/map/struct (struct fields may be appended);
 - anything else (int vs string, a decimal scale change, timestamp vs string...)
-  raises `IncompatibleColumnType` naming the table and column, before the
-  table is touched, so the previous definition and partitions stay queryable.
+  cannot share the table: the snapshot goes to a table version `<table>__v<N>`
+  by the rule in catalog.versions (logged as a WARNING and named in the
+  Registration); the older partitions stay where they are, queryable. With
+  partition projection there are no versions: it raises `IncompatibleColumnType`
+  before the table is touched.
 
 Column names are lower-cased (Athena resolves Parquet columns by lower-cased
 name) but not otherwise renamed: renaming a column would make Athena read it
@@ -33,7 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from snaplake.catalog.errors import DuplicateColumn, LandedManifestInvalid, UnsupportedPartitionLayout
+from snaplake.catalog.errors import DuplicateColumn, IncompatibleColumnType, LandedManifestInvalid, UnsupportedPartitionLayout
 from snaplake.catalog.footers import landed_columns
 from snaplake.catalog.glue import TableChange, ensure_database, register_partitions, upsert_table
 from snaplake.catalog.hive_types import Column
@@ -41,12 +44,15 @@ from snaplake.catalog.latest import LATEST_SNAPSHOT_TIME, LatestMove, latest_loc
 from snaplake.catalog.partitions import SNAPSHOT_TIME_VALUE, LandedPartition
 from snaplake.catalog.retention import RetentionPass, apply_retention, change_hour_end, snapshot_time
 from snaplake.catalog.settings import CatalogOptions, RetentionPolicy
+from snaplake.catalog.versions import TableVersion, choose_version, table_versions
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import athena_identifier, s3_key
 from snaplake.core.names import athena_name
 from snaplake.core.s3 import Bucket
 
 log = logging.getLogger(__name__)
+
+_MAX_VERSION_ATTEMPTS = 5  # version choices when other snapshots keep changing the chosen version's columns meanwhile
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,9 @@ class Registration:
     widened_columns: tuple[str, ...]
     partition_registered: bool  # False: it already existed, or projection mode
     latest: LatestMove | None = None  # an RDS snapshot's `<table>_latest`
+    base_table: str = ""  # the table `table` is a version of (catalog.versions); itself for version 1
+    table_version: int = 1
+    table_version_started: bool = False  # this registration created `table`, version 2 or later
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +83,9 @@ class Registration:
             "addedColumns": list(self.added_columns),
             "widenedColumns": list(self.widened_columns),
             "partitionRegistered": self.partition_registered,
+            "baseTable": self.base_table or self.table,
+            "tableVersion": self.table_version,
+            "tableVersionStarted": self.table_version_started,
         }
 
 
@@ -114,14 +126,20 @@ def _register(
     if reserved:
         raise DuplicateColumn(f"table {table!r}: data columns {sorted(reserved)} clash with the partition keys")
     ensure_database(glue, database, options=options)
-    change = upsert_table(glue, database, table, partition, columns, options)
+    version: TableVersion
+    version, change = _upsert_version(glue, database, table, partition, columns, options)
     registered = False
     if not options.projection:
-        registered = bool(register_partitions(glue, database, table, [partition], change.columns, options, partition_parameters))
-    log.info("catalog registered", extra={"database": database, "table": table, "partition": partition.values, "new": registered})
+        registered = bool(register_partitions(glue, database, version.table, [partition], change.columns, options, partition_parameters))
+    log.info("catalog registered", extra={"database": database, "table": version.table, "partition": partition.values, "new": registered})
+    if version.number > 1:
+        log.warning(
+            "incompatible column types: partition registered in a table version",
+            extra={"database": database, "table": table, "version_table": version.table, "started": change.created},
+        )
     registration = Registration(
         database=database,
-        table=table,
+        table=version.table,
         partition_values=partition.values,
         location=partition.location,
         table_created=change.created,
@@ -129,8 +147,29 @@ def _register(
         added_columns=tuple(c.name for c in change.added),
         widened_columns=tuple(c.name for c in change.widened),
         partition_registered=registered,
+        base_table=table,
+        table_version=version.number,
+        table_version_started=version.number > 1 and change.created,
     )
     return registration, list(columns), partition
+
+
+def _upsert_version(
+    glue: Any, database: str, table: str, partition: LandedPartition, columns: Sequence[Column], options: CatalogOptions
+) -> tuple[TableVersion, TableChange]:
+    """The version of `table` the partition goes to (catalog.versions), created or merged with its columns."""
+    for attempt in range(1, _MAX_VERSION_ATTEMPTS + 1):
+        if options.projection:  # a projected table cannot keep a partition out (date ranges): one table, no versions
+            version = TableVersion(table, 1, False)
+        else:
+            version = choose_version(glue, database, table, partition, columns, options)
+        try:
+            return version, upsert_table(glue, database, version.table, partition, columns, options, version.parameters(table))
+        except IncompatibleColumnType:
+            # Another snapshot changed the chosen version's columns after it was chosen: choose again.
+            if options.projection or attempt == _MAX_VERSION_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def register_projected_table(
@@ -190,7 +229,7 @@ def register_landed(
         if when is None:  # a manifest of a plan made before snapshotTime was recorded, with a template naming no time
             log.warning("no snapshot time: <table>_latest not moved", extra={"table": registration.table, "partition": prefix})
         else:
-            latest = point_latest(glue, registration.database, registration.table, partition, when, columns, options)
+            latest = point_latest(glue, registration.database, registration.base_table, partition, when, columns, options)
             registration = replace(registration, latest=latest)
         registrations.append(registration)
     return registrations
@@ -199,19 +238,35 @@ def register_landed(
 def expire_snapshots(
     glue: Any, lake: Bucket, registrations: Sequence[Registration], policy: RetentionPolicy, now: datetime, options: CatalogOptions
 ) -> list[RetentionPass]:
-    """A retention pass over each table just registered (see expire_snapshot_table)."""
+    """A retention pass over each table just registered, each of its versions (see expire_snapshot_table)."""
     tables: set[tuple[str, str]] = set()
     registration: Registration
     for registration in registrations:
-        tables.add((registration.database, registration.table))
-    return [expire_snapshot_table(glue, lake, database, table, policy, now, options) for database, table in sorted(tables)]
+        tables.add((registration.database, registration.base_table or registration.table))
+    return [
+        expire_snapshot_table(glue, lake, database, version, policy, now, options, latest_of=table)
+        for database, table in sorted(tables)
+        for version in _version_names(glue, database, table, options)
+    ]
+
+
+def _version_names(glue: Any, database: str, table: str, options: CatalogOptions) -> list[str]:
+    return [found["Name"] for _, found in table_versions(glue, database, table, options)] or [table]
 
 
 def expire_snapshot_table(
-    glue: Any, lake: Bucket, database: str, table: str, policy: RetentionPolicy, now: datetime, options: CatalogOptions
+    glue: Any,
+    lake: Bucket,
+    database: str,
+    table: str,
+    policy: RetentionPolicy,
+    now: datetime,
+    options: CatalogOptions,
+    latest_of: str | None = None,
 ) -> RetentionPass:
-    """A retention pass over an RDS table by snapshot time, keeping the snapshot its `<table>_latest` reads."""
-    keep = latest_location(glue, database, table, options)
+    """A retention pass over an RDS table (or a version of `latest_of`) by snapshot time, keeping the snapshot its
+    `<table>_latest` reads."""
+    keep = latest_location(glue, database, latest_of or table, options)
     return apply_retention(
         glue,
         lake,
@@ -228,9 +283,11 @@ def expire_snapshot_table(
 def expire_change_log(
     glue: Any, lake: Bucket, database: str, table: str, policy: RetentionPolicy, now: datetime, options: CatalogOptions
 ) -> list[RetentionPass]:
-    """A retention pass over a DynamoDB change-log table (`<t>_changes`, partitions `dt`/`hour`) by the end of each hour."""
+    """A retention pass over a DynamoDB change-log table (`<t>_changes`, partitions `dt`/`hour`) and each of its
+    versions, by the end of each hour."""
     return [
-        apply_retention(glue, lake, database=database, table=table, policy=policy, partition_time=change_hour_end, now=now, options=options)
+        apply_retention(glue, lake, database=database, table=name, policy=policy, partition_time=change_hour_end, now=now, options=options)
+        for name in _version_names(glue, database, table, options)
     ]
 
 
