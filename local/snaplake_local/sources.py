@@ -126,7 +126,7 @@ def default_parameters(**overrides: str) -> dict[str, str]:
         "SourceIdentifiers": f"{WORLD_CLUSTER},shop-*",
         "DynamoDbTableArns": ORDERS_TABLE_ARN,
         # The DynamoDB Streams change log and the Firehose transform (snaplake_local.streams).
-        "DynamoDbStreamArn": STREAM_ARN_PARAMETER,
+        "DynamoDbStreamArns": STREAM_ARN_PARAMETER,
         "FirehoseTransform": "true",
         **overrides,
     }

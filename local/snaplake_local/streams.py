@@ -18,7 +18,7 @@ from snaplake.streams.replay import lambda_record
 from snaplake_local.stack import EmulatedStack
 
 STREAM_TABLE = "shop-carts"
-# The template parameter DynamoDbStreamArn (it only scopes IAM and the event source mapping, neither emulated);
+# The template parameter DynamoDbStreamArns (it only scopes IAM and the event source mapping, neither emulated);
 # the emulator names the real stream when the table is created.
 STREAM_ARN_PARAMETER = f"arn:aws:dynamodb:eu-west-1:123456789012:table/{STREAM_TABLE}/stream/local"
 

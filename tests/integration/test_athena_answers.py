@@ -22,7 +22,7 @@ WORLD_SNAPSHOT = "20240502T024019Z"  # the snapshot events/rds_automated_cluster
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[EmulatedStack]:
-    parameters = default_parameters(DynamoDbTableArns="", DynamoDbStreamArn="", FirehoseTransform="false")
+    parameters = default_parameters(DynamoDbTableArns="", DynamoDbStreamArns="", FirehoseTransform="false")
     with EmulatedStack(parameters, function_log_level="ERROR") as deployed:
         seed_sample_sources(deployed)
         landed = deployed.run("RdsExportStateMachine", sample_event("rds_automated_cluster_snapshot.json"))

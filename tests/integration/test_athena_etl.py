@@ -54,7 +54,7 @@ def parquet(table: pa.Table) -> bytes:
 @pytest.fixture(scope="module")
 def module_stack() -> Iterator[EmulatedStack]:
     # Without the DynamoDB, stream and Firehose functions: fewer handlers to load, a quicker deploy.
-    parameters = default_parameters(DynamoDbTableArns="", DynamoDbStreamArn="", FirehoseTransform="false")
+    parameters = default_parameters(DynamoDbTableArns="", DynamoDbStreamArns="", FirehoseTransform="false")
     with EmulatedStack(parameters, function_log_level="ERROR") as deployed:
         glue = deployed.client("glue")
         glue.create_database(DatabaseInput={"Name": "lake"})

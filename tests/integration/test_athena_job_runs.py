@@ -54,7 +54,7 @@ DAILY_JOBS = [
 @pytest.fixture(scope="module")
 def stack() -> Iterator[EmulatedStack]:
     parameters = default_parameters(
-        DynamoDbTableArns="", DynamoDbStreamArn="", FirehoseTransform="false", AthenaJobs=json.dumps(DAILY_JOBS)
+        DynamoDbTableArns="", DynamoDbStreamArns="", FirehoseTransform="false", AthenaJobs=json.dumps(DAILY_JOBS)
     )
     with EmulatedStack(parameters, function_log_level="ERROR") as deployed:
         glue = deployed.client("glue")

@@ -189,3 +189,49 @@ def test_in_projection_mode_an_unfiltered_query_reads_every_landed_snapshot_and_
     assert counted == [[snapshots[0], "4"], [snapshots[1], "4"]]
     _, newest = ask(stack, f"SELECT count(*) FROM shop.customers WHERE snapshot_time = '{snapshots[1]}'")
     assert newest == [["4"]]
+
+
+def test_a_snapshot_whose_column_changed_type_lands_registers_in_a_table_version_and_every_snapshot_stays_queryable(
+    stack: EmulatedStack,
+) -> None:
+    """Issue 16.8 through the RDS state machine: city.population turns from int to text between two snapshots."""
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    from snaplake_local.sample_data import world_postgres_tables
+    from snaplake_local.sources import WORLD_CLUSTER, cluster_snapshot, world_source
+
+    first = stack.run("RdsExportStateMachine", sample_event("rds_automated_cluster_snapshot.json"))
+    tables = world_postgres_tables()
+    city = tables["public.city"]
+    population = city.schema.get_field_index("population")
+    tables["public.city"] = city.set_column(population, "population", pa.array([f"{v} people" for v in city["population"].to_pylist()]))
+    source = world_source()
+    source.tables = tables
+    arn = cluster_snapshot(stack, WORLD_CLUSTER, "world-after-the-change", source, created=datetime(2024, 5, 3, 2, 40, 19, tzinfo=UTC))
+
+    second = stack.run("RdsExportStateMachine", {"snapshotArn": arn})
+    again = stack.run("RdsExportStateMachine", {"snapshotArn": arn})  # redelivered: the same version, nothing twice
+
+    assert first.status == second.status == again.status == "SUCCEEDED", second.cause
+    assert partitions(stack, "world", "city") == [["20240502T024019Z"]]
+    assert partitions(stack, "world", "city__v2") == [["20240503T024019Z"]]
+    assert partitions(stack, "world", "country") == [["20240502T024019Z"], ["20240503T024019Z"]], "unchanged tables keep one table"
+    glue = stack.client("glue")
+    types = {c["Name"]: c["Type"] for c in glue.get_table(DatabaseName="world", Name="city__v2")["Table"]["StorageDescriptor"]["Columns"]}
+    assert types["population"] == "string"
+    old = ask(stack, "SELECT count(*), sum(population) FROM world.city")[1]
+    new = ask(stack, "SELECT count(*), min(population) FROM world.city__v2")[1]
+    assert old[0][0] == new[0][0] == str(city.num_rows)
+    assert new[0][1] is not None and new[0][1].endswith(" people")
+    latest = glue.get_table(DatabaseName="world", Name="city_latest")["Table"]
+    assert latest["Parameters"]["snaplake_snapshot_time"] == "20240503T024019Z"
+    assert ask(stack, "SELECT min(population) FROM world.city_latest")[1] == [new[0][1:]]
+    landed = [e["detail"] for e in stack.event_bridge.of("Lake Partition Landed")]
+    started = [e for e in landed if e.get("tableVersion") == 2]
+    # The run that made the version says so; the redelivery puts the same landing (same landingId), the version no longer new.
+    assert [(e["table"], e["baseTable"], e["tableVersionStarted"]) for e in started] == [
+        ("city__v2", "city", True),
+        ("city__v2", "city", False),
+    ]
+    assert started[0]["landingId"] == started[1]["landingId"]

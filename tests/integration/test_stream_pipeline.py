@@ -29,20 +29,29 @@ def _statements(logical_id: str) -> list[dict[str, Any]]:
     return found
 
 
-def test_stream_event_source_mapping_reports_item_failures_bisects_and_is_bounded() -> None:
-    function = RESOURCES["StreamFlattenFunction"]
-    mapping = RESOURCES["StreamFlattenEventSourceMapping"]
+STREAM_SLOTS = 5
 
-    assert function["Condition"] == mapping["Condition"] == "HasDynamoDbStream"
-    assert TEMPLATE["Conditions"]["HasDynamoDbStream"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "DynamoDbStreamArn"}, ""]}]}
-    assert TEMPLATE["Parameters"]["DynamoDbStreamArn"]["Default"] == ""
+
+@pytest.mark.parametrize("slot", range(1, STREAM_SLOTS + 1))
+def test_each_stream_event_source_mapping_reports_item_failures_bisects_and_is_bounded(slot: int) -> None:
+    function = RESOURCES["StreamFlattenFunction"]
+    mapping = RESOURCES[f"StreamFlattenEventSourceMapping{slot}"]
+
+    assert function["Condition"] == "HasDynamoDbStream"
+    assert mapping["Condition"] == f"ReadDynamoDbStream{slot}"
+    assert TEMPLATE["Conditions"]["HasDynamoDbStream"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "DynamoDbStreamArns"}, ""]}]}
+    assert TEMPLATE["Parameters"]["DynamoDbStreamArns"]["Default"] == ""
     # A plain EventSourceMapping, not the function's DynamoDB event: SAM would attach AWSLambdaDynamoDBExecutionRole,
     # which reads every stream in the account ("*").
     assert "Events" not in function["Properties"]
     assert mapping["Type"] == "AWS::Lambda::EventSourceMapping"
     props = mapping["Properties"]
     assert props["FunctionName"] == {"Ref": "StreamFlattenFunction"}
-    assert props["EventSourceArn"] == {"Ref": "DynamoDbStreamArn"}
+    slot_value = {"Fn::Select": [slot - 1, {"Fn::Split": [",", {"Fn::Sub": "${DynamoDbStreamArns},,,,,"}]}]}
+    assert props["EventSourceArn"] == slot_value
+    assert TEMPLATE["Conditions"][f"ReadDynamoDbStream{slot}"] == {
+        "Fn::And": [{"Condition": "HasDynamoDbStream"}, {"Fn::Not": [{"Fn::Equals": [slot_value, ""]}]}]
+    }
     assert props["StartingPosition"] == "TRIM_HORIZON"
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BisectBatchOnFunctionError"] is True
@@ -52,6 +61,7 @@ def test_stream_event_source_mapping_reports_item_failures_bisects_and_is_bounde
     assert 60 <= props["MaximumRecordAgeInSeconds"] < 24 * 3600  # bounded, and the records are still in the stream
     assert 1 <= props["BatchSize"] <= 10000
     assert props["DestinationConfig"]["OnFailure"] == {"Destination": {"Fn::GetAtt": ["StreamFailureQueue", "Arn"]}}
+    assert props == RESOURCES["StreamFlattenEventSourceMapping1"]["Properties"] | {"EventSourceArn": slot_value}
 
 
 def test_failure_queue_is_encrypted_and_its_depth_alarms_the_failure_topic() -> None:
@@ -70,7 +80,7 @@ def test_stream_function_may_read_only_its_stream_send_only_to_its_queue_and_use
     by_action = {action: s for s in statements for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
 
     for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
-        assert by_action[action]["Resource"] == {"Ref": "DynamoDbStreamArn"}
+        assert by_action[action]["Resource"] == {"Fn::Split": [",", {"Ref": "DynamoDbStreamArns"}]}
     assert by_action["sqs:SendMessage"]["Resource"] == {"Fn::GetAtt": ["StreamFailureQueue", "Arn"]}
     # Only its own folders of the lake (tests/template/test_lake_write_scope.py): the change log, its claim, its registry.
     resources = [r["Fn::Sub"] for r in by_action["s3:PutObject"]["Resource"]]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from snaplake_local.stack import load_template
+from snaplake_local.template import TemplateEvaluator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
@@ -36,6 +37,26 @@ TOP_LEVEL = "top level"
 def template() -> dict[str, Any]:
     """template.yaml as plain dicts (cfn-lint's loader: short-form intrinsics become Fn::* dicts)."""
     return load_template(TEMPLATE_PATH)
+
+
+class _Physical(dict[str, str]):
+    """Any resource attribute: `<logical id>.<attribute>`."""
+
+    def __init__(self, logical_id: str) -> None:
+        super().__init__(ref=logical_id)
+        self.logical_id = logical_id
+
+    def __missing__(self, attribute: str) -> str:
+        return f"{self.logical_id}.{attribute}"
+
+
+def rendered_resources(**parameters: str) -> dict[str, dict[str, Any]]:
+    """The resources CloudFormation would create with these parameters, their properties evaluated."""
+    evaluator = TemplateEvaluator(template(), {"SourceIdentifiers": "world-aurora", **parameters}, DUMMY_REGION, DUMMY_ACCOUNT, "lake")
+    evaluator.physical = {logical_id: _Physical(logical_id) for logical_id in template()["Resources"]}
+    return {
+        logical_id: {**spec, "Properties": evaluator.evaluate(spec.get("Properties", {}))} for logical_id, spec in evaluator.resources()
+    }
 
 
 @cache

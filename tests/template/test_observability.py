@@ -12,32 +12,11 @@ from typing import Any
 
 import pytest
 from snaplake.core.metrics import UNITS
-from snaplake_local.template import TemplateEvaluator
 
-from tests.template._support import function_globals, resources_of_type, template
+from tests.template._support import function_globals, rendered_resources, resources_of_type, template
 
 FRESHNESS_SLOTS = 5
 TABLE_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/"
-
-
-class _Physical(dict[str, str]):
-    """Any resource attribute: `<logical id>.<attribute>`."""
-
-    def __init__(self, logical_id: str) -> None:
-        super().__init__(ref=logical_id)
-        self.logical_id = logical_id
-
-    def __missing__(self, attribute: str) -> str:
-        return f"{self.logical_id}.{attribute}"
-
-
-def deployed(**parameters: str) -> dict[str, dict[str, Any]]:
-    """The resources CloudFormation would create with these parameters, their properties evaluated."""
-    evaluator = TemplateEvaluator(template(), {"SourceIdentifiers": "world-aurora", **parameters}, "eu-west-1", "123456789012", "lake")
-    evaluator.physical = {logical_id: _Physical(logical_id) for logical_id in template()["Resources"]}
-    return {
-        logical_id: {**spec, "Properties": evaluator.evaluate(spec.get("Properties", {}))} for logical_id, spec in evaluator.resources()
-    }
 
 
 def alarms(resources: dict[str, dict[str, Any]], prefix: str) -> dict[str, dict[str, Any]]:
@@ -54,7 +33,9 @@ def test_functions_emit_into_the_metrics_namespace_parameter() -> None:
 
 
 def test_each_literal_source_identifier_of_the_first_five_gets_a_freshness_alarm_and_patterns_none() -> None:
-    resources = deployed(SourceIdentifiers="world-aurora,shop-*,billing-db,ledger?,x[ab],orders-db,seventh-db", MetricsNamespace="lake-ns")
+    resources = rendered_resources(
+        SourceIdentifiers="world-aurora,shop-*,billing-db,ledger?,x[ab],orders-db,seventh-db", MetricsNamespace="lake-ns"
+    )
 
     found = alarms(resources, "RdsFreshnessAlarm")
     assert sorted(found) == ["RdsFreshnessAlarm1", "RdsFreshnessAlarm3"]  # slots 2, 4, 5 hold patterns
@@ -64,7 +45,7 @@ def test_each_literal_source_identifier_of_the_first_five_gets_a_freshness_alarm
 
 
 def test_freshness_alarms_fire_when_no_landing_was_seen_for_the_configured_hours_missing_data_breaching() -> None:
-    resources = deployed(FreshnessHours="30", DynamoDbFreshnessHours="4", DynamoDbTableArns=TABLE_ARN + "Orders")
+    resources = rendered_resources(FreshnessHours="30", DynamoDbFreshnessHours="4", DynamoDbTableArns=TABLE_ARN + "Orders")
 
     rds = alarms(resources, "RdsFreshnessAlarm")["RdsFreshnessAlarm1"]
     ddb = alarms(resources, "DynamoDbFreshnessAlarm")["DynamoDbFreshnessAlarm1"]
@@ -81,20 +62,20 @@ def test_freshness_alarms_fire_when_no_landing_was_seen_for_the_configured_hours
 
 def test_each_of_the_first_five_dynamodb_tables_gets_a_checkpoint_alarm_on_its_name() -> None:
     arns = [f"arn:aws:dynamodb:eu-west-1:123456789012:table/Table-{n}.v2" for n in range(1, 7)]
-    resources = deployed(DynamoDbTableArns=",".join(arns))
+    resources = rendered_resources(DynamoDbTableArns=",".join(arns))
 
     found = alarms(resources, "DynamoDbFreshnessAlarm")
     assert sorted(found) == [f"DynamoDbFreshnessAlarm{n}" for n in range(1, FRESHNESS_SLOTS + 1)]
     for n in range(1, FRESHNESS_SLOTS + 1):
         namespace, metric, dimensions = watched(found[f"DynamoDbFreshnessAlarm{n}"])
         assert (namespace, metric, dimensions) == ("snaplake", "CheckpointsCommitted", {"pipeline": "dynamodb", "source": f"Table-{n}.v2"})
-    assert not alarms(deployed(), "DynamoDbFreshnessAlarm")  # no tables, no alarms
+    assert not alarms(rendered_resources(), "DynamoDbFreshnessAlarm")  # no tables, no alarms
 
 
 def test_freshness_alarms_watch_metrics_the_code_emits_with_their_dimension_sets() -> None:
     """CloudWatch matches the exact dimension set: pipeline and source, as snaplake.core.metrics.publish writes
     a source-level fact (the integration tests read those documents back)."""
-    resources = deployed(DynamoDbTableArns="arn:aws:dynamodb:eu-west-1:123456789012:table/orders")
+    resources = rendered_resources(DynamoDbTableArns="arn:aws:dynamodb:eu-west-1:123456789012:table/orders")
     for alarm in [*alarms(resources, "RdsFreshnessAlarm").values(), *alarms(resources, "DynamoDbFreshnessAlarm").values()]:
         _, metric, dimensions = watched(alarm)
         assert metric in UNITS and set(dimensions) == {"pipeline", "source"}
@@ -103,12 +84,12 @@ def test_freshness_alarms_watch_metrics_the_code_emits_with_their_dimension_sets
 
 @pytest.mark.parametrize("with_optional_pipelines", [True, False])
 def test_dashboard_is_valid_json_and_shows_every_metric_executions_and_the_stream_iterator_age(with_optional_pipelines: bool) -> None:
-    optional = {"DynamoDbTableArns": "arn:aws:dynamodb:eu-west-1:123456789012:table/orders", "DynamoDbStreamArn": ""}
+    optional = {"DynamoDbTableArns": "arn:aws:dynamodb:eu-west-1:123456789012:table/orders", "DynamoDbStreamArns": ""}
     if with_optional_pipelines:
-        optional["DynamoDbStreamArn"] = "arn:aws:dynamodb:eu-west-1:123456789012:table/carts/stream/2024-05-02T00:00:00.000"
+        optional["DynamoDbStreamArns"] = "arn:aws:dynamodb:eu-west-1:123456789012:table/carts/stream/2024-05-02T00:00:00.000"
     else:
         optional["DynamoDbTableArns"] = ""
-    [(_, dashboard)] = [(i, s) for i, s in deployed(**optional).items() if s["Type"] == "AWS::CloudWatch::Dashboard"]
+    [(_, dashboard)] = [(i, s) for i, s in rendered_resources(**optional).items() if s["Type"] == "AWS::CloudWatch::Dashboard"]
 
     body = json.loads(dashboard["Properties"]["DashboardBody"])
     text = json.dumps(body)
@@ -139,7 +120,7 @@ def test_every_state_machine_logs_at_the_configured_level_with_execution_data_of
         assert logging["Level"] == {"Ref": "StateMachineLogLevel"}
         assert logging["IncludeExecutionData"] == {"Fn::If": ["LogExecutionData", True, False]}
     for level, data in (("ALL", "true"), ("OFF", "false")):
-        rendered = deployed(
+        rendered = rendered_resources(
             StateMachineLogLevel=level,
             StateMachineLogIncludeExecutionData=data,
             DynamoDbTableArns=TABLE_ARN + "t",
