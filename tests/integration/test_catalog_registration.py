@@ -191,6 +191,27 @@ def test_in_projection_mode_an_unfiltered_query_reads_every_landed_snapshot_and_
     assert newest == [["4"]]
 
 
+def test_in_projection_mode_retention_takes_the_older_snapshot_out_of_the_enum_and_keeps_its_objects_for_the_grace(
+    stack_factory: Callable[..., EmulatedStack],
+) -> None:
+    """SnapshotRetentionCount with CatalogMode=projection: the enum is what queries read, so the older snapshot leaves it
+    at once; its objects wait out the query grace (docs/catalog.md#retention)."""
+    stack = stack_factory(CatalogMode="projection", SnapshotRetentionCount="1")
+    first = stack.run("RdsExportStateMachine", sample_event("rds_manual_instance_snapshot.json"))
+    second = stack.run("RdsExportStateMachine", sample_event("rds_latest_snapshot_request.json"))
+    assert first.status == second.status == "SUCCEEDED", second.cause
+
+    parameters = stack.client("glue").get_table(DatabaseName="shop", Name="customers")["Table"]["Parameters"]
+    snapshots = sorted(
+        {key.split("/")[3].removeprefix("snapshot_time=") for key in stack.lake_objects() if key.startswith("rds/shop/customers/")}
+    )
+    assert len(snapshots) == 2, "the expired snapshot's objects wait out the query grace"
+    assert parameters["projection.snapshot_time.values"] == snapshots[1]
+    assert f"snaplake_expired.{snapshots[0]}" in parameters
+    assert ask(stack, "SELECT snapshot_time, count(*) FROM shop.customers GROUP BY 1")[1] == [[snapshots[1], "4"]]
+    assert [r["expired"] for r in second.output["catalog"]["retention"] if r["table"] == "customers"] == [[snapshots[0]]]
+
+
 def test_a_snapshot_whose_column_changed_type_lands_registers_in_a_table_version_and_every_snapshot_stays_queryable(
     stack: EmulatedStack,
 ) -> None:

@@ -56,6 +56,9 @@ def test_records_land_as_parquet_by_partition_errors_and_backup_keep_the_origina
     lake_key = stack.environment("StreamFlattenFunction")["LAKE_KMS_KEY_ARN"]
     for key in (*delivered.data, *delivered.errors, *delivered.backup):
         assert stack.client("s3").head_object(Bucket=stack.lake_bucket, Key=key)["SSEKMSKeyId"] == lake_key
+    # Queryable through the Glue table the conversion used: partition_key is injected, so a query names its values.
+    sql = "SELECT partition_key, event_id, user_id FROM firehose.events WHERE partition_key IN ('DE', 'FR') ORDER BY 2"
+    assert stack.athena.engine.run_sql(sql).text_rows() == [["DE", "e1", "u1"], ["FR", "e2", "u2"], ["DE", "e3", None]]
 
 
 def test_a_failing_transform_sends_the_whole_batch_to_processing_failed(stack_factory: Callable[..., Any]) -> None:

@@ -151,3 +151,13 @@ def test_alarm_topics_use_a_key_cloudwatch_may_use() -> None:
             if resources().get(ref, {}).get("Type") == "AWS::KMS::Key" and not _key_allows_cloudwatch(ref):
                 problems.append(f"{topic}: key {ref} has no key policy statement for cloudwatch.amazonaws.com")
     assert not problems, "\n".join(problems)
+
+
+def test_change_log_retention_with_partition_projection_is_refused_when_the_stack_is_deployed() -> None:
+    """The same refusal CatalogSettings makes at start (ConfigError), before anything is created: the change log's
+    dt/hour are projected as ranges; snapshot retention works with projection (the snapshot_time enum)."""
+    rule = template()["Rules"]["ChangeLogRetentionNeedsRegisteredPartitions"]
+
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "CatalogMode"}, "projection"]}
+    assert [a["Assert"] for a in rule["Assertions"]] == [{"Fn::Equals": [{"Ref": "ChangeLogRetentionDays"}, "0"]}]
+    assert not [r for r in template()["Rules"].values() if "SnapshotRetention" in str(r)]

@@ -15,6 +15,7 @@ from snaplake.catalog import (
     EXPIRED,
     QUERY_GRACE,
     CatalogOptions,
+    RetentionFailed,
     RetentionPolicy,
     apply_retention,
     change_hour_end,
@@ -32,6 +33,7 @@ LAKE = "snaplake-lake"
 DAYS = ["20240501T000000Z", "20240502T000000Z", "20240503T000000Z", "20240504T000000Z"]
 NOW = datetime(2024, 5, 4, 12, tzinfo=UTC)
 OPTIONS = CatalogOptions()
+PROJECTED = CatalogOptions(projection=True)
 
 
 def partition(when: str) -> str:
@@ -58,11 +60,11 @@ def land(s3: Any, prefix: str) -> None:
     s3.put_object(Bucket=LAKE, Key=prefix + "_SUCCESS", Body=b"")
 
 
-def land_snapshots(glue: Any, s3: Any, *times: str) -> None:
+def land_snapshots(glue: Any, s3: Any, *times: str, options: CatalogOptions = OPTIONS) -> None:
     for when in times:
         land(s3, partition(when))
         entry = {"database": "shop", "table": "customers", "partition": partition(when), "snapshotTime": when}
-        register_landed(glue, s3, {"lakeBucket": LAKE, "tables": [entry]})
+        register_landed(glue, s3, {"lakeBucket": LAKE, "tables": [entry]}, options=options)
 
 
 def registered(glue: Any, table: str = "customers", database: str = "shop") -> list[str]:
@@ -82,28 +84,46 @@ def records(glue: Any, table: str = "customers", database: str = "shop") -> list
     return sorted(key.removeprefix(EXPIRED) for key in parameters if key.startswith(EXPIRED))
 
 
-def expire(glue: Any, s3: Any, policy: RetentionPolicy, now: datetime = NOW) -> Any:
-    return expire_snapshot_table(glue, Bucket(s3, LAKE), "shop", "customers", policy, now, OPTIONS)
+def expire(glue: Any, s3: Any, policy: RetentionPolicy, now: datetime = NOW, options: CatalogOptions = OPTIONS) -> Any:
+    return expire_snapshot_table(glue, Bucket(s3, LAKE), "shop", "customers", policy, now, options)
 
 
-def test_keeps_the_newest_n_and_removes_the_rest_from_glue_then_from_s3_after_the_grace(glue: Any, lake: Any) -> None:
-    land_snapshots(glue, lake, *DAYS)
+def projected(glue: Any) -> list[str]:
+    parameters = glue.get_table(DatabaseName="shop", Name="customers")["Table"]["Parameters"]
+    assert parameters["projection.snapshot_time.type"] == "enum"
+    return parameters["projection.snapshot_time.values"].split(",")
+
+
+def queried(glue: Any, options: CatalogOptions) -> list[str]:
+    """The snapshots a query reads: the registered partitions, or with partition projection the enum's values."""
+    if options.projection:
+        assert registered(glue) == [], "projection registers no partitions"
+        return projected(glue)
+    return registered(glue)
+
+
+@pytest.mark.parametrize("options", [OPTIONS, PROJECTED], ids=["registered-partitions", "projection-enum"])
+def test_keeps_the_newest_n_and_removes_the_rest_from_glue_then_from_s3_after_the_grace(
+    glue: Any, lake: Any, options: CatalogOptions
+) -> None:
+    """With registered partitions they leave Glue; with partition projection the snapshot_time enum."""
+    land_snapshots(glue, lake, *DAYS, options=options)
     policy = RetentionPolicy(keep_count=2)
 
-    first = expire(glue, lake, policy)
+    first = expire(glue, lake, policy, options=options)
 
     assert first.expired == (DAYS[0], DAYS[1]) and first.purged == ()
-    assert registered(glue) == DAYS[2:], "out of Glue at once: no new query plans them"
+    assert queried(glue, options) == DAYS[2:], "out of Glue at once: no new query plans them"
     assert snapshots_in_s3(lake) == DAYS, "their objects stay while a query that planned them may still read them"
     assert records(glue) == DAYS[:2]
 
-    early = expire(glue, lake, policy, NOW + QUERY_GRACE - timedelta(seconds=1))
+    early = expire(glue, lake, policy, NOW + QUERY_GRACE - timedelta(seconds=1), options=options)
     assert early.purged == () and snapshots_in_s3(lake) == DAYS
 
-    late = expire(glue, lake, policy, NOW + QUERY_GRACE)
+    late = expire(glue, lake, policy, NOW + QUERY_GRACE, options=options)
     assert late.purged == (DAYS[0], DAYS[1]) and late.expired == ()
     assert snapshots_in_s3(lake) == DAYS[2:] and records(glue) == []
-    assert registered(glue) == DAYS[2:]
+    assert queried(glue, options) == DAYS[2:]
 
 
 def test_retention_zero_deletes_nothing(glue: Any, lake: Any) -> None:
@@ -288,3 +308,60 @@ def test_turning_retention_off_still_finishes_what_an_earlier_pass_began(glue: A
     assert off.expired == () and off.purged == (DAYS[1],)
     assert registered(glue) == [DAYS[0], *DAYS[2:]] and snapshots_in_s3(lake) == [DAYS[0], *DAYS[2:]]
     assert records(glue) == [], "the re-registered snapshot's record is dropped, not purged later"
+
+
+# ---------------------------------------------------------------------------- partition projection (snapshot_time enum)
+def land_projected(glue: Any, s3: Any, *times: str) -> None:
+    land_snapshots(glue, s3, *times, options=PROJECTED)
+
+
+def expire_projected(glue: Any, s3: Any, policy: RetentionPolicy, now: datetime = NOW) -> Any:
+    return expire(glue, s3, policy, now, options=PROJECTED)
+
+
+def test_with_projection_a_snapshot_registered_again_before_its_purge_keeps_its_objects(glue: Any, lake: Any) -> None:
+    land_projected(glue, lake, *DAYS)
+    expire_projected(glue, lake, RetentionPolicy(keep_count=2))
+    land_projected(glue, lake, DAYS[0])  # its execution re-run: the snapshot is back in the enum
+
+    later = expire_projected(glue, lake, RetentionPolicy(keep_count=4), NOW + QUERY_GRACE)
+
+    assert later.purged == (DAYS[1],)
+    assert projected(glue) == [DAYS[0], *DAYS[2:]]
+    assert snapshots_in_s3(lake) == [DAYS[0], *DAYS[2:]] and records(glue) == []
+
+
+def test_with_projection_a_snapshot_landing_during_the_pass_stays_in_the_enum(glue: Any, lake: Any) -> None:
+    """The enum is rewritten on the table version read: a registration in between makes the write fail, and the
+    retry keeps the value it added."""
+    land_projected(glue, lake, *DAYS[:3])
+    update_table = glue.update_table
+    interleaved: list[bool] = []
+
+    def registration_first(**request: Any) -> Any:
+        if not interleaved:
+            interleaved.append(True)
+            land_projected(glue, lake, DAYS[3])
+        return update_table(**request)
+
+    glue.update_table = registration_first
+    try:
+        result = expire_projected(glue, lake, RetentionPolicy(keep_count=1))
+    finally:
+        glue.update_table = update_table
+
+    assert interleaved and result.expired == (DAYS[0], DAYS[1])
+    assert projected(glue) == DAYS[2:] and records(glue) == DAYS[:2]
+
+
+def test_with_projection_a_table_projected_by_date_ranges_refuses_retention_by_name(glue: Any, lake: Any) -> None:
+    land_projected(glue, lake, *DAYS[:2])
+    table = glue.get_table(DatabaseName="shop", Name="customers")["Table"]
+    parameters = {k: v for k, v in table["Parameters"].items() if not k.startswith("projection.snapshot_time.")}
+    parameters.update({"projection.snapshot_time.type": "date", "projection.snapshot_time.range": f"{DAYS[0]},NOW"})
+    fields = ("Name", "TableType", "PartitionKeys", "StorageDescriptor")
+    glue.update_table(DatabaseName="shop", TableInput={**{k: table[k] for k in fields}, "Parameters": parameters})
+
+    with pytest.raises(RetentionFailed, match="enum-projected"):
+        expire_projected(glue, lake, RetentionPolicy(keep_count=1))
+    assert snapshots_in_s3(lake) == DAYS[:2]

@@ -266,12 +266,22 @@ def test_retention_parameters_are_read_into_the_policies() -> None:
     assert (settings.change_log_retention.keep_count, settings.change_log_retention.keep_days) == (0, 7)
 
 
-@pytest.mark.parametrize("variable", ["SNAPSHOT_RETENTION_COUNT", "SNAPSHOT_RETENTION_DAYS", "CHANGE_LOG_RETENTION_DAYS"])
-def test_retention_with_partition_projection_is_a_config_error(variable: str) -> None:
+def test_change_log_retention_with_partition_projection_is_a_config_error() -> None:
+    """The change log's dt/hour are projected as ranges: no single hour can leave the queries before its data."""
     from snaplake.catalog import CatalogSettings
 
     with pytest.raises(ConfigError, match="CATALOG_MODE=projection"):
-        CatalogSettings.from_env({**LAKE_ENV, "CATALOG_MODE": "projection", variable: "1"})
+        CatalogSettings.from_env({**LAKE_ENV, "CATALOG_MODE": "projection", "CHANGE_LOG_RETENTION_DAYS": "1"})
+
+
+@pytest.mark.parametrize("variable", ["SNAPSHOT_RETENTION_COUNT", "SNAPSHOT_RETENTION_DAYS"])
+def test_snapshot_retention_works_with_partition_projection(variable: str) -> None:
+    """snapshot_time is an enum of the landed snapshots in projection mode: retention takes values out of it."""
+    from snaplake.catalog import CatalogSettings
+
+    settings = CatalogSettings.from_env({**LAKE_ENV, "CATALOG_MODE": "projection", variable: "1"})
+
+    assert settings.options.projection and settings.snapshot_retention.enabled
 
 
 def test_a_negative_retention_is_a_config_error_naming_the_variable() -> None:

@@ -85,6 +85,14 @@ def lake(tmp_path: Path) -> Path:
         "projection.hour.digits": "2",
         "storage.location.template": f"s3://{BUCKET}/{carts}dt=${{dt}}/hour=${{hour}}/",
     }
+    events = "firehose/events/"
+    for folder in ("partition_key=DE/dt=2024-05-02", "partition_key=FR/dt=2024-05-02", "partition_key=IT/dt=2024-05-03"):
+        write(tmp_path, f"{events}{folder}/events-1.parquet", pa.table({"event_id": [folder]}))
+    injected = {
+        **{k: v for k, v in projection.items() if k.startswith("projection.dt.") or k == "projection.enabled"},
+        "projection.partition_key.type": "injected",
+        "storage.location.template": f"s3://{BUCKET}/{events}partition_key=${{partition_key}}/dt=${{dt}}/",
+    }
     location = f"s3://{BUCKET}/{orders}"
     catalog = {
         "format": CATALOG_FORMAT,
@@ -100,6 +108,9 @@ def lake(tmp_path: Path) -> Path:
             },
             "dynamodb": {
                 "carts_stream_changes": table_entry(f"s3://{BUCKET}/{carts}", [("cart", "string")], ["dt", "hour"], [], **projection)
+            },
+            "firehose": {
+                "events": table_entry(f"s3://{BUCKET}/{events}", [("event_id", "string")], ["partition_key", "dt"], [], **injected)
             },
         },
     }
@@ -133,6 +144,25 @@ def test_projected_partitions_are_the_folders_whose_values_lie_in_the_ranges(lak
 
     # 2024-04-30 is before the range, 2024-05-04 after NOW, hour=7 not two digits: Athena never reads them.
     assert found == [["2024-05-02", "07", "dt=2024-05-02/hour=07"], ["2024-05-03", "11", "dt=2024-05-03/hour=11"]]
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("partition_key = 'DE'", ["partition_key=DE/dt=2024-05-02"]),
+        ("'FR' = partition_key AND dt >= '2024-05-01'", ["partition_key=FR/dt=2024-05-02"]),
+        ("partition_key IN ('DE', 'IT', 'XX')", ["partition_key=DE/dt=2024-05-02", "partition_key=IT/dt=2024-05-03"]),
+    ],
+)
+def test_an_injected_key_reads_the_partitions_of_the_values_the_query_names(lake: Path, where: str, expected: list[str]) -> None:
+    """Athena takes an injected key's values from the query's static equality conditions (partition-projection docs)."""
+    assert rows(lake, f"SELECT event_id FROM events WHERE {where} ORDER BY 1", "firehose") == [[e] for e in expected]
+
+
+@pytest.mark.parametrize("where", ["", "WHERE dt = '2024-05-02'", "WHERE partition_key LIKE 'D%'"])
+def test_an_injected_key_the_query_does_not_name_fails_with_athenas_constraint_violation(lake: Path, where: str) -> None:
+    with pytest.raises(AthenaQueryError, match="CONSTRAINT_VIOLATION: For the injected projected partition column partition_key"):
+        rows(lake, f"SELECT count(*) FROM events {where}", "firehose")
 
 
 def test_result_columns_have_athenas_names_types_and_text(lake: Path) -> None:

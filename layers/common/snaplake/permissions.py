@@ -115,7 +115,7 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     # Retention: expired partitions out of Glue, their records in the table's parameters, then their objects.
     "snaplake.catalog.retention": {
-        "apply_retention": ("glue.get_partitions",),
+        "_registered_partitions": ("glue.get_partitions",),
         "_update_records": ("glue.update_table",),
         "_delete_partitions": ("glue.batch_delete_partition",),
         "_purge": ("s3.list_objects_v2 lake", "s3.delete_objects lake"),

@@ -20,7 +20,7 @@ from typing import Any
 
 from snaplake_local.emulator.athena_iceberg import pin_versions
 from snaplake_local.emulator.athena_lake import HIVE_DEFAULT_PARTITION, LakeCatalog, LakeStorage, TableFiles, table_files
-from snaplake_local.emulator.athena_translate import referenced_tables, translate
+from snaplake_local.emulator.athena_translate import referenced_tables, static_equalities, translate
 from snaplake_local.emulator.athena_types import (
     AthenaQueryError,
     athena_column,
@@ -113,8 +113,9 @@ class AthenaEngine:
         moment = now or self.clock()
         tree = tree.copy()
         pinned = pin_versions(tree, database, self.catalog, self.storage, moment)  # Iceberg snapshots read FOR ... AS OF
+        injected = static_equalities(tree)
         sources = [
-            pinned.get((db, name)) or table_files(self.catalog, self.storage, db, name, moment)
+            pinned.get((db, name)) or table_files(self.catalog, self.storage, db, name, moment, injected)
             for db, name in referenced_tables(tree.copy(), database)
         ]
         schema: dict[str, dict[str, dict[str, str]]] = {}

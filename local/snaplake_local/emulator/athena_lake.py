@@ -16,7 +16,7 @@ import hashlib
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -213,7 +213,14 @@ def require_table(catalog: LakeCatalog, database: str, name: str) -> dict[str, A
     return table
 
 
-def table_files(catalog: LakeCatalog, storage: LakeStorage, database: str, name: str, now: datetime) -> TableFiles:
+def table_files(
+    catalog: LakeCatalog,
+    storage: LakeStorage,
+    database: str,
+    name: str,
+    now: datetime,
+    injected: Mapping[str, frozenset[str]] | None = None,
+) -> TableFiles:
     """The table's partitions and the data files Athena reads in each."""
     table = require_table(catalog, database, name)
     from snaplake_local.emulator.athena_iceberg import iceberg_files, is_iceberg
@@ -232,7 +239,7 @@ def table_files(catalog: LakeCatalog, storage: LakeStorage, database: str, name:
         return TableFiles(database, name, columns, keys, [PartitionFiles((), location, storage.objects(location))])
     parameters = {str(k): str(v) for k, v in (table.get("Parameters") or {}).items()}
     if parameters.get("projection.enabled", "").lower() == "true":
-        partitions = _projected(storage, parameters, [k for k, _ in keys], location, now)
+        partitions = _projected(storage, parameters, [k for k, _ in keys], location, now, injected or {})
     else:
         partitions = []
         for partition in catalog.partitions(database, name):
@@ -244,16 +251,24 @@ def table_files(catalog: LakeCatalog, storage: LakeStorage, database: str, name:
 
 
 # ---------------------------------------------------------------------------------------------- partition projection
-def _projected(storage: LakeStorage, parameters: dict[str, str], keys: list[str], location: str, now: datetime) -> list[PartitionFiles]:
-    """Athena enumerates every value of the projected ranges and reads `storage.location.template` for each; the
-    folders that exist and whose values lie in those ranges are what it finds."""
+def _projected(
+    storage: LakeStorage,
+    parameters: dict[str, str],
+    keys: list[str],
+    location: str,
+    now: datetime,
+    injected: Mapping[str, frozenset[str]],
+) -> list[PartitionFiles]:
+    """Athena enumerates every value of the projected ranges (an `injected` key: the values the query compares it
+    with) and reads `storage.location.template` for each; the folders that exist and whose values lie in those ranges
+    are what it finds."""
     template = parameters.get("storage.location.template") or folder(location) + "".join(f"{k}=${{{k}}}/" for k in keys)
     static = template.split("${", 1)[0]
     pattern = re.escape(template)
     for key in keys:
         pattern = pattern.replace(re.escape(f"${{{key}}}"), f"(?P<{key}>[^/]+)", 1)
     matcher = re.compile(pattern)
-    accept = {key: _projection_rule(parameters, key, now) for key in keys}
+    accept = {key: _projection_rule(parameters, key, now, injected) for key in keys}
     found: dict[tuple[str, ...], PartitionFiles] = {}
     for uri in storage.objects(static[: static.rfind("/") + 1]):
         match = matcher.match(uri)
@@ -265,7 +280,7 @@ def _projected(storage: LakeStorage, parameters: dict[str, str], keys: list[str]
     return [found[values] for values in sorted(found)]
 
 
-def _projection_rule(parameters: dict[str, str], key: str, now: datetime) -> Callable[[str], bool]:
+def _projection_rule(parameters: dict[str, str], key: str, now: datetime, injected: Mapping[str, frozenset[str]]) -> Callable[[str], bool]:
     kind = parameters.get(f"projection.{key}.type", "")
     low, _, high = parameters.get(f"projection.{key}.range", ",").partition(",")
     if kind == "integer":
@@ -291,7 +306,13 @@ def _projection_rule(parameters: dict[str, str], key: str, now: datetime) -> Cal
 
         return date
     if kind == "injected":
-        raise AthenaQueryError(f"NOT_SUPPORTED: the emulator does not project injected partition key {key!r}")
+        values = injected.get(key.lower())
+        if not values:
+            raise AthenaQueryError(
+                f"CONSTRAINT_VIOLATION: For the injected projected partition column {key}, the WHERE clause must contain only "
+                "static equality conditions, and at least one such condition must be present."
+            )
+        return lambda value: value in values
     raise AthenaQueryError(f"HIVE_INVALID_METADATA: projection type {kind!r} of partition key {key!r} is not one Athena knows")
 
 

@@ -65,6 +65,24 @@ def referenced_tables(tree: Any, database: str | None) -> list[tuple[str, str]]:
     return found
 
 
+def static_equalities(tree: Any) -> dict[str, frozenset[str]]:
+    """The values each column is compared with by `column = <literal>` or `column IN (<literals>)` in the query's
+    WHERE clauses (column names lower-cased): what Athena injects into an `injected` partition projection."""
+    from sqlglot import exp
+
+    found: dict[str, set[str]] = {}
+    for where in tree.find_all(exp.Where):
+        for condition in where.find_all(exp.EQ, exp.In):
+            if isinstance(condition, exp.EQ):
+                sides = [(condition.this, [condition.expression]), (condition.expression, [condition.this])]
+            else:
+                sides = [(condition.this, list(condition.expressions))]
+            for column, values in sides:
+                if isinstance(column, exp.Column) and values and all(isinstance(v, exp.Literal) for v in values):
+                    found.setdefault(column.name.lower(), set()).update(str(v.this) for v in values)
+    return {name: frozenset(values) for name, values in found.items()}
+
+
 def translate(tree: Any, database: str | None, schema: dict[str, dict[str, dict[str, str]]], now: datetime) -> Translation:
     """`tree` (an Athena query parsed by sqlglot) as DuckDB SQL; `schema` holds the Glue columns of the tables it reads."""
     from sqlglot import exp

@@ -12,8 +12,11 @@ A pass over one table, run by RegisterCatalog after it registered what landed:
    partition never looks complete, then the rest; the record goes last. A crash anywhere leaves the record, and
    the next pass deletes what is left (deleting a missing object is no error), so every rerun converges.
 
-Partition projection registers no partitions, so it has nothing to expire first: retention requires
-CatalogMode=partitions (catalog.settings refuses the combination).
+With partition projection (CatalogMode=projection) a table whose one partition key is an enum of the landed values
+(`snapshot_time`, `export_time`: catalog.partitions) expires a partition by taking its value out of the enum, in the
+same table update that writes its record; the purge is the same. Keys projected as date ranges (the change log's
+`dt`/`hour`) cannot leave out one partition, so their retention requires registered partitions (catalog.settings
+refuses ChangeLogRetentionDays with projection, and a pass over such a table raises RetentionFailed).
 """
 
 from __future__ import annotations
@@ -114,21 +117,24 @@ def apply_retention(
     table_now = get_table(glue, database, table, options)
     if table_now is None or (not policy.enabled and not _records(table_now)):
         return RetentionPass(database, table, (), ())  # nothing registered yet, or nothing to do
-    registered = [
-        partition
-        for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table)
-        for partition in page["Partitions"]
-    ]
+    enum_key = _projected_enum_key(table_now, database, table)
+    registered = _projected_partitions(table_now, enum_key) if enum_key else _registered_partitions(glue, database, table)
     keep = (keep_location or "").rstrip("/")
     expired = expired_partitions(
         policy, [(p, partition_time(p)) for p in registered], now, lambda p: bool(keep) and _location(p).rstrip("/") == keep
     )
     if expired:
         added = {_record_key(p["Values"]): json.dumps({"location": _location(p), "expiredAt": iso_utc(now)}) for p in expired}
-        _update_records(glue, database, table, options, add=added)
-        _delete_partitions(glue, database, table, [p["Values"] for p in expired], options)
-    still_registered = {_record_key(p["Values"]) for p in registered} - {_record_key(p["Values"]) for p in expired}
+        if enum_key:
+            _update_records(glue, database, table, options, add=added, unproject=(enum_key, {p["Values"][0] for p in expired}))
+        else:
+            _update_records(glue, database, table, options, add=added)
+            _delete_partitions(glue, database, table, [p["Values"] for p in expired], options)
     existing = get_table(glue, database, table, options) or {}
+    if enum_key:  # what the table projects now (a snapshot registered again meanwhile is back in the enum)
+        still_registered = {_record_key(p["Values"]) for p in _projected_partitions(existing, enum_key)}
+    else:
+        still_registered = {_record_key(p["Values"]) for p in registered} - {_record_key(p["Values"]) for p in expired}
     records = _records(existing)
     # A recorded partition registered again (its snapshot's execution re-run) and kept by the policy: not expired any more.
     stale = {key for key in records if key in still_registered}
@@ -145,6 +151,33 @@ def apply_retention(
     if expired or due:
         log.info("retention", extra=result.as_json())
     return result
+
+
+def _registered_partitions(glue: Any, database: str, table: str) -> list[dict[str, Any]]:
+    pages = glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table)
+    return [partition for page in pages for partition in page["Partitions"]]
+
+
+def _projected_enum_key(table: Mapping[str, Any], database: str, name: str) -> str | None:
+    """The partition key a projected table lists as an enum (None for a table with registered partitions)."""
+    parameters = table.get("Parameters", {})
+    if parameters.get("projection.enabled") != "true":
+        return None
+    keys = [key["Name"] for key in table.get("PartitionKeys", [])]
+    if len(keys) != 1 or parameters.get(f"projection.{keys[0]}.type") != "enum":
+        raise RetentionFailed(
+            f"{database}.{name} projects its partitions by {keys}: retention with partition projection can only take values "
+            "out of one enum-projected key (CatalogMode=partitions keeps any layout)"
+        )
+    return keys[0]
+
+
+def _projected_partitions(table: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    """The enum's values as partitions Glue would list: values and the folder the location template names."""
+    parameters = table.get("Parameters", {})
+    template = parameters.get("storage.location.template", "")
+    values = [value for value in parameters.get(f"projection.{key}.values", "").split(",") if value]
+    return [{"Values": [value], "StorageDescriptor": {"Location": template.replace(f"${{{key}}}", value)}} for value in values]
 
 
 def _record_key(values: Sequence[str]) -> str:
@@ -168,15 +201,25 @@ def _records(table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def _update_records(
-    glue: Any, database: str, table: str, options: CatalogOptions, add: Mapping[str, str] | None = None, drop: set[str] | None = None
+    glue: Any,
+    database: str,
+    table: str,
+    options: CatalogOptions,
+    add: Mapping[str, str] | None = None,
+    drop: set[str] | None = None,
+    unproject: tuple[str, set[str]] | None = None,
 ) -> None:
-    """Add or drop retention records in the table's parameters, on the version read (Glue's optimistic locking)."""
+    """Add or drop retention records in the table's parameters, and take values out of its enum projection
+    (`unproject`: key, values), on the version read (Glue's optimistic locking: a value registered meanwhile stays)."""
     for attempt in range(1, _MAX_UPDATE_ATTEMPTS + 1):
         existing = get_table(glue, database, table, options)
         if existing is None:
             raise RetentionFailed(f"Glue table {database}.{table} disappeared during the retention pass")
         table_input = {k: existing[k] for k in _TABLE_FIELDS if k in existing}
         parameters = {k: v for k, v in existing.get("Parameters", {}).items() if k not in (drop or set())}
+        if unproject is not None:
+            name = f"projection.{unproject[0]}.values"
+            parameters[name] = ",".join(v for v in parameters.get(name, "").split(",") if v and v not in unproject[1])
         table_input["Parameters"] = {**parameters, **(add or {})}
         version = {"VersionId": existing["VersionId"]} if existing.get("VersionId") else {}
         try:

@@ -95,11 +95,11 @@ class CatalogSettings:
         options = CatalogOptions.from_env(env)
         snapshots = RetentionPolicy(SNAPSHOT_RETENTION_COUNT.integer(env, 0, 100_000), SNAPSHOT_RETENTION_DAYS.integer(env, 0, 36_500))
         changes = RetentionPolicy(0, CHANGE_LOG_RETENTION_DAYS.integer(env, 0, 36_500))
-        if options.projection and (snapshots.enabled or changes.enabled):
+        if options.projection and changes.enabled:
             raise ConfigError(
-                f"environment variable {CATALOG_MODE.name}=projection registers no partitions, so retention cannot take them out of "
-                f"Glue before deleting their data: set {SNAPSHOT_RETENTION_COUNT.name}, {SNAPSHOT_RETENTION_DAYS.name} and "
-                f"{CHANGE_LOG_RETENTION_DAYS.name} to 0, or use CATALOG_MODE=partitions"
+                f"environment variable {CATALOG_MODE.name}=projection projects the change log's dt/hour partitions as ranges, so "
+                f"retention cannot take one out of queries before deleting its data: set {CHANGE_LOG_RETENTION_DAYS.name} to 0, "
+                "or use CATALOG_MODE=partitions"
             )
         return cls(
             snapshot_retention=snapshots,
