@@ -10,6 +10,7 @@ snaplake_local.emulator package for what is emulated).
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
@@ -49,6 +50,15 @@ __all__ = ["PROJECT_ROOT", "REGION", "STACK", "EmulatedStack", "Execution", "loa
 
 REGION = "eu-west-1"
 STACK = "snaplake-local"
+_CLIENT_LOCK = threading.Lock()
+
+
+@functools.cache
+def _client_session() -> boto3.session.Session:
+    """One session for every stack's clients in this process. moto gives each mock a new default session, which
+    would parse the service models again (a quarter of a stack's deploy time); every stack uses the same fake
+    credentials (__enter__), so only the parsed models carry over."""
+    return boto3.session.Session()
 
 
 @dataclass
@@ -90,7 +100,8 @@ class _Deployment:
     state_machines: dict[str, str]
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+        with _CLIENT_LOCK:  # a boto3 session does not make clients safely from several threads at once
+            return _client_session().client(service, region_name=self.region)  # type: ignore[call-overload]
 
     def _deploy(self) -> None:
         s3, kms, sns, sqs, iam = (self.client(s) for s in ("s3", "kms", "sns", "sqs", "iam"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -172,7 +171,7 @@ def test_ctas_overwrite_swaps_the_new_table_in_before_deleting_the_old_data(stac
         current = table(stack, "marts", "totals_ow")
         locations_at_delete.append(current["StorageDescriptor"]["Location"] if current else "")
 
-    events = sys.modules["snaplake_function_AthenaQueryFunction"].CLIENTS.s3.meta.events
+    events = stack.function("AthenaQueryFunction").module().CLIENTS.s3.meta.events
     events.register("before-call.s3.DeleteObjects", record)
     try:
         again = run(stack, job)
@@ -661,7 +660,7 @@ def tamper_after_first_query(stack: EmulatedStack, job_name: str, rewrite: Any) 
         original = s3.get_object(Bucket=stack.lake_bucket, Key=key)["Body"].read()
         s3.put_object(Bucket=stack.lake_bucket, Key=key, Body=rewrite(key, original))
 
-    events = sys.modules["snaplake_function_AthenaQueryFunction"].CLIENTS.athena.meta.events
+    events = stack.function("AthenaQueryFunction").module().CLIENTS.athena.meta.events
     events.register("after-call.athena.StartQueryExecution", hook)
     return lambda: events.unregister("after-call.athena.StartQueryExecution", hook)
 

@@ -193,8 +193,24 @@ def test_the_stream_change_log_and_the_firehose_transform_hash_one_value_alike(s
 
 
 def test_a_bad_rules_document_stops_the_functions_at_their_start_before_anything_lands() -> None:
+    """The rules are read when a function's module is imported (its cold start), so a bad document fails every
+    invocation of the functions that land data, before they touch the lake."""
     from snaplake.core.errors import InvalidPiiRules
 
     bad = json.dumps({"dynamodb": {ORDERS_TABLE: {"mask": ["customer__email"]}}})
-    with pytest.raises(InvalidPiiRules, match="unknown action 'mask'"), EmulatedStack(default_parameters(PiiRules=bad)):
-        pass
+    with EmulatedStack(default_parameters(PiiRules=bad), function_log_level="WARNING") as stack:
+        seed_sample_sources(stack)
+        for logical_id in (
+            "PlanCopyFunction",
+            "CopyBatchFunction",
+            "ConvertFilesFunction",
+            "StreamFlattenFunction",
+            "FirehoseFlattenFunction",
+        ):
+            with pytest.raises(InvalidPiiRules, match="unknown action 'mask'"):
+                stack.function(logical_id).module()
+
+        execution = stack.run("RdsExportStateMachine", sample_event("rds_automated_cluster_snapshot.json"))
+
+        assert execution.status == "FAILED" and execution.error == "InvalidPiiRules", execution.cause
+        assert [key for key in stack.lake_objects() if not key.startswith("_snaplake/")] == []

@@ -12,7 +12,6 @@ state machine (statemachine/rds_export.asl.json) with the emulated exports.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -198,8 +197,8 @@ def test_finalize_refuses_to_mark_a_partition_whose_files_vanished_during_the_co
         s3.delete_object(Bucket=stack.lake_bucket, Key=victim)
         return original(*args, **kwargs)
 
-    stack.function("FinalizeCopyFunction").load()
-    handler_module = sys.modules["snaplake_function_FinalizeCopyFunction"]
+    stack.function("FinalizeCopyFunction").load()  # a fresh container, whose module is patched below
+    handler_module = stack.function("FinalizeCopyFunction").module()
     with mock.patch.object(handler_module, "finalize_copy", delete_then_finalize):
         failed = stack.run(RDS, sample_event(INSTANCE_EVENT))
 

@@ -12,7 +12,6 @@ checked here (test_template_permissions.py checks the key grants).
 
 from __future__ import annotations
 
-import sys
 import threading
 import types
 from dataclasses import dataclass, field
@@ -95,7 +94,7 @@ class RequestChecker:
     def attach(self, stack: EmulatedStack, logical_id: str, template: dict[str, Any] | None = None) -> int:
         """Hook the S3 clients of one deployed function; returns how many it has."""
         statements = policy_statements(stack, logical_id, template)
-        clients = s3_clients(sys.modules[f"snaplake_function_{logical_id}"])
+        clients = s3_clients(stack.function(logical_id).module())
         for client in clients:
             client.meta.events.register("before-parameter-build.s3", self._before(logical_id, statements))
             client.meta.events.register("after-call.s3", self._after(logical_id, statements))

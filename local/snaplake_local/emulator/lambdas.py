@@ -16,10 +16,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from snaplake_local.emulator.account import DEFAULT_ACCOUNT
 from snaplake_local.emulator.clock import patched_attribute
+
+_COLD_STARTS = threading.Lock()
 
 
 @dataclass
@@ -36,13 +39,15 @@ class LocalFunction:
     region: str
     account: str = DEFAULT_ACCOUNT
     _entry: Callable[[Any, Any], Any] | None = field(default=None, repr=False)
+    _module: ModuleType | None = field(default=None, repr=False)
 
     @property
     def arn(self) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.name}"
 
     def load(self) -> None:
-        """Import the handler module with the function's environment set, as Lambda would at cold start."""
+        """Import the handler module with the function's environment set, as Lambda does at a cold start (again: a
+        new container)."""
         module_file, _, attr = self.handler.rpartition(".")
         path = self.code_dir / f"{module_file.replace('.', '/')}.py"
         module_name = f"snaplake_function_{self.logical_id}"
@@ -53,14 +58,27 @@ class LocalFunction:
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
             spec.loader.exec_module(module)
-        self._entry = getattr(module, attr)
+        self._entry, self._module = getattr(module, attr), module
+
+    def module(self) -> ModuleType:
+        """The handler module (its clients, its globals), imported now if the function has not run yet."""
+        self._cold_start()
+        assert self._module is not None
+        return self._module
 
     def call(self, event: Any, remaining_ms: Callable[[], int] | None = None) -> Any:
         """Run the handler with a Lambda context; its exceptions propagate."""
-        if self._entry is None:
-            self.load()
+        self._cold_start()
         assert self._entry is not None
         return self._entry(event, _LambdaContext(self, remaining_ms))
+
+    def _cold_start(self) -> None:
+        # On the first invocation, as Lambda: a stack's functions that never run cost nothing. One import at a time,
+        # since the function's environment is set process-wide while its module is imported.
+        if self._entry is None:
+            with _COLD_STARTS:
+                if self._entry is None:
+                    self.load()
 
     def invoke(self, event: Any, remaining_ms: Callable[[], int] | None = None) -> tuple[Any, bool]:
         """Run the handler; returns (payload, errored) the way Lambda reports them."""
@@ -121,7 +139,6 @@ class InProcessLambdas:
         self.after_invoke: Callable[[str, Any, Any, bool], None] | None = None
 
     def add(self, function: LocalFunction) -> None:
-        function.load()
         self.functions[function.name] = function
 
     def invoke(self, name: str, event: Any) -> tuple[Any, bool]:
