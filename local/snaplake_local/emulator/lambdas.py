@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,8 +73,8 @@ class LocalFunction:
         return self._entry(event, _LambdaContext(self, remaining_ms))
 
     def _cold_start(self) -> None:
-        # On the first invocation, as Lambda: a stack's functions that never run cost nothing. One import at a time,
-        # since the function's environment is set process-wide while its module is imported.
+        # On the first invocation, as Lambda: a stack's functions that never run cost nothing. One import at a time
+        # (a module imported twice would be two containers' worth of clients).
         if self._entry is None:
             with _COLD_STARTS:
                 if self._entry is None:
@@ -108,22 +108,85 @@ class _LambdaContext:
         return self._remaining()
 
 
-_ENV_LOCK = threading.Lock()
+class _ThreadEnviron(MutableMapping[str, str]):
+    """`os.environ` as each thread sees it: the process environment, under the variables of the function whose
+    module this thread is importing (a cold start, `_environment`).
+
+    Map children run their handlers in threads of one process; a cold start that set its function's variables
+    process-wide would show them to, and on restoring take them from under, a handler running in another thread
+    (botocore copying the environment then fails with a KeyError, seen in benchmarks/rds_copy.py).
+    """
+
+    def __init__(self, process: MutableMapping[str, str]) -> None:
+        self.process = process
+        self._local = threading.local()
+
+    def overlay(self) -> dict[str, str] | None:
+        return getattr(self._local, "values", None)
+
+    def set_overlay(self, values: dict[str, str] | None) -> None:
+        self._local.values = values
+
+    def __getitem__(self, key: str) -> str:
+        overlay = self.overlay()
+        if overlay is not None and key in overlay:
+            return overlay[key]
+        return self.process[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # no exception for a missing variable: botocore asks often
+        overlay = self.overlay()
+        if overlay is not None and key in overlay:
+            return overlay[key]
+        return self.process.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        overlay = self.overlay()
+        return (overlay is not None and key in overlay) or key in self.process
+
+    def __setitem__(self, key: str, value: str) -> None:
+        overlay = self.overlay()
+        if overlay is not None:
+            overlay[key] = value
+        else:
+            self.process[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        overlay = self.overlay()
+        if overlay is not None and key in overlay:
+            del overlay[key]
+        else:
+            del self.process[key]
+
+    def __iter__(self) -> Iterator[str]:
+        overlay = self.overlay()
+        keys = list(self.process) if overlay is None else list(dict.fromkeys([*self.process, *overlay]))
+        return iter(keys)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def copy(self) -> dict[str, str]:
+        return dict(self)
+
+
+def _thread_environ() -> _ThreadEnviron:
+    environ: MutableMapping[str, str] = os.environ
+    if not isinstance(environ, _ThreadEnviron):
+        environ = _ThreadEnviron(environ)
+        os.environ = environ  # type: ignore[assignment]  # noqa: B003 - a per-thread view of the same variables
+    return environ
 
 
 @contextmanager
 def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    with _ENV_LOCK:
-        saved = {k: os.environ.get(k) for k in values}
-        os.environ.update(values)
-        try:
-            yield
-        finally:
-            for key, old in saved.items():
-                if old is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = old
+    """The function's variables in os.environ for this thread only, while its module is imported."""
+    environ = _thread_environ()
+    outer = environ.overlay()
+    environ.set_overlay({**(outer or {}), **values})
+    try:
+        yield
+    finally:
+        environ.set_overlay(outer)
 
 
 class InProcessLambdas:
