@@ -284,6 +284,17 @@ def test_snapshot_retention_works_with_partition_projection(variable: str) -> No
     assert settings.options.projection and settings.snapshot_retention.enabled
 
 
+@pytest.mark.parametrize("variable", ["SNAPSHOT_RETENTION_COUNT", "SNAPSHOT_RETENTION_DAYS", "CHANGE_LOG_RETENTION_DAYS"])
+def test_retention_in_a_source_accounts_stack_is_a_config_error(variable: str) -> None:
+    """A source account may write to the central lake bucket but never delete: its purge would fail every run."""
+    from snaplake.catalog import CatalogSettings
+
+    env = {**LAKE_ENV, "LAKE_CATALOG_ROLE": "arn:aws:iam::123456789012:role/snaplake-LakeCatalogRole-X", "STACK_ACCOUNT_ID": "111111111111"}
+    with pytest.raises(ConfigError, match=r"LAKE_CATALOG_ROLE is set .* never delete"):
+        CatalogSettings.from_env({**env, variable: "3"})
+    assert not CatalogSettings.from_env(env).snapshot_retention.enabled
+
+
 def test_a_negative_retention_is_a_config_error_naming_the_variable() -> None:
     from snaplake.catalog import CatalogSettings
 

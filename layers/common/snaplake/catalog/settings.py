@@ -101,6 +101,12 @@ class CatalogSettings:
                 f"retention cannot take one out of queries before deleting its data: set {CHANGE_LOG_RETENTION_DAYS.name} to 0, "
                 "or use CATALOG_MODE=partitions"
             )
+        if LAKE_CATALOG_ROLE.text(env) and (snapshots.enabled or changes.enabled):
+            raise ConfigError(
+                f"environment variable {LAKE_CATALOG_ROLE.name} is set (a source account's stack), whose lake bucket lets it write "
+                f"but never delete: set {SNAPSHOT_RETENTION_COUNT.name}, {SNAPSHOT_RETENTION_DAYS.name} and "
+                f"{CHANGE_LOG_RETENTION_DAYS.name} to 0 (retention is not available to source accounts)"
+            )
         return cls(
             snapshot_retention=snapshots,
             change_log_retention=changes,
