@@ -35,6 +35,7 @@ from snaplake.catalog.glue import get_table
 from snaplake.catalog.latest import LATEST_SNAPSHOT_TIME
 from snaplake.catalog.partitions import SNAPSHOT_TIME_VALUE
 from snaplake.catalog.settings import CatalogOptions, RetentionPolicy
+from snaplake.catalog.versions import other_version_holding
 from snaplake.core.aws import error_code
 from snaplake.core.limits import GLUE_BATCH_DELETE_PARTITION_MAX
 from snaplake.core.names import SUCCESS_MARKER
@@ -143,6 +144,15 @@ def apply_retention(
         for key, record in records.items()
         if key not in still_registered and parse_iso_utc(record["expiredAt"]) + policy.grace <= now
     }
+    # Registered again meanwhile in another version of the table (a re-run whose columns fit a newer version): that
+    # version keeps it now; this table only forgets its record.
+    moved = {
+        key
+        for key, record in due.items()
+        if other_version_holding(glue, database, existing, key[len(EXPIRED) :].split("/"), record["location"], options)
+    }
+    stale |= moved
+    due = {key: record for key, record in due.items() if key not in moved}
     for key, record in due.items():
         _purge(lake, database, table, existing, key, record["location"])
     if due or stale:

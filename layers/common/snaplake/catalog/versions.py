@@ -20,7 +20,7 @@ raises IncompatibleColumnType.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,7 @@ def choose_version(
         return TableVersion(base, 1, True)
     if len(versions) > 1:
         for number, table in versions:
-            if _holds(glue, database, table["Name"], partition):
+            if _holds(glue, database, table["Name"], partition.values, partition.location):
                 return TableVersion(table["Name"], number, False)
     for number, table in reversed(versions):
         if _readable(base, table, columns):
@@ -84,15 +84,27 @@ def choose_version(
     return TableVersion(version_table_name(base, number), number, True)
 
 
-def _holds(glue: Any, database: str, table: str, partition: LandedPartition) -> bool:
+def other_version_holding(
+    glue: Any, database: str, table: Mapping[str, Any], values: Sequence[str], location: str, options: CatalogOptions
+) -> str | None:
+    """The name of another version of `table`'s base table that registers this partition at this location, if any (a
+    snapshot that retention took out of one version and a re-run registered again in another, rule 3)."""
+    base = str(table.get("Parameters", {}).get(VERSION_OF) or table["Name"])
+    for _, version in table_versions(glue, database, base, options):
+        if version["Name"] != table["Name"] and _holds(glue, database, version["Name"], values, location):
+            return str(version["Name"])
+    return None
+
+
+def _holds(glue: Any, database: str, table: str, values: Sequence[str], location: str) -> bool:
     try:
-        found = glue.get_partition(DatabaseName=database, TableName=table, PartitionValues=list(partition.values))
+        found = glue.get_partition(DatabaseName=database, TableName=table, PartitionValues=list(values))
     except ClientError as error:
         if is_not_found(error, "EntityNotFoundException"):
             return False
         raise
-    location = str(found["Partition"].get("StorageDescriptor", {}).get("Location", ""))
-    return location.rstrip("/") == partition.location.rstrip("/")
+    registered = str(found["Partition"].get("StorageDescriptor", {}).get("Location", ""))
+    return registered.rstrip("/") == location.rstrip("/")
 
 
 def _readable(base: str, table: dict[str, Any], columns: Sequence[Column]) -> bool:

@@ -1,8 +1,8 @@
-"""D2: a retention record lives in the table version that expired the snapshot, but a re-registration of that snapshot
-(its execution re-run, documented in docs/catalog.md#retention) may go to ANOTHER version (rule 3: the newest version
-whose columns it fits; rule 2 only looks at partitions still registered). The base table's pass then sees its record
-for a partition it no longer holds and purges the objects, while the partition is registered (and kept) in __v2:
-a registered, kept snapshot whose files are deleted."""
+"""A retention record lives in the table version that expired the snapshot, but a re-registration of that snapshot
+(its execution re-run, documented in docs/catalog.md#retention) may go to another version (rule 3: the newest version
+whose columns it fits; rule 2 only looks at partitions still registered). The base table's pass must then drop its
+record instead of purging the objects of a partition that __v2 registers and keeps (found by a hostile review: before
+the fix the files were deleted)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 
 import boto3
 import pyarrow as pa
-import pytest
 from snaplake.catalog import expire_snapshots, register_landed
 from snaplake.catalog.settings import CatalogOptions, RetentionPolicy
 from snaplake.core.s3 import Bucket
@@ -19,12 +18,6 @@ from snaplake_local.emulator import enforce_table_version_ids
 
 from tests.unit.helpers import REGION
 from tests.unit.test_catalog_versions import LAKE, land, prefix
-
-# Fails until the defect is fixed; then it passes and strict xfail fails the suite: remove this mark.
-pytestmark = pytest.mark.xfail(
-    strict=True,
-    reason="open defect D2 of issue 16 item 8, docs/catalog.md#known-defects",
-)
 
 S0, S1, S2, S3, S4 = "20240501T000000Z", "20240502T000000Z", "20240503T000000Z", "20240504T000000Z", "20240505T000000Z"
 INT_ZIP = pa.table({"id": [1], "zip": pa.array([1000], pa.int32())})
