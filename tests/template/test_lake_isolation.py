@@ -90,3 +90,12 @@ def test_writers_use_the_lake_key_only_through_s3() -> None:
         assert decide(policy, Request(WRITER_A, action, "*", {"kms:ViaService": "s3.us-east-1.amazonaws.com"})) != "Allow"
         assert decide(policy, Request(STRANGER, action, "*", via_s3)) != "Allow"
     assert decide(policy, Request(WRITER_A, "kms:ScheduleKeyDeletion", "*", via_s3)) != "Allow"
+
+
+@pytest.mark.parametrize("prefix", ["lake", ""])
+def test_a_source_account_deletes_nothing_not_even_in_its_own_folder(prefix: str) -> None:
+    """Why a source stack keeps no retention (template rule RetentionBelongsToTheLakeAccount): its purge would be refused."""
+    policy, _ = _policies(prefix)
+    root = f"{prefix}/" if prefix else ""
+    own = _object(f"{root}accounts/{WRITER_A}/rds/world/city/snapshot_time=20240502T024019Z/1/part-0.parquet")
+    assert decide(policy, Request(WRITER_A, "s3:DeleteObject", own, TLS)) != "Allow"

@@ -160,4 +160,4 @@ def test_change_log_retention_with_partition_projection_is_refused_when_the_stac
 
     assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "CatalogMode"}, "projection"]}
     assert [a["Assert"] for a in rule["Assertions"]] == [{"Fn::Equals": [{"Ref": "ChangeLogRetentionDays"}, "0"]}]
-    assert not [r for name, r in template()["Rules"].items() if "SnapshotRetention" in str(r) and "LakeCatalogRoleArn" not in str(r)]
+    assert not [r for r in template()["Rules"].values() if "SnapshotRetention" in str(r) and "LakeCatalogRoleArn" not in str(r)]

@@ -132,7 +132,7 @@ AWS_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "_check_existing_location": ("glue.get_partition",),
     },
     "snaplake.catalog.versions": {
-        "_holds": ("glue.get_partition",),  # which table version already holds a partition
+        "registers": ("glue.get_partition",),  # which table version registers a partition (versions; retention)
     },
     "snaplake.streams.landed": {
         "LakeChangeLog.keys_from": ("s3.list_objects_v2 lake",),

@@ -35,7 +35,7 @@ from snaplake.catalog.glue import get_table
 from snaplake.catalog.latest import LATEST_SNAPSHOT_TIME
 from snaplake.catalog.partitions import SNAPSHOT_TIME_VALUE
 from snaplake.catalog.settings import CatalogOptions, RetentionPolicy
-from snaplake.catalog.versions import other_version_holding
+from snaplake.catalog.versions import other_versions, registers
 from snaplake.core.aws import error_code
 from snaplake.core.limits import GLUE_BATCH_DELETE_PARTITION_MAX
 from snaplake.core.names import SUCCESS_MARKER
@@ -146,10 +146,11 @@ def apply_retention(
     }
     # Registered again meanwhile in another version of the table (a re-run whose columns fit a newer version): that
     # version keeps it now; this table only forgets its record.
+    siblings = other_versions(glue, database, existing, options) if due else []
     moved = {
         key
         for key, record in due.items()
-        if other_version_holding(glue, database, existing, key[len(EXPIRED) :].split("/"), record["location"], options)
+        if any(registers(glue, database, sibling, _record_values(key), record["location"]) for sibling in siblings)
     }
     stale |= moved
     due = {key: record for key, record in due.items() if key not in moved}
@@ -192,6 +193,10 @@ def _projected_partitions(table: Mapping[str, Any], key: str) -> list[dict[str, 
 
 def _record_key(values: Sequence[str]) -> str:
     return EXPIRED + "/".join(values)
+
+
+def _record_values(key: str) -> list[str]:
+    return key[len(EXPIRED) :].split("/")
 
 
 def _location(partition: Mapping[str, Any]) -> str:

@@ -75,7 +75,7 @@ def choose_version(
         return TableVersion(base, 1, True)
     if len(versions) > 1:
         for number, table in versions:
-            if _holds(glue, database, table["Name"], partition.values, partition.location):
+            if registers(glue, database, table["Name"], partition.values, partition.location):
                 return TableVersion(table["Name"], number, False)
     for number, table in reversed(versions):
         if _readable(base, table, columns):
@@ -84,19 +84,14 @@ def choose_version(
     return TableVersion(version_table_name(base, number), number, True)
 
 
-def other_version_holding(
-    glue: Any, database: str, table: Mapping[str, Any], values: Sequence[str], location: str, options: CatalogOptions
-) -> str | None:
-    """The name of another version of `table`'s base table that registers this partition at this location, if any (a
-    snapshot that retention took out of one version and a re-run registered again in another, rule 3)."""
+def other_versions(glue: Any, database: str, table: Mapping[str, Any], options: CatalogOptions) -> list[str]:
+    """The names of the other versions of `table`'s base table (`table` itself left out)."""
     base = str(table.get("Parameters", {}).get(VERSION_OF) or table["Name"])
-    for _, version in table_versions(glue, database, base, options):
-        if version["Name"] != table["Name"] and _holds(glue, database, version["Name"], values, location):
-            return str(version["Name"])
-    return None
+    return [str(version["Name"]) for _, version in table_versions(glue, database, base, options) if version["Name"] != table["Name"]]
 
 
-def _holds(glue: Any, database: str, table: str, values: Sequence[str], location: str) -> bool:
+def registers(glue: Any, database: str, table: str, values: Sequence[str], location: str) -> bool:
+    """Whether `table` registers the partition `values` at `location`."""
     try:
         found = glue.get_partition(DatabaseName=database, TableName=table, PartitionValues=list(values))
     except ClientError as error:
