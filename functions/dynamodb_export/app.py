@@ -14,7 +14,6 @@ from snaplake.core.claims import Claims
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.times import iso_utc
 from snaplake.dynamodb import (
-    MIN_WINDOW,
     DynamoDbExportSettings,
     abandon_commit,
     claim_export_lease,
@@ -34,7 +33,7 @@ from snaplake.dynamodb import (
     start_export,
     table_name,
 )
-from snaplake.dynamodb.export import claim_lake_folders
+from snaplake.dynamodb.export import claim_lake_folders, window_end
 
 logger = Logger()
 SETTINGS = DynamoDbExportSettings.from_env()
@@ -120,7 +119,7 @@ def commit_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     if not committed and holder is not None:
         abandon_commit(DYNAMODB, SETTINGS.checkpoint_table, table_arn, holder)
     # A backlog longer than one window: the state machine runs the next window right away.
-    more = committed and latest - exported_to >= MIN_WINDOW and kind == "INCREMENTAL_EXPORT"
+    more = committed and kind == "INCREMENTAL_EXPORT" and window_end(exported_to, latest) is not None
     result = {"committed": committed, "exportedTo": iso_utc(exported_to), "more": more, "tableArn": table_arn}
     logger.info("checkpoint", extra=result)
     return result

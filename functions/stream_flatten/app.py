@@ -13,17 +13,18 @@ name (MalformedStreamRecord, InvalidReplayRequest) and writes nothing.
 """
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from snaplake.catalog import CatalogSettings, Column, catalog_client, register_projected_table, schema_columns
+from snaplake.catalog import CatalogSettings, Column, catalog_client, conform_to_table, get_table, register_projected_table, schema_columns
 from snaplake.core import LakeSettings, aws
 from snaplake.core.pii import PiiSettings
 from snaplake.dynamodb.parquet import ConvertOptions
-from snaplake.streams.change_log import ChangeObject, plan_batch, publish_metrics, write_batch
+from snaplake.streams.change_log import ChangeObject, parquet_bytes, plan_batch, publish_metrics, write_batch
 from snaplake.streams.landed import STREAM_TABLE_SUFFIX, LakeChangeLog
 from snaplake.streams.replay import FailureReplay, is_replay_request, replay_request
 from snaplake.streams.replay_lease import LakeReplayLeases
@@ -44,24 +45,34 @@ KNOWN_COLUMNS: dict[str, set[Column]] = {}
 
 
 def register_tables(objects: list[ChangeObject]) -> None:
-    """Give each object's Glue table the object's columns it does not have yet (creating the table if need be)."""
-    for change in objects:
+    """Make each object fit its Glue table (a column the table cannot read is cast exactly or moved to its typed
+    column, snaplake.catalog.conform), replacing it in `objects`, then give the table the object's new columns
+    (creating the table if need be)."""
+    database = f"{CATALOG.database_prefix}{CATALOG.dynamodb_database}"
+    for index, change in enumerate(objects):
         partition = change.key.rsplit("/", 1)[0] + "/"  # <prefix>/dynamodb_stream_changes/<table>/dt=.../hour=.../
         table = partition.rstrip("/").split("/")[-3] + STREAM_TABLE_SUFFIX
-        columns = schema_columns(pq.read_schema(pa.BufferReader(change.body)))
         known = KNOWN_COLUMNS.setdefault(table, set())
-        if set(columns) <= known:
+        if set(schema_columns(pq.read_schema(pa.BufferReader(change.body)))) <= known:
             continue
-        registered = register_projected_table(
+        existing = get_table(GLUE, database, table, CATALOG.options)
+        registered = {c["Name"]: c["Type"] for c in (existing or {}).get("StorageDescriptor", {}).get("Columns", [])}
+        rows = pq.read_table(pa.BufferReader(change.body))
+        conformed = conform_to_table(table, rows, registered)
+        if conformed is not rows:
+            change = objects[index] = replace(change, body=parquet_bytes(conformed))
+        columns = schema_columns(pq.read_schema(pa.BufferReader(change.body)))
+        changed = register_projected_table(
             GLUE,
-            database=f"{CATALOG.database_prefix}{CATALOG.dynamodb_database}",
+            database=database,
             table=table,
             bucket=SETTINGS.bucket,
             partition_prefix=partition,
             columns=columns,
             options=CATALOG.options,
         )
-        known.update(registered.columns)
+        known.clear()
+        known.update(changed.columns)
 
 
 def replay_failure(event: Any, context: LambdaContext) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -281,7 +282,8 @@ class EmulatedStack(_Deployment):
 
     def __post_init__(self) -> None:
         self.template = load_template(self.template_path)
-        self.clock = VirtualClock()
+        # On a whole hour: DynamoDB windows end on whole hours, so a run's window does not depend on the wall clock's minute.
+        self.clock = VirtualClock(datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
         self.lambdas = InProcessLambdas()
         self.rds_exports = RdsExportEmulator(self.clock, self.account, self.region)
         self.dynamodb_exports = DynamoDbExportEmulator(self.clock, self.account, self.region)

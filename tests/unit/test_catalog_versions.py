@@ -22,7 +22,9 @@ from snaplake.catalog import (
     register_landed,
     register_partition,
 )
+from snaplake.catalog import register as register_module
 from snaplake.catalog.settings import CatalogOptions, RetentionPolicy
+from snaplake.catalog.versions import STARTED_BY
 from snaplake.core.s3 import Bucket
 from snaplake_local.emulator import enforce_table_version_ids
 from snaplake_local.emulator.athena_engine import AthenaEngine
@@ -120,7 +122,7 @@ def test_registering_the_same_snapshots_again_gives_the_same_versions(glue: Any,
 
     assert [(r.table, r.table_version, r.partition_registered, r.table_version_started) for r in again] == [
         ("customers", 1, False, False),
-        ("customers__v2", 2, False, False),
+        ("customers__v2", 2, False, True),  # still the snapshot that started v2: the same answer on every run
     ]
     assert partitions(glue, "customers") == [FIRST] and partitions(glue, "customers__v2") == [SECOND]
     assert query("SELECT id FROM customers_latest") == [["3"]], "re-registering an older snapshot never moves _latest back"
@@ -227,3 +229,92 @@ def test_a_dynamodb_change_hour_whose_attribute_changed_type_goes_to_a_version_a
 
     assert names == ["orders_changes", "orders_changes__v2"]
     assert [p.table for p in passes] == names, "retention looks at every version"
+
+
+# ---------------------------------------------------------------- which partition started a version
+# `tableVersionStarted` (what the docs tell people to put an EventBridge rule on) says whether this partition is the
+# one that started its table version, read from Glue (the version table's `snaplake_started_by`), never from whether
+# this invocation happened to create the table: a retried step (after LandingEventsNotPut, or a crash between
+# CreateTable and registering the partition) or a redelivered input puts the same event again, and of two snapshots
+# that start the same version at once only the one that created it says so. Formerly defect D3 of issue 16 item 8.
+
+
+def attempt(glue: Any, s3: Any, landed: dict[str, Any]) -> dict[str, Any]:
+    """What rds_handler does up to PutEvents: register, then build the landing event."""
+    registered = [r.as_json() for r in register_landed(glue, s3, landed)]
+    request = {"exportTaskIdentifier": "export-2", "snapshotTime": "2024-05-02T00:00:00Z"}
+    return rds_landings(request, landed, registered)[0].detail("2024-05-02T01:00:00Z")
+
+
+def landed_text_zip(s3: Any, when: str = SECOND) -> dict[str, Any]:
+    landed = land(s3, when, TEXT_ZIP)
+    landed["tables"][0].update(rows=1, objects=1, bytes=10)
+    return landed
+
+
+def test_the_retry_after_landing_events_not_put_still_announces_the_new_version(glue: Any, lake: Any) -> None:
+    register_landed(glue, lake, land(lake, FIRST, INT_ZIP))
+    landed = landed_text_zip(lake)
+
+    first = attempt(glue, lake, landed)  # PutEvents then fails: LandingEventsNotPut, the step is retried
+    retried = attempt(glue, lake, landed)  # the retry: the only landing event that reaches EventBridge
+
+    assert first["tableVersionStarted"] is True
+    assert retried == first
+    version = glue.get_table(DatabaseName="shop", Name="customers__v2")["Table"]
+    assert version["Parameters"][STARTED_BY] == f"s3://{LAKE}/{prefix(SECOND)}"
+
+
+def test_a_crash_after_creating_the_version_table_announces_it_on_the_retry(glue: Any, lake: Any, monkeypatch: Any) -> None:
+    register_landed(glue, lake, land(lake, FIRST, INT_ZIP))
+    landed = landed_text_zip(lake)
+    register_partitions = register_module.register_partitions
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the Lambda timed out")
+
+    monkeypatch.setattr(register_module, "register_partitions", crash)
+    with pytest.raises(RuntimeError):
+        attempt(glue, lake, landed)
+    assert partitions(glue, "customers__v2") == []  # the version table exists, the partition is not in it
+    monkeypatch.setattr(register_module, "register_partitions", register_partitions)
+
+    retried = attempt(glue, lake, landed)
+
+    assert (retried["table"], retried["tableVersionStarted"]) == ("customers__v2", True)
+
+
+def test_of_two_snapshots_starting_one_version_at_once_only_the_creator_announces_it(glue: Any, lake: Any, monkeypatch: Any) -> None:
+    """Both chose `customers__v2` as a version to start; the second one's CreateTable loses and merges into the first's."""
+    register_landed(glue, lake, land(lake, FIRST, INT_ZIP))
+    chosen = register_module.choose_version
+    stale: dict[str, Any] = {}
+
+    def chose_before_the_other_created_it(*args: Any) -> Any:
+        version = chosen(*args)
+        return stale.setdefault("version", version)  # the second snapshot sees the world as it was for the first
+
+    monkeypatch.setattr(register_module, "choose_version", chose_before_the_other_created_it)
+    first = attempt(glue, lake, landed_text_zip(lake, SECOND))
+    second = attempt(glue, lake, landed_text_zip(lake, THIRD))
+
+    assert stale["version"].started and stale["version"].table == "customers__v2"
+    assert (first["table"], first["tableVersionStarted"]) == ("customers__v2", True)
+    assert (second["table"], second["tableVersionStarted"]) == ("customers__v2", False)
+    version = glue.get_table(DatabaseName="shop", Name="customers__v2")["Table"]
+    assert version["Parameters"][STARTED_BY] == f"s3://{LAKE}/{prefix(SECOND)}"
+
+
+def test_a_redelivery_racing_the_original_announces_the_version_as_the_original_does(glue: Any, lake: Any, monkeypatch: Any) -> None:
+    """The same snapshot registered twice at once: both choose to start v2; the one whose CreateTable loses reads who
+    started it, and it was this partition: the same event, `true` in both."""
+    register_landed(glue, lake, land(lake, FIRST, INT_ZIP))
+    chosen = register_module.choose_version
+    stale: dict[str, Any] = {}
+    monkeypatch.setattr(register_module, "choose_version", lambda *args: stale.setdefault("version", chosen(*args)))
+
+    original = attempt(glue, lake, landed_text_zip(lake, SECOND))
+    redelivered = attempt(glue, lake, landed_text_zip(lake, SECOND))
+
+    assert stale["version"].started
+    assert redelivered == original and original["tableVersionStarted"] is True

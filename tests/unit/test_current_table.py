@@ -82,7 +82,7 @@ class DuckLake:
         value = f"{self.clock:%Y%m%dT%H%M%SZ}"
         for (pk, sk), item in self.items.items():
             self.db.execute("INSERT INTO dynamodb.orders VALUES (?, ?, ?, ?, ?)", [pk, sk, item.get("a"), item.get("b"), value])
-        self.run(snapshot_merge(self.target, "orders", ["pk", "sk", "a", "b"], value if self.items else None))
+        self.run(snapshot_merge(self.target, "orders", ["pk", "sk", "a", "b"], value if self.items else None, {}))
 
     def window(self, history: list[tuple[Key, Item | None]]) -> str:
         """Apply the writes, land the window's compacted changes, return the window's MERGE."""
@@ -113,7 +113,9 @@ class DuckLake:
             [early.replace(tzinfo=None), f"{early:%Y-%m-%d}", f"{early:%H}"],
         )
         self.clock = end
-        return window_merge(self.target, "orders_changes", [f"{s}__{c}" for s in ("key", "new", "old") for c in self.COLUMNS], start, end)
+        return window_merge(
+            self.target, "orders_changes", [f"{s}__{c}" for s in ("key", "new", "old") for c in self.COLUMNS], start, end, {}
+        )
 
     def current(self) -> dict[Key, Item]:
         rows = self.db.execute("SELECT pk, sk, a, b, c FROM dynamodb.orders_current").fetchall()

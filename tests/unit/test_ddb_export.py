@@ -33,7 +33,6 @@ from snaplake.dynamodb.checkpoint import (
 from snaplake.dynamodb.errors import DynamoDbExportsBusy, ExportLeaseLost, PitrDisabled, WindowOutsidePitr
 from snaplake.dynamodb.export import (
     MAX_WINDOW,
-    MIN_WINDOW,
     Checkpoint,
     ExportPlan,
     execution_name,
@@ -273,45 +272,55 @@ def test_full_mode_is_a_full_export_even_when_a_checkpoint_exists(pitr: Any, clo
 
 
 @pytest.mark.parametrize("mode", ["auto", "incremental"])
-def test_incremental_window_starts_at_the_checkpoint_and_ends_at_the_latest_restorable_time(
+def test_incremental_window_starts_at_the_checkpoint_and_ends_at_the_last_whole_hour_restorable(
     pitr: Any, clock: VirtualClock, mode: Any
 ) -> None:
-    clock.advance(2 * 3600 + 0.4)
+    clock.advance(2 * 3600 + 0.4)  # latest restorable: 01:55
     checkpoint = checkpoint_at(pitr, START + minutes(10))
 
     plan = plan_next_export(pitr, TABLE_ARN, mode, checkpoint)
 
-    assert plan == incremental_plan(START + minutes(10), START + minutes(115))
-    assert plan.exported_to == START + minutes(115)
+    assert plan == incremental_plan(START + minutes(10), START + minutes(60))
+    assert plan.exported_to == START + minutes(60)
 
 
-def test_incremental_window_is_at_most_24_hours(pitr: Any, clock: VirtualClock) -> None:
+def test_incremental_window_is_at_most_24_hours_and_ends_on_the_hour(pitr: Any, clock: VirtualClock) -> None:
     clock.advance(30 * 3600)
     checkpoint = checkpoint_at(pitr, START + minutes(10))
 
     plan = plan_next_export(pitr, TABLE_ARN, "auto", checkpoint)
 
-    assert plan == incremental_plan(START + minutes(10), START + minutes(10) + MAX_WINDOW)
+    assert plan == incremental_plan(START + minutes(10), START + MAX_WINDOW)
 
 
-def test_less_than_15_minutes_since_the_checkpoint_plans_nothing(pitr: Any, clock: VirtualClock) -> None:
-    clock.advance(3600)
+def test_less_than_15_minutes_from_the_checkpoint_to_the_last_whole_hour_plans_nothing(pitr: Any, clock: VirtualClock) -> None:
+    clock.advance(3600 + 20 * 60)
     _, latest = restorable(pitr)
-    checkpoint = checkpoint_at(pitr, latest - MIN_WINDOW + timedelta(seconds=1))
+    assert latest == START + minutes(75)
+    checkpoint = checkpoint_at(pitr, START + minutes(45) + timedelta(seconds=1))
 
     assert plan_next_export(pitr, TABLE_ARN, "auto", checkpoint) is None
     assert plan_next_export(pitr, TABLE_ARN, "incremental", checkpoint) is None
 
 
-def test_exactly_15_minutes_since_the_checkpoint_is_a_window_aws_accepts(pitr: Any, clock: VirtualClock) -> None:
-    clock.advance(3600)
-    _, latest = restorable(pitr)
-    checkpoint = checkpoint_at(pitr, latest - MIN_WINDOW)
+def test_exactly_15_minutes_to_the_last_whole_hour_is_a_window_aws_accepts(pitr: Any, clock: VirtualClock) -> None:
+    clock.advance(3600 + 20 * 60)
+    checkpoint = checkpoint_at(pitr, START + minutes(45))
 
     plan = plan_next_export(pitr, TABLE_ARN, "auto", checkpoint)
 
-    assert plan == incremental_plan(latest - MIN_WINDOW, latest)
+    assert plan == incremental_plan(START + minutes(45), START + minutes(60))
     assert start_export(pitr, plan, SETTINGS)["status"] == "IN_PROGRESS"
+
+
+def test_a_checkpoint_less_than_15_minutes_before_the_hour_waits_for_the_next_hour(pitr: Any, clock: VirtualClock) -> None:
+    """The first window after a full export at 00:50 cannot end at 01:00 (10 minutes): it ends at 02:00."""
+    checkpoint = checkpoint_at(pitr, START + minutes(50))
+    clock.advance(2 * 3600 + 4 * 60)  # latest restorable 01:59
+    assert plan_next_export(pitr, TABLE_ARN, "auto", checkpoint) is None
+    clock.advance(60)  # 02:00
+
+    assert plan_next_export(pitr, TABLE_ARN, "auto", checkpoint) == incremental_plan(START + minutes(50), START + minutes(120))
 
 
 def test_a_three_day_backlog_is_exported_in_consecutive_24_hour_windows(pitr: Any, clock: VirtualClock) -> None:
@@ -334,11 +343,10 @@ def test_a_three_day_backlog_is_exported_in_consecutive_24_hour_windows(pitr: An
         windows.append((plan.window_from, plan.window_to))
         assert commit_checkpoint(pitr, CHECKPOINTS, TABLE_ARN, plan.exported_to, started["exportArn"], plan.export_type)
 
-    first = START + minutes(5)
-    assert windows == [(first + i * MAX_WINDOW, first + (i + 1) * MAX_WINDOW) for i in range(3)]
+    assert windows == [(START + minutes(5), START + MAX_WINDOW)] + [(START + i * MAX_WINDOW, START + (i + 1) * MAX_WINDOW) for i in (1, 2)]
     assert len(export_arns) == 3
     assert checkpoint_item(pitr) is not None
-    assert checkpoint_item(pitr)["exportedTo"] == "2024-05-04T00:05:00Z"  # type: ignore[index]
+    assert checkpoint_item(pitr)["exportedTo"] == "2024-05-04T00:00:00Z"  # type: ignore[index]
 
 
 def test_checkpoint_before_the_earliest_restorable_time_asks_for_a_full_export(pitr: Any, clock: VirtualClock) -> None:
@@ -362,12 +370,12 @@ def test_checkpoint_before_the_earliest_restorable_time_asks_for_a_full_export(p
 
 
 def test_checkpoint_exactly_at_the_earliest_restorable_time_is_inside_the_window(pitr: Any, clock: VirtualClock) -> None:
-    clock.advance(3600)
+    clock.advance(2 * 3600)
     checkpoint = checkpoint_at(pitr, START)
 
     plan = plan_next_export(pitr, TABLE_ARN, "auto", checkpoint)
 
-    assert plan == incremental_plan(START, START + minutes(55))
+    assert plan == incremental_plan(START, START + minutes(60))
     assert start_export(pitr, plan, SETTINGS)["status"] == "IN_PROGRESS"
 
 
@@ -787,13 +795,13 @@ def test_overlapping_runs_cannot_move_the_checkpoint_backwards(pitr: Any, clock:
     export_a = start_export(pitr, plan_a, SETTINGS)["exportArn"]
     assert start_export(pitr, plan_b, SETTINGS)["exportArn"] == export_a
     # A forced full export from before A's window end finishes last.
-    early_full = full_plan(START + minutes(60))
+    early_full = full_plan(START + minutes(50))
 
     assert commit_checkpoint(pitr, CHECKPOINTS, TABLE_ARN, plan_a.exported_to, export_a, plan_a.export_type) is True
     assert commit_checkpoint(pitr, CHECKPOINTS, TABLE_ARN, plan_b.exported_to, export_a, plan_b.export_type) is False
     assert commit_checkpoint(pitr, CHECKPOINTS, TABLE_ARN, early_full.exported_to, "late-full", "FULL_EXPORT") is False
 
-    assert load_checkpoint(pitr, CHECKPOINTS, TABLE_ARN) == Checkpoint(TABLE_ARN, START + minutes(115), export_a)
+    assert load_checkpoint(pitr, CHECKPOINTS, TABLE_ARN) == Checkpoint(TABLE_ARN, START + minutes(60), export_a)
 
 
 def test_checkpoints_of_different_tables_are_independent(ddb: Any) -> None:
@@ -906,7 +914,7 @@ def test_a_lease_without_a_checkpoint_does_not_count_as_one(ddb: Any) -> None:
 def began_publishing(ddb: Any, clock: VirtualClock, holder: str = "execution-1") -> tuple[Checkpoint, PublishingExport]:
     """A run that exported the next window and recorded, before its first lake write, that it publishes it."""
     checkpoint = checkpoint_at(ddb, START + minutes(10))
-    clock.advance(3600)
+    clock.advance(2 * 3600)
     assert claim_export_lease(ddb, CHECKPOINTS, TABLE_ARN, holder, clock.now()) is None
     plan = plan_next_export(ddb, TABLE_ARN, "auto", checkpoint)
     assert plan is not None
@@ -992,7 +1000,7 @@ def test_a_commit_that_moves_nothing_is_abandoned_releasing_lease_and_record(pit
 
 def test_a_run_that_lost_its_lease_may_not_publish(pitr: Any, clock: VirtualClock) -> None:
     checkpoint = checkpoint_at(pitr, START + minutes(10))
-    clock.advance(3600)
+    clock.advance(2 * 3600)
     claim_export_lease(pitr, CHECKPOINTS, TABLE_ARN, "execution-1", clock.now())
     plan = plan_next_export(pitr, TABLE_ARN, "auto", checkpoint)
     assert plan is not None

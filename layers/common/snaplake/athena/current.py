@@ -22,13 +22,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from snaplake.athena.current_sql import KEY_PREFIX, NEW_PREFIX, MergeTarget, build_add_columns, build_create, snapshot_merge, window_merge
+from snaplake.athena.current_sql import (
+    KEY_PREFIX,
+    NEW_PREFIX,
+    MergeTarget,
+    build_add_columns,
+    build_create,
+    snapshot_merge,
+    window_merge,
+)
 from snaplake.athena.current_upkeep import MERGE, UPKEEP, current_landing, next_upkeep
 from snaplake.athena.errors import CurrentTableBehind, CurrentTableSchemaMismatch, QueryCancelled, QueryFailed
 from snaplake.athena.queries import query_ended, start_request, wait_seconds
 from snaplake.athena.settings import ATHENA_WORK_GROUP
 from snaplake.athena.sql import validate_identifier
-from snaplake.catalog import CatalogOptions, CatalogSettings, LandedPartition, get_table, landing_event_bus, put_landing_events
+from snaplake.catalog import (
+    CatalogOptions,
+    CatalogSettings,
+    LandedPartition,
+    get_table,
+    landing_event_bus,
+    put_landing_events,
+    typed_column,
+    version_holding,
+)
 from snaplake.core.errors import InvalidEvent
 from snaplake.core.handler_input import text, timestamp
 from snaplake.core.names import column_name, join_key
@@ -172,13 +189,30 @@ class CurrentStep:
         ordered = sorted(described["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
         return tuple(column_name((str(k["AttributeName"]),), "__") for k in ordered)
 
+    def source_table(self, base: str) -> str:
+        """The version of `base` (snaplake.catalog.versions) that registers this export's partitions.
+
+        A column type change puts the export's partitions in `<base>__v<N>`: reading `base` instead would merge
+        nothing, and for a full export delete every item. Each partition of an export is that export's own (DynamoDB
+        windows end on whole hours), so they are all in one version; when two versions hold them all (the hour an
+        upgrade from windows to the latest restorable time shares), the newest registered them last.
+        """
+        partitions = [LandedPartition.parse(self.settings.lake.bucket, prefix) for prefix in self.export.partitions]
+        holding = version_holding(self.clients.glue, self.settings.database, base, partitions, CatalogOptions())
+        if holding is None:
+            raise CurrentTableSchemaMismatch(
+                f"no table version of {base} registers every partition of export {self.export.export_arn}: "
+                f"{self.current} cannot merge it in one statement"
+            )
+        return holding
+
     def landed_columns(self) -> tuple[str, list[tuple[str, str]], list[str]]:
         """The Glue table this export's rows are read from, the `_current` columns it gives, and its own columns."""
         if self.export.full:
-            name = self.export.table
+            name = self.source_table(self.export.table)
             columns = _columns(self._glue_table(name))
             return name, columns, [c for c, _ in columns]
-        name = f"{self.export.table}_changes"
+        name = self.source_table(f"{self.export.table}_changes")
         columns = _columns(self._glue_table(name))
         found: dict[str, str] = {}
         for column, kind in columns:
@@ -205,20 +239,22 @@ class CurrentStep:
             ordered = [(k, given[k]) for k in keys] + [(c, t) for c, t in wanted if c not in keys]
             return "create", build_create(self.settings.database, self.current, ordered, self.settings.location(self.export.table))
         columns = dict(_columns(existing))
+        # An attribute whose type is not its column's gets a column of its own (typed_column): never a failed merge,
+        # and its old column is NULL in the items this export writes (their new image has no value of that type).
+        placed = {c: c if c in keys or columns.get(c, t) == t else typed_column(c, t) for c, t in wanted}
         if source_table is not None:
-            new = [(c, t) for c, t in wanted if c not in columns]
+            new = [(placed[c], t) for c, t in wanted if placed[c] not in columns]
             if new:
                 return "add-columns", build_add_columns(self.settings.database, self.current, new)
-            retyped = [f"{c} ({columns[c]} in {self.current}, {t} in {source_table})" for c, t in wanted if columns[c] != t]
-            if retyped:
-                raise CurrentTableSchemaMismatch(f"{self.settings.database}.{self.current}: column types changed: {', '.join(retyped)}")
+        sources: dict[str, str | None] = {column: attribute for attribute, column in placed.items()}
+        sources.update({attribute: None for attribute, column in placed.items() if column != attribute})
         target = MergeTarget(self.settings.database, self.current, keys, tuple(columns))
         if self.export.full:
-            return "merge", snapshot_merge(target, source_table, list(given), self._export_time())
+            return "merge", snapshot_merge(target, source_table, list(given), self._export_time(), sources)
         if source_table is None:
             return None  # a quiet window: nothing to merge
         assert self.export.window_from is not None
-        return "merge", window_merge(target, source_table, source_columns, self.export.window_from, self.export.exported_to)
+        return "merge", window_merge(target, source_table, source_columns, self.export.window_from, self.export.exported_to, sources)
 
     def _export_time(self) -> str | None:
         for prefix in self.export.partitions:

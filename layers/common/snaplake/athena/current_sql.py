@@ -14,7 +14,7 @@ right after it leaves the table as it was):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -80,12 +80,21 @@ def timestamp_literal(moment: datetime) -> str:
     return f"TIMESTAMP '{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d}'"
 
 
-def window_merge(target: MergeTarget, changes_table: str, change_columns: Sequence[str], window_from: datetime, window_to: datetime) -> str:
+Sources = Mapping[str, str | None]  # a `_current` column -> the attribute it is written from (None: none); absent: itself
+
+
+def _attribute(sources: Sources, column: str) -> str | None:
+    return sources.get(column, column)
+
+
+def window_merge(
+    target: MergeTarget, changes_table: str, change_columns: Sequence[str], window_from: datetime, window_to: datetime, sources: Sources
+) -> str:
     """MERGE the window's changes (rows of `changes_table` written in [window_from, window_to)), the latest per key."""
     present = set(change_columns)
-    values = [c for c in target.columns if c not in target.keys and NEW_PREFIX + c in present]
+    values = [c for c in target.columns if c not in target.keys and (a := _attribute(sources, c)) is not None and NEW_PREFIX + a in present]
     projections = [f"{dml_name(KEY_PREFIX + k)} AS {dml_name(k)}" for k in target.keys]
-    projections += [f"{dml_name(NEW_PREFIX + c)} AS {dml_name(c)}" for c in values]
+    projections += [f"{dml_name(NEW_PREFIX + str(_attribute(sources, c)))} AS {dml_name(c)}" for c in values]
     projections.append(f"\"change_type\" = 'REMOVE' AS {dml_name(REMOVED)}")
     partition = ", ".join(dml_name(KEY_PREFIX + k) for k in target.keys)
     last_day = (window_to - timedelta(microseconds=1)).astimezone(UTC)
@@ -101,7 +110,9 @@ def window_merge(target: MergeTarget, changes_table: str, change_columns: Sequen
     return target.merge(source, [*target.keys, *values])
 
 
-def snapshot_merge(target: MergeTarget, full_table: str | None, full_columns: Sequence[str], export_time: str | None) -> str:
+def snapshot_merge(
+    target: MergeTarget, full_table: str | None, full_columns: Sequence[str], export_time: str | None, sources: Sources
+) -> str:
     """MERGE a full export (partition `export_time` of `full_table`): its items upserted, every other item deleted.
 
     Without a partition (the export held no items) every item of the table is deleted."""
@@ -110,9 +121,9 @@ def snapshot_merge(target: MergeTarget, full_table: str | None, full_columns: Se
         keys = ", ".join(f"c.{dml_name(k)} AS {dml_name(k)}" for k in target.keys)
         return target.merge(f"SELECT {keys}, true AS {dml_name(REMOVED)} FROM {current} AS c", target.keys)
     present = set(full_columns)
-    provided = [c for c in target.columns if c in present or c in target.keys]
+    provided = [c for c in target.columns if c in target.keys or _attribute(sources, c) in present]
     snapshot = f'{dml_table(target.database, full_table)} AS f WHERE f."export_time" = {sql_literal(export_time)}'
-    items = ", ".join(f"f.{dml_name(c)} AS {dml_name(c)}" for c in provided)
+    items = ", ".join(f"f.{dml_name(str(_attribute(sources, c)))} AS {dml_name(c)}" for c in provided)
     # The same columns in the same order, NULL but the keys: the items of the table the export does not hold.
     gone = ", ".join(f"c.{dml_name(c)} AS {dml_name(c)}" if c in target.keys else f"NULL AS {dml_name(c)}" for c in provided)
     matched = " AND ".join(f"f.{dml_name(k)} = c.{dml_name(k)}" for k in target.keys)

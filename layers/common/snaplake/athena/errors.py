@@ -84,8 +84,8 @@ class PlanTampered(SnaplakeError):
 
 
 class CurrentTableSchemaMismatch(SnaplakeError):
-    """A DynamoDB table's `_current` table cannot take an export: a column's type there differs from the export's, or a
-    key attribute has no column."""
+    """A DynamoDB table's `_current` table cannot take an export: a key attribute has no column, a Glue type it cannot
+    declare, or the export's partitions in several table versions (a changed attribute type gets a typed column)."""
 
 
 class CurrentTableBehind(SnaplakeError):

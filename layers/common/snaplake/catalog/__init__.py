@@ -12,6 +12,7 @@
 pyarrow is imported only where footers are read, so functions without the arrow layer can use `glue`.
 """
 
+from snaplake.catalog.conform import conform_to_table
 from snaplake.catalog.errors import (
     CatalogError,
     DuplicateColumn,
@@ -42,7 +43,7 @@ from snaplake.catalog.glue import (
     register_partitions,
     upsert_table,
 )
-from snaplake.catalog.hive_types import Column, HiveType, merge_columns, parse_hive_type
+from snaplake.catalog.hive_types import Column, HiveType, merge_columns, parse_hive_type, typed_column
 from snaplake.catalog.landing import (
     DETAIL_TYPE,
     SOURCE,
@@ -82,7 +83,15 @@ from snaplake.catalog.settings import (
     RetentionPolicy,
     database_prefix,
 )
-from snaplake.catalog.versions import TABLE_VERSION, VERSION_OF, TableVersion, choose_version, table_versions, version_table_name
+from snaplake.catalog.versions import (
+    TABLE_VERSION,
+    VERSION_OF,
+    TableVersion,
+    choose_version,
+    table_versions,
+    version_holding,
+    version_table_name,
+)
 
 __all__ = [
     "DEFAULT_PROJECTION_RULES",
@@ -134,6 +143,7 @@ __all__ = [
     "catalog_client",
     "change_hour_end",
     "choose_version",
+    "conform_to_table",
     "database_prefix",
     "dynamodb_landings",
     "dynamodb_partitions",
@@ -164,6 +174,8 @@ __all__ = [
     "schema_columns",
     "snapshot_time",
     "table_versions",
+    "typed_column",
     "upsert_table",
+    "version_holding",
     "version_table_name",
 ]

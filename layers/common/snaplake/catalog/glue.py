@@ -124,9 +124,11 @@ def upsert_table(
     columns: Sequence[Column],
     options: CatalogOptions,
     marks: Mapping[str, str] | None = None,
+    creation_marks: Mapping[str, str] | None = None,
     _attempt: int = 1,
 ) -> TableChange:
-    """Create the table or merge `columns` into it; `marks` are parameters it must carry (a version table's).
+    """Create the table or merge `columns` into it; `marks` are parameters it must carry (a version table's),
+    `creation_marks` parameters only the writer that creates it sets (a writer merging into it keeps them as they are).
 
     Every check runs before any write: on an incompatible column, or a table of another lake folder
     (`GlueTableCollision`), nothing changes. The update names the table version it merged into (Glue's
@@ -159,14 +161,14 @@ def upsert_table(
     widened = [c for c in merged if c.name in old_types and old_types[c.name] != c.type]
     if existing is None:
         try:
-            glue.create_table(DatabaseName=database, TableInput=table_input)
+            glue.create_table(DatabaseName=database, TableInput={**table_input, "Parameters": {**parameters, **(creation_marks or {})}})
         except ClientError as error:
             if error_code(error) != "AlreadyExistsException":
                 raise
             # Another run created it a moment ago: merge into it if it is this folder's (a redelivered event),
             # else GlueTableCollision. CreateTable is first-writer-wins and no writer moves a table's location,
             # so the table itself is the claim on its name: no claim object that could disagree with Glue.
-            return upsert_table(glue, database, table, partition, columns, options, marks, _attempt)
+            return upsert_table(glue, database, table, partition, columns, options, marks, _attempt=_attempt)
         return TableChange(True, False, tuple(merged), tuple(merged), ())
     unchanged = (
         not added

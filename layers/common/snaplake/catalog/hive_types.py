@@ -14,6 +14,7 @@ touched, so the previous definition and partitions stay queryable.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -174,3 +175,19 @@ def merge_columns(table: str, existing: Sequence[Column], landed: Sequence[Colum
             )
         merged[column.name] = result
     return [Column(name, "string" if kind.name == "void" else kind.text()) for name, kind in merged.items()]
+
+
+def typed_column(name: str, kind: str) -> str:
+    """The column a value of type `kind` goes to when column `name` has a type that cannot read it: `<name>__<type>`
+    (`zip__string`, `price__decimal_38_2`). It depends on the type alone, so every writer and every retry picks it."""
+    typed = f"{name}__{re.sub(r'[^a-z0-9]+', '_', kind.lower()).strip('_')}"
+    return typed if len(typed) <= 200 else f"{name[:180]}__{hashlib.sha256(f'{name}|{kind}'.encode()).hexdigest()[:16]}"
+
+
+def reads(table: str, column: str, table_type: str, file_type: str) -> bool:
+    """Whether a table column of `table_type` reads a file column of `file_type` (the same type or a safe widening)."""
+    try:
+        merged = merge_columns(table, [Column(column, table_type)], [Column(column, file_type)])
+    except IncompatibleColumnType:
+        return False
+    return merged[0].type == parse_hive_type(table_type).text()

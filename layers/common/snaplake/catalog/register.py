@@ -38,7 +38,7 @@ from typing import Any
 
 from snaplake.catalog.errors import DuplicateColumn, IncompatibleColumnType, LandedManifestInvalid, UnsupportedPartitionLayout
 from snaplake.catalog.footers import landed_columns
-from snaplake.catalog.glue import TableChange, ensure_database, register_partitions, upsert_table
+from snaplake.catalog.glue import TableChange, ensure_database, get_table, register_partitions, upsert_table
 from snaplake.catalog.hive_types import Column
 from snaplake.catalog.latest import LATEST_SNAPSHOT_TIME, LatestMove, latest_location, point_latest
 from snaplake.catalog.partitions import SNAPSHOT_TIME_VALUE, LandedPartition
@@ -149,7 +149,7 @@ def _register(
         partition_registered=registered,
         base_table=table,
         table_version=version.number,
-        table_version_started=version.number > 1 and change.created,
+        table_version_started=version.started_by_partition(partition, change.created),
     )
     return registration, list(columns), partition
 
@@ -164,7 +164,13 @@ def _upsert_version(
         else:
             version = choose_version(glue, database, table, partition, columns, options)
         try:
-            return version, upsert_table(glue, database, version.table, partition, columns, options, version.parameters(table))
+            marks, creation_marks = version.parameters(table), version.creation_parameters(partition)
+            change = upsert_table(glue, database, version.table, partition, columns, options, marks, creation_marks)
+            if version.started and not change.created:
+                # Another registration created this version first (perhaps of this very partition, redelivered): it
+                # wrote which partition started it.
+                version = version.created_by_another(get_table(glue, database, version.table, options))
+            return version, change
         except IncompatibleColumnType:
             # Another snapshot changed the chosen version's columns after it was chosen: choose again.
             if options.projection or attempt == _MAX_VERSION_ATTEMPTS:

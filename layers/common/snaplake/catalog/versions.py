@@ -36,6 +36,7 @@ from snaplake.core.names import athena_name
 
 VERSION_OF = "snaplake_version_of"  # a version table's parameter: the base table it is a version of
 TABLE_VERSION = "snaplake_table_version"  # its number (2, 3, ...)
+STARTED_BY = "snaplake_started_by"  # the location of the partition whose registration created it (set once, at creation)
 VERSION_SEPARATOR = "__v"
 
 
@@ -44,10 +45,23 @@ class TableVersion:
     table: str  # the Glue table holding the partition
     number: int  # 1: the base table itself
     started: bool  # no table of this version existed before this partition
+    started_by: str | None = None  # the existing version table's STARTED_BY
 
     def parameters(self, base: str) -> dict[str, str]:
         """The parameters marking a version table as snaplake's version of `base` (none for the base table)."""
         return {} if self.number == 1 else {VERSION_OF: base, TABLE_VERSION: str(self.number)}
+
+    def creation_parameters(self, partition: LandedPartition) -> dict[str, str]:
+        """What only the registration that creates a version table writes: which partition started it."""
+        return {STARTED_BY: partition.location} if self.number > 1 and self.started else {}
+
+    def created_by_another(self, table: Mapping[str, Any] | None) -> TableVersion:
+        """This version as another registration created it (`table`, its GetTable)."""
+        return TableVersion(self.table, self.number, False, _started_by(table or {}))
+
+    def started_by_partition(self, partition: LandedPartition, created: bool) -> bool:
+        """Whether `partition` is the one that started this version: the same answer on every retry and redelivery of it."""
+        return self.number > 1 and (created or (self.started_by or "").rstrip("/") == partition.location.rstrip("/"))
 
 
 def version_table_name(base: str, number: int) -> str:
@@ -76,10 +90,10 @@ def choose_version(
     if len(versions) > 1:
         for number, table in versions:
             if registers(glue, database, table["Name"], partition.values, partition.location):
-                return TableVersion(table["Name"], number, False)
+                return TableVersion(table["Name"], number, False, _started_by(table))
     for number, table in reversed(versions):
         if _readable(base, table, columns):
-            return TableVersion(table["Name"], number, False)
+            return TableVersion(table["Name"], number, False, _started_by(table))
     number = versions[-1][0] + 1
     return TableVersion(version_table_name(base, number), number, True)
 
@@ -88,6 +102,18 @@ def other_versions(glue: Any, database: str, table: Mapping[str, Any], options: 
     """The names of the other versions of `table`'s base table (`table` itself left out)."""
     base = str(table.get("Parameters", {}).get(VERSION_OF) or table["Name"])
     return [str(version["Name"]) for _, version in table_versions(glue, database, base, options) if version["Name"] != table["Name"]]
+
+
+def version_holding(glue: Any, database: str, base: str, partitions: Sequence[LandedPartition], options: CatalogOptions) -> str | None:
+    """The newest version of `base` that registers every one of `partitions` (`base` itself when it has no other
+    version), or None when no version registers them all."""
+    versions = table_versions(glue, database, base, options)
+    if len(versions) < 2:
+        return base
+    for _, version in reversed(versions):
+        if all(registers(glue, database, version["Name"], p.values, p.location) for p in partitions):
+            return str(version["Name"])
+    return None
 
 
 def registers(glue: Any, database: str, table: str, values: Sequence[str], location: str) -> bool:
@@ -100,6 +126,11 @@ def registers(glue: Any, database: str, table: str, values: Sequence[str], locat
         raise
     registered = str(found["Partition"].get("StorageDescriptor", {}).get("Location", ""))
     return registered.rstrip("/") == location.rstrip("/")
+
+
+def _started_by(table: Mapping[str, Any]) -> str | None:
+    value = table.get("Parameters", {}).get(STARTED_BY)
+    return str(value) if value else None
 
 
 def _readable(base: str, table: dict[str, Any], columns: Sequence[Column]) -> bool:

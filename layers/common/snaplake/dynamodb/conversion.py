@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from snaplake.core.errors import InvalidEvent
@@ -442,7 +442,8 @@ def _split(
     out = []
     for hour in pc.unique(hours).to_pylist():
         rows = table.filter(pc.is_null(hours) if hour is None else pc.equal(hours, hour))
-        when = hour if hour is not None else parse_iso_utc(exported_to)
+        # a row without a write time goes to the window's last hour (windows end on the hour: its end hour is the next window's)
+        when = hour if hour is not None else parse_iso_utc(exported_to) - timedelta(microseconds=1)
         out.append((lake_partition(settings, kind, name, exported_to, when.astimezone(UTC)), rows))
     return out
 

@@ -4,8 +4,14 @@ The checkpoint table (snaplake.dynamodb.checkpoint) holds, per source table,
 the point in time the last *successful* export reached. A full export is taken
 when there is none (or on request); after that each run exports the
 incremental window that starts exactly there: at least 15 minutes, at most 24
-hours, inside the PITR window. A backlog longer than 24 hours is worked off one
-window per run of the loop.
+hours, inside the PITR window, and ending on a whole UTC hour. A backlog longer
+than 24 hours is worked off one window per run of the loop.
+
+Windows end on the hour because change rows are partitioned by their write
+hour: so every `dt=/hour=` partition of the change table is written by exactly
+one export, and an attribute whose type differs from one window to the next
+differs between partitions (a table version, snaplake.catalog.versions), never
+inside one (two types in one partition can be read by no table definition).
 """
 
 from __future__ import annotations
@@ -177,8 +183,15 @@ def pitr_window(ddb: Any, name: str) -> tuple[datetime, datetime]:
     return pitr["EarliestRestorableDateTime"].astimezone(UTC), pitr["LatestRestorableDateTime"].astimezone(UTC)
 
 
+def window_end(start: datetime, latest: datetime) -> datetime | None:
+    """The end of the window from `start` when `latest` is the latest restorable time: the last whole UTC hour at most
+    24 hours on, or None while that is less than 15 minutes after `start`."""
+    end = min(start + MAX_WINDOW, latest).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return end if end - start >= MIN_WINDOW else None
+
+
 def plan_next_export(ddb: Any, table_arn: str, mode: Mode, checkpoint: Checkpoint | None) -> ExportPlan | None:
-    """The export to run now, or None when less than 15 minutes have passed since the checkpoint."""
+    """The export to run now, or None until a whole hour at least 15 minutes after the checkpoint is restorable."""
     earliest, latest = pitr_window(ddb, table_name(table_arn))
     latest = max(latest.replace(microsecond=0), earliest)
     if mode == "full" or (checkpoint is None and mode == "auto"):
@@ -192,8 +205,8 @@ def plan_next_export(ddb: Any, table_arn: str, mode: Mode, checkpoint: Checkpoin
             f"{iso_utc(earliest)} (PITR was disabled or the gap is older than its retention): changes since then cannot be exported; "
             "run a full export ({'mode': 'full'}) to start over"
         )
-    end = min(start + MAX_WINDOW, latest)
-    if end - start < MIN_WINDOW:
+    end = window_end(start, latest)
+    if end is None:
         return None
     return ExportPlan(table_arn, "INCREMENTAL_EXPORT", window_from=start, window_to=end)
 

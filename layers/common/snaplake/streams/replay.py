@@ -303,7 +303,8 @@ class FailureReplay:
         return end_lease(self.leases, self.lease, self.clock(), state, summary)
 
     def run(self, register: Callable[[list[ChangeObject]], None] | None = None) -> ReplayOutcome:
-        """The whole replay; `register` sees the planned objects before any is written (the Glue table)."""
+        """The whole replay; `register` sees the planned objects before any is written (the Glue table), and may replace
+        them in the list (made to fit the table)."""
         self.take_lease()
         try:
             self.read_range()
