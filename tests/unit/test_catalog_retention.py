@@ -310,6 +310,29 @@ def test_turning_retention_off_still_finishes_what_an_earlier_pass_began(glue: A
     assert records(glue) == [], "the re-registered snapshot's record is dropped, not purged later"
 
 
+def test_a_snapshot_registered_again_while_the_pass_runs_keeps_its_objects(glue: Any, lake: Any, monkeypatch: Any) -> None:
+    """A re-run registers an expired snapshot again after the pass listed the partitions and before it purges: the
+    pass asks Glue again right before the purge and only drops the record."""
+    from snaplake.catalog import retention
+
+    land_snapshots(glue, lake, *DAYS)
+    expire(glue, lake, RetentionPolicy(keep_count=2))
+    listed = retention._registered_partitions
+
+    def rerun_after_listing(*args: Any) -> Any:
+        found = listed(*args)
+        land_snapshots(glue, lake, DAYS[0])  # its execution re-run, interleaved
+        return found
+
+    monkeypatch.setattr(retention, "_registered_partitions", rerun_after_listing)
+    later = expire(glue, lake, RetentionPolicy(keep_count=4), NOW + QUERY_GRACE)
+
+    assert later.purged == (DAYS[1],)
+    assert registered(glue) == [DAYS[0], *DAYS[2:]]
+    assert snapshots_in_s3(lake) == [DAYS[0], *DAYS[2:]], "a registered snapshot's objects were purged"
+    assert records(glue) == []
+
+
 # ---------------------------------------------------------------------------- partition projection (snapshot_time enum)
 def land_projected(glue: Any, s3: Any, *times: str) -> None:
     land_snapshots(glue, s3, *times, options=PROJECTED)

@@ -144,13 +144,14 @@ def apply_retention(
         for key, record in records.items()
         if key not in still_registered and parse_iso_utc(record["expiredAt"]) + policy.grace <= now
     }
-    # Registered again meanwhile in another version of the table (a re-run whose columns fit a newer version): that
-    # version keeps it now; this table only forgets its record.
-    siblings = other_versions(glue, database, existing, options) if due else []
+    # Registered again meanwhile, in this table (a re-run during this pass, after its partitions were listed) or in
+    # another version of it (a re-run whose columns fit a newer version): that table keeps it; this one only forgets
+    # its record. Asked right before the purge, partition by partition.
+    holders = ([] if enum_key else [table]) + (other_versions(glue, database, existing, options) if due else [])
     moved = {
         key
         for key, record in due.items()
-        if any(registers(glue, database, sibling, _record_values(key), record["location"]) for sibling in siblings)
+        if any(registers(glue, database, holder, _record_values(key), record["location"]) for holder in holders)
     }
     stale |= moved
     due = {key: record for key, record in due.items() if key not in moved}
