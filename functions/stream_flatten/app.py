@@ -52,8 +52,7 @@ def register_tables(objects: list[ChangeObject]) -> None:
     for index, change in enumerate(objects):
         partition = change.key.rsplit("/", 1)[0] + "/"  # <prefix>/dynamodb_stream_changes/<table>/dt=.../hour=.../
         table = partition.rstrip("/").split("/")[-3] + STREAM_TABLE_SUFFIX
-        known = KNOWN_COLUMNS.setdefault(table, set())
-        if set(schema_columns(pq.read_schema(pa.BufferReader(change.body)))) <= known:
+        if set(schema_columns(pq.read_schema(pa.BufferReader(change.body)))) <= KNOWN_COLUMNS.get(table, set()):
             continue
         existing = get_table(GLUE, database, table, CATALOG.options)
         registered = {c["Name"]: c["Type"] for c in (existing or {}).get("StorageDescriptor", {}).get("Columns", [])}
@@ -61,18 +60,16 @@ def register_tables(objects: list[ChangeObject]) -> None:
         conformed = conform_to_table(table, rows, registered)
         if conformed is not rows:
             change = objects[index] = replace(change, body=parquet_bytes(conformed))
-        columns = schema_columns(pq.read_schema(pa.BufferReader(change.body)))
         changed = register_projected_table(
             GLUE,
             database=database,
             table=table,
             bucket=SETTINGS.bucket,
             partition_prefix=partition,
-            columns=columns,
+            columns=schema_columns(conformed.schema),
             options=CATALOG.options,
         )
-        known.clear()
-        known.update(changed.columns)
+        KNOWN_COLUMNS[table] = set(changed.columns)
 
 
 def replay_failure(event: Any, context: LambdaContext) -> dict[str, Any]:

@@ -23,6 +23,12 @@ def test_columns_the_table_reads_are_the_same_object() -> None:
     assert conform_to_table("t", rows, {"new__price": "bigint"}) is rows
 
 
+def test_a_wider_column_the_table_can_widen_to_is_left_for_the_registration_to_widen() -> None:
+    rows = pa.table({"new__price": pa.array([5], pa.int64()), "new__amount": pa.array([Decimal("1.5")], pa.decimal128(38, 1))})
+
+    assert conform_to_table("t", rows, {"new__price": "int", "new__amount": "decimal(10,1)"}) is rows
+
+
 @pytest.mark.parametrize(
     ("column", "table_type", "expected"),
     [

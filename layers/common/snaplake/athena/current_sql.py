@@ -92,9 +92,11 @@ def window_merge(
 ) -> str:
     """MERGE the window's changes (rows of `changes_table` written in [window_from, window_to)), the latest per key."""
     present = set(change_columns)
-    values = [c for c in target.columns if c not in target.keys and (a := _attribute(sources, c)) is not None and NEW_PREFIX + a in present]
+    values = {
+        c: a for c in target.columns if c not in target.keys and (a := _attribute(sources, c)) is not None and NEW_PREFIX + a in present
+    }
     projections = [f"{dml_name(KEY_PREFIX + k)} AS {dml_name(k)}" for k in target.keys]
-    projections += [f"{dml_name(NEW_PREFIX + str(_attribute(sources, c)))} AS {dml_name(c)}" for c in values]
+    projections += [f"{dml_name(NEW_PREFIX + a)} AS {dml_name(c)}" for c, a in values.items()]
     projections.append(f"\"change_type\" = 'REMOVE' AS {dml_name(REMOVED)}")
     partition = ", ".join(dml_name(KEY_PREFIX + k) for k in target.keys)
     last_day = (window_to - timedelta(microseconds=1)).astimezone(UTC)

@@ -21,7 +21,7 @@ from typing import Any
 
 from snaplake.catalog.errors import IncompatibleColumnType
 from snaplake.catalog.footers import glue_type
-from snaplake.catalog.hive_types import parse_hive_type, reads, typed_column
+from snaplake.catalog.hive_types import fits, parse_hive_type, typed_column
 
 _INTEGERS = {"tinyint": "int8", "smallint": "int16", "int": "int32", "bigint": "int64"}
 
@@ -64,7 +64,7 @@ def conform_to_table(table_name: str, rows: Any, registered: Mapping[str, str]) 
         name, kind, column = field.name, glue_type(field.type, field.name), original
         for _ in range(2):  # the column itself, then its typed column
             table_type = registered.get(name)
-            if table_type is None or reads(table_name, name, table_type, kind):
+            if table_type is None or fits(table_name, name, table_type, kind):
                 break
             cast = _exact_cast(column, kind, table_type)
             if cast is not None:

@@ -61,7 +61,7 @@ class TableVersion:
 
     def started_by_partition(self, partition: LandedPartition, created: bool) -> bool:
         """Whether `partition` is the one that started this version: the same answer on every retry and redelivery of it."""
-        return self.number > 1 and (created or (self.started_by or "").rstrip("/") == partition.location.rstrip("/"))
+        return self.number > 1 and (created or same_location(self.started_by or "", partition.location))
 
 
 def version_table_name(base: str, number: int) -> str:
@@ -125,7 +125,11 @@ def registers(glue: Any, database: str, table: str, values: Sequence[str], locat
             return False
         raise
     registered = str(found["Partition"].get("StorageDescriptor", {}).get("Location", ""))
-    return registered.rstrip("/") == location.rstrip("/")
+    return same_location(registered, location)
+
+
+def same_location(first: str, second: str) -> bool:
+    return first.rstrip("/") == second.rstrip("/")
 
 
 def _started_by(table: Mapping[str, Any]) -> str | None:
